@@ -1,0 +1,81 @@
+//! Builds the actix `App` from every feature's routes. Shared by `serve`, `openapi` and the tests, so
+//! the spec and the router can never disagree.
+
+use crate::config::Config;
+use crate::db::Pool;
+use crate::http::{edge::Edge, extract, fallback};
+use crate::ops::{self, metrics::Metrics};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, Error, web};
+use std::sync::Arc;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// What handlers share: configuration, the database pool and the metrics registry.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pool: Pool,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The serialised OpenAPI document served at `/openapi.json`.
+pub struct SpecJson(pub String);
+
+/// Every route of every feature. A feature adds one line here.
+pub fn routes(cfg: &mut ServiceConfig) {
+    ops::routes(cfg);
+}
+
+/// Everything computed once per process and handed to each worker's `App`.
+#[derive(Clone)]
+pub struct Shared {
+    pub state: web::Data<AppState>,
+    spec: web::Data<SpecJson>,
+    routes: web::Data<fallback::RouteTable>,
+}
+
+impl Shared {
+    pub fn new(config: Config, pool: Pool) -> anyhow::Result<Self> {
+        let spec = crate::openapi::document();
+        let routes = fallback::RouteTable::from_openapi(&spec);
+        let spec = crate::openapi::to_json(&spec)?;
+        let metrics = Metrics::new().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+        Ok(Self {
+            state: web::Data::new(AppState {
+                config: Arc::new(config),
+                pool,
+                metrics: Arc::new(metrics),
+            }),
+            spec: web::Data::new(SpecJson(spec)),
+            routes: web::Data::new(routes),
+        })
+    }
+}
+
+pub fn build(
+    shared: Shared,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    let max_body = shared.state.config.max_body_bytes;
+    let (app, _spec) = App::new().into_utoipa_app().configure(routes).split_for_parts();
+    app.app_data(shared.state.clone())
+        .app_data(shared.spec.clone())
+        .app_data(shared.routes.clone())
+        .app_data(extract::json_config(max_body))
+        .app_data(extract::query_config())
+        .app_data(extract::path_config())
+        .service(
+            SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/openapi.json"])),
+        )
+        .default_service(web::to(fallback::no_route))
+        .wrap(Edge::new(Arc::clone(&shared.state.metrics), max_body))
+}

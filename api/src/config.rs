@@ -1,0 +1,247 @@
+//! Typed configuration from `EASEL_*` environment variables (and `DATABASE_URL`).
+//!
+//! Every setting has a safe default for local use. A bad value stops start-up with an error that names
+//! the variable; secret values are never echoed back.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the process runs. Development enables conveniences (reading `.env`) that production refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Test,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, coloured when writing to a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// A value that must never reach a log line or an error message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub bind: SocketAddr,
+    pub database_url: Secret,
+    pub data_dir: PathBuf,
+    pub public_url: String,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+    pub db_pool_size: usize,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout: Duration,
+    pub workers: usize,
+}
+
+/// The setting that could not be read, and why. Displays without the offending value when it is secret.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:54320/easel";
+
+impl Config {
+    /// Reads the process environment. In development (the default) a `.env` file in the working
+    /// directory is loaded first; variables already set win over it.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let environment = parse_environment(std::env::var("EASEL_ENV").ok().as_deref())?;
+        if environment == Environment::Development {
+            // A missing .env is normal; a malformed one is worth stopping for.
+            match dotenvy::dotenv() {
+                Ok(_) => {}
+                Err(e) if e.not_found() => {}
+                Err(e) => {
+                    return Err(ConfigError {
+                        variable: ".env",
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any source of variables; tests pass a map.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let environment = parse_environment(get("EASEL_ENV").as_deref())?;
+        let bind = parse_with(
+            "EASEL_BIND",
+            get("EASEL_BIND"),
+            "127.0.0.1:8080",
+            |v| v.parse::<SocketAddr>().map_err(|_| "expected host:port, for example 127.0.0.1:8080".to_owned()),
+        )?;
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            // The value may carry a password: say what is wrong without repeating it.
+            return Err(ConfigError {
+                variable: "DATABASE_URL",
+                reason: "expected a postgres:// or postgresql:// URL".to_owned(),
+            });
+        }
+        let data_dir = PathBuf::from(get("EASEL_DATA_DIR").unwrap_or_else(|| ".data".to_owned()));
+        let public_url = parse_with(
+            "EASEL_PUBLIC_URL",
+            get("EASEL_PUBLIC_URL"),
+            &format!("http://{bind}"),
+            |v| {
+                if v.starts_with("http://") || v.starts_with("https://") {
+                    Ok(v.trim_end_matches('/').to_owned())
+                } else {
+                    Err("expected an http:// or https:// URL".to_owned())
+                }
+            },
+        )?;
+        let log_format = parse_with("EASEL_LOG_FORMAT", get("EASEL_LOG_FORMAT"), "pretty", |v| {
+            match v {
+                "pretty" => Ok(LogFormat::Pretty),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("expected pretty or json".to_owned()),
+            }
+        })?;
+        let log_filter = get("EASEL_LOG").unwrap_or_else(|| "info".to_owned());
+        let db_pool_size = parse_with("EASEL_DB_POOL_SIZE", get("EASEL_DB_POOL_SIZE"), "10", |v| {
+            bounded(v, 1, 1000)
+        })?;
+        let max_body_bytes = parse_with(
+            "EASEL_MAX_BODY_BYTES",
+            get("EASEL_MAX_BODY_BYTES"),
+            "1048576",
+            |v| bounded(v, 1024, 1 << 30),
+        )?;
+        let shutdown_timeout = parse_with(
+            "EASEL_SHUTDOWN_TIMEOUT_SECS",
+            get("EASEL_SHUTDOWN_TIMEOUT_SECS"),
+            "30",
+            |v| bounded(v, 0, 3600).map(|s| Duration::from_secs(s as u64)),
+        )?;
+        let workers = parse_with("EASEL_WORKERS", get("EASEL_WORKERS"), "0", |v| bounded(v, 0, 256))?;
+        Ok(Self {
+            environment,
+            bind,
+            database_url: Secret::new(database_url),
+            data_dir,
+            public_url,
+            log_format,
+            log_filter,
+            db_pool_size,
+            max_body_bytes,
+            shutdown_timeout,
+            workers,
+        })
+    }
+}
+
+fn parse_environment(value: Option<&str>) -> Result<Environment, ConfigError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None | Some("development") => Ok(Environment::Development),
+        Some("test") => Ok(Environment::Test),
+        Some("production") => Ok(Environment::Production),
+        Some(_) => Err(ConfigError {
+            variable: "EASEL_ENV",
+            reason: "expected development, test or production".to_owned(),
+        }),
+    }
+}
+
+fn parse_with<T>(
+    variable: &'static str,
+    value: Option<String>,
+    default: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    let raw = value.unwrap_or_else(|| default.to_owned());
+    parse(raw.trim()).map_err(|reason| ConfigError {
+        variable,
+        reason: format!("{reason} (got {raw:?})"),
+    })
+}
+
+fn bounded(value: &str, min: usize, max: usize) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from {min} to {max}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_safe_for_local_use() -> Result<(), ConfigError> {
+        let c = config(&[])?;
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.environment, Environment::Development);
+        assert_eq!(c.data_dir, PathBuf::from(".data"));
+        assert_eq!(c.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        Ok(())
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        let err = config(&[("EASEL_BIND", "nowhere")]).err().map(|e| e.to_string());
+        assert!(err.as_deref().is_some_and(|e| e.starts_with("invalid EASEL_BIND")), "{err:?}");
+        let err = config(&[("EASEL_DB_POOL_SIZE", "0")]).err().map(|e| e.variable);
+        assert_eq!(err, Some("EASEL_DB_POOL_SIZE"));
+        let err = config(&[("EASEL_LOG_FORMAT", "xml")]).err().map(|e| e.variable);
+        assert_eq!(err, Some("EASEL_LOG_FORMAT"));
+        let err = config(&[("EASEL_ENV", "staging")]).err().map(|e| e.variable);
+        assert_eq!(err, Some("EASEL_ENV"));
+    }
+
+    #[test]
+    fn database_url_errors_do_not_repeat_the_secret() {
+        let err = config(&[("DATABASE_URL", "mysql://root:hunter2@db/easel")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() -> Result<(), ConfigError> {
+        let c = config(&[("DATABASE_URL", "postgres://u:hunter2@db/easel")])?;
+        assert!(!format!("{c:?}").contains("hunter2"));
+        Ok(())
+    }
+}

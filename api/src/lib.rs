@@ -1,0 +1,14 @@
+//! Easel: the backend of a text-to-image product. The binary in `main.rs` is a thin CLI over this library.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod openapi;
+pub mod ops;
+pub mod server;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::{ApiError, ErrorCode};

@@ -1,0 +1,66 @@
+//! `easel serve`: migrate, bind, serve until SIGINT/SIGTERM, then finish in-flight requests and exit.
+
+use crate::app::{self, Shared};
+use crate::config::Config;
+use crate::db;
+use actix_web::HttpServer;
+use actix_web::dev::{Server, ServerHandle};
+use std::net::SocketAddr;
+
+/// A bound, not yet awaited server: the address it listens on, a handle to stop it, and the future
+/// that runs it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub server: Server,
+    pub shared: Shared,
+}
+
+/// Runs pending migrations, builds the pool and binds `config.bind` (port 0 picks a free port).
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let applied = db::migrate::run_pending(config.database_url.expose()).await?;
+    if !applied.is_empty() {
+        tracing::info!(versions = ?applied, "applied migrations");
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!("cannot create EASEL_DATA_DIR {}: {e}", config.data_dir.display())
+    })?;
+    let pool = db::pool(config.database_url.expose(), config.db_pool_size)?;
+    let bind = config.bind;
+    let shutdown_timeout = config.shutdown_timeout.as_secs();
+    let workers = config.workers;
+    let shared = Shared::new(config, pool)?;
+    let factory_shared = shared.clone();
+    let mut server = HttpServer::new(move || app::build(factory_shared.clone()))
+        .shutdown_timeout(shutdown_timeout);
+    if workers > 0 {
+        server = server.workers(workers);
+    }
+    let server = server
+        .bind(bind)
+        .map_err(|e| anyhow::anyhow!("cannot listen on EASEL_BIND {bind}: {e}"))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("bound to no address"))?;
+    let server = server.run();
+    Ok(Running {
+        addr,
+        handle: server.handle(),
+        server,
+        shared,
+    })
+}
+
+/// Serves until a shutdown signal. actix handles SIGINT/SIGTERM itself: it stops accepting, lets
+/// in-flight requests finish (up to `EASEL_SHUTDOWN_TIMEOUT_SECS`) and then the future resolves.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let public_url = config.public_url.clone();
+    let running = start(config).await?;
+    tracing::info!(addr = %running.addr, "listening");
+    println!("Easel is serving on http://{} (public URL {public_url})", running.addr);
+    running.server.await?;
+    tracing::info!("stopped");
+    Ok(())
+}

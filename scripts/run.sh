@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make run`: the product on an embedded default. Starts (or reuses) a local PostgreSQL cluster under
+# .data/postgres unless DATABASE_URL is set, then serves on EASEL_BIND (default 127.0.0.1:8080).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export EASEL_ENV=${EASEL_ENV:-development}
+export EASEL_DATA_DIR=${EASEL_DATA_DIR:-.data}
+if [ -z "${DATABASE_URL:-}" ]; then
+  port=${EASEL_PG_PORT:-54320}
+  scripts/pg.sh start "$EASEL_DATA_DIR/postgres" "$port" durable
+  scripts/pg.sh createdb "$port" easel
+  export DATABASE_URL="postgres://postgres@127.0.0.1:$port/easel"
+  echo "PostgreSQL: local cluster in $EASEL_DATA_DIR/postgres on port $port (stop it with: make db-stop)"
+fi
+
+cargo build --quiet --bin easel
+# exec: Ctrl-C reaches the server itself, which finishes in-flight requests and exits 0.
+exec target/debug/easel serve

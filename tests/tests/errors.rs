@@ -1,0 +1,69 @@
+//! Every error the edge can produce is problem+json with a request id.
+
+use easel_tests::TestApp;
+use reqwest::Method;
+
+#[tokio::test]
+async fn unknown_route_with_malformed_body_is_a_404_problem() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .send(
+            app.request(Method::POST, "/v1/nothing")
+                .header("content-type", "application/json")
+                .body("{"),
+        )
+        .await;
+    reply.assert_problem(404, "not_found");
+    assert!(reply.json["detail"].as_str().unwrap_or_default().contains("/v1/nothing"));
+}
+
+#[tokio::test]
+async fn wrong_method_is_a_405_problem_with_allow() {
+    let app = TestApp::spawn().await;
+    for method in [Method::POST, Method::DELETE, Method::PUT, Method::PATCH] {
+        let reply = app.send(app.request(method.clone(), "/healthz")).await;
+        reply.assert_problem(405, "method_not_allowed");
+        assert_eq!(reply.header("allow"), Some("GET"), "{method}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_body_is_a_413_problem() {
+    let app = TestApp::spawn_with(&[("EASEL_MAX_BODY_BYTES", "2048")]).await;
+    let reply = app
+        .send(
+            app.request(Method::POST, "/healthz")
+                .header("content-type", "application/json")
+                .body(vec![b' '; 4096]),
+        )
+        .await;
+    reply.assert_problem(413, "payload_too_large");
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_when_well_formed_and_generated_otherwise() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .send(app.request(Method::GET, "/healthz").header("x-request-id", "trace-abc.123"))
+        .await;
+    assert_eq!(reply.header("x-request-id"), Some("trace-abc.123"));
+
+    let reply = app
+        .send(app.request(Method::GET, "/nope").header("x-request-id", "bad id\twith spaces"))
+        .await;
+    reply.assert_problem(404, "not_found");
+    let generated = reply.header("x-request-id").unwrap_or_default().to_owned();
+    assert_ne!(generated, "bad id\twith spaces");
+    assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
+
+    let other = app.send(app.request(Method::GET, "/nope")).await;
+    assert_ne!(other.header("x-request-id"), Some(generated.as_str()));
+}
+
+#[tokio::test]
+async fn unknown_route_get_is_a_404_problem() {
+    let app = TestApp::spawn().await;
+    let reply = app.send(app.request(Method::GET, "/v1/definitely/not/here")).await;
+    reply.assert_problem(404, "not_found");
+    assert!(reply.json["type"].as_str().unwrap_or_default().ends_with("/not_found"));
+}

@@ -1,0 +1,5 @@
+//! The one integration-test binary: every test starts the real app on real HTTP and real PostgreSQL.
+
+mod errors;
+mod harness;
+mod ops;
