@@ -66,7 +66,10 @@ pub fn build(
     >,
 > {
     let max_body = shared.state.config.max_body_bytes;
-    let (app, _spec) = App::new().into_utoipa_app().configure(routes).split_for_parts();
+    let (app, _spec) = App::new()
+        .into_utoipa_app()
+        .configure(routes)
+        .split_for_parts();
     app.app_data(shared.state.clone())
         .app_data(shared.spec.clone())
         .app_data(shared.routes.clone())
@@ -74,7 +77,8 @@ pub fn build(
         .app_data(extract::query_config())
         .app_data(extract::path_config())
         .service(
-            SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::new(["/openapi.json"])),
+            SwaggerUi::new("/docs/{_:.*}")
+                .config(utoipa_swagger_ui::Config::new(["/openapi.json"])),
         )
         .default_service(web::to(fallback::no_route))
         .wrap(Edge::new(Arc::clone(&shared.state.metrics), max_body))

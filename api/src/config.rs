@@ -94,12 +94,10 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let environment = parse_environment(get("EASEL_ENV").as_deref())?;
-        let bind = parse_with(
-            "EASEL_BIND",
-            get("EASEL_BIND"),
-            "127.0.0.1:8080",
-            |v| v.parse::<SocketAddr>().map_err(|_| "expected host:port, for example 127.0.0.1:8080".to_owned()),
-        )?;
+        let bind = parse_with("EASEL_BIND", get("EASEL_BIND"), "127.0.0.1:8080", |v| {
+            v.parse::<SocketAddr>()
+                .map_err(|_| "expected host:port, for example 127.0.0.1:8080".to_owned())
+        })?;
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
             // The value may carry a password: say what is wrong without repeating it.
@@ -121,17 +119,22 @@ impl Config {
                 }
             },
         )?;
-        let log_format = parse_with("EASEL_LOG_FORMAT", get("EASEL_LOG_FORMAT"), "pretty", |v| {
-            match v {
-                "pretty" => Ok(LogFormat::Pretty),
-                "json" => Ok(LogFormat::Json),
-                _ => Err("expected pretty or json".to_owned()),
-            }
-        })?;
+        let log_format =
+            parse_with(
+                "EASEL_LOG_FORMAT",
+                get("EASEL_LOG_FORMAT"),
+                "pretty",
+                |v| match v {
+                    "pretty" => Ok(LogFormat::Pretty),
+                    "json" => Ok(LogFormat::Json),
+                    _ => Err("expected pretty or json".to_owned()),
+                },
+            )?;
         let log_filter = get("EASEL_LOG").unwrap_or_else(|| "info".to_owned());
-        let db_pool_size = parse_with("EASEL_DB_POOL_SIZE", get("EASEL_DB_POOL_SIZE"), "10", |v| {
-            bounded(v, 1, 1000)
-        })?;
+        let db_pool_size =
+            parse_with("EASEL_DB_POOL_SIZE", get("EASEL_DB_POOL_SIZE"), "10", |v| {
+                bounded(v, 1, 1000)
+            })?;
         let max_body_bytes = parse_with(
             "EASEL_MAX_BODY_BYTES",
             get("EASEL_MAX_BODY_BYTES"),
@@ -144,7 +147,9 @@ impl Config {
             "30",
             |v| bounded(v, 0, 3600).map(|s| Duration::from_secs(s as u64)),
         )?;
-        let workers = parse_with("EASEL_WORKERS", get("EASEL_WORKERS"), "0", |v| bounded(v, 0, 256))?;
+        let workers = parse_with("EASEL_WORKERS", get("EASEL_WORKERS"), "0", |v| {
+            bounded(v, 0, 256)
+        })?;
         Ok(Self {
             environment,
             bind,
@@ -199,8 +204,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -218,13 +225,25 @@ mod tests {
 
     #[test]
     fn invalid_values_name_the_variable() {
-        let err = config(&[("EASEL_BIND", "nowhere")]).err().map(|e| e.to_string());
-        assert!(err.as_deref().is_some_and(|e| e.starts_with("invalid EASEL_BIND")), "{err:?}");
-        let err = config(&[("EASEL_DB_POOL_SIZE", "0")]).err().map(|e| e.variable);
+        let err = config(&[("EASEL_BIND", "nowhere")])
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.starts_with("invalid EASEL_BIND")),
+            "{err:?}"
+        );
+        let err = config(&[("EASEL_DB_POOL_SIZE", "0")])
+            .err()
+            .map(|e| e.variable);
         assert_eq!(err, Some("EASEL_DB_POOL_SIZE"));
-        let err = config(&[("EASEL_LOG_FORMAT", "xml")]).err().map(|e| e.variable);
+        let err = config(&[("EASEL_LOG_FORMAT", "xml")])
+            .err()
+            .map(|e| e.variable);
         assert_eq!(err, Some("EASEL_LOG_FORMAT"));
-        let err = config(&[("EASEL_ENV", "staging")]).err().map(|e| e.variable);
+        let err = config(&[("EASEL_ENV", "staging")])
+            .err()
+            .map(|e| e.variable);
         assert_eq!(err, Some("EASEL_ENV"));
     }
 

@@ -150,7 +150,10 @@ impl Problem {
 
     pub fn into_response(self, status: StatusCode) -> HttpResponse {
         HttpResponse::build(status)
-            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE)))
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+            ))
             .json(self)
     }
 }
@@ -210,7 +213,10 @@ impl ApiError {
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
         Self {
             source: Some(source.into()),
-            ..Self::new(ErrorCode::Internal, "an unexpected error occurred; quote the request_id when reporting it")
+            ..Self::new(
+                ErrorCode::Internal,
+                "an unexpected error occurred; quote the request_id when reporting it",
+            )
         }
     }
 
@@ -276,7 +282,10 @@ impl ApiError {
             Error::NotFound => Self::new(ErrorCode::NotFound, "not found"),
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 let constraint = info.constraint_name().unwrap_or_default();
-                match UNIQUE_CONSTRAINTS.iter().find(|(name, _, _)| *name == constraint) {
+                match UNIQUE_CONSTRAINTS
+                    .iter()
+                    .find(|(name, _, _)| *name == constraint)
+                {
                     Some((_, field, message)) => Self {
                         errors: vec![FieldError {
                             field: (*field).to_owned(),
@@ -286,7 +295,10 @@ impl ApiError {
                     },
                     None => Self {
                         source: Some(error.into()),
-                        ..Self::new(ErrorCode::Conflict, "this conflicts with an existing record")
+                        ..Self::new(
+                            ErrorCode::Conflict,
+                            "this conflicts with an existing record",
+                        )
                     },
                 }
             }
@@ -305,7 +317,10 @@ impl From<crate::db::PoolError> for ApiError {
     fn from(error: crate::db::PoolError) -> Self {
         Self {
             source: Some(anyhow::anyhow!("{error}")),
-            ..Self::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; try again shortly")
+            ..Self::new(
+                ErrorCode::DatabaseUnavailable,
+                "the database is unavailable; try again shortly",
+            )
         }
         .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
     }
@@ -323,7 +338,9 @@ mod tests {
 
     #[test]
     fn internal_errors_hide_their_cause() {
-        let error = ApiError::internal(anyhow::anyhow!("password authentication failed for user easel"));
+        let error = ApiError::internal(anyhow::anyhow!(
+            "password authentication failed for user easel"
+        ));
         let response = error.error_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = body_json(response);
@@ -336,7 +353,10 @@ mod tests {
         let response = ApiError::field("limit", "must be between 1 and 100").error_response();
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(
-            response.headers().get(header::CONTENT_TYPE).map(|v| v.as_bytes()),
+            response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
             Some(PROBLEM_CONTENT_TYPE.as_bytes())
         );
         let body = body_json(response);

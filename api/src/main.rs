@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "easel", version, about = "Easel: a backend for text-to-image products")]
+#[command(
+    name = "easel",
+    version,
+    about = "Easel: a backend for text-to-image products"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -23,7 +23,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::info!(versions = ?applied, "applied migrations");
     }
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        anyhow::anyhow!("cannot create EASEL_DATA_DIR {}: {e}", config.data_dir.display())
+        anyhow::anyhow!(
+            "cannot create EASEL_DATA_DIR {}: {e}",
+            config.data_dir.display()
+        )
     })?;
     let pool = db::pool(config.database_url.expose(), config.db_pool_size)?;
     let bind = config.bind;
@@ -59,7 +62,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let public_url = config.public_url.clone();
     let running = start(config).await?;
     tracing::info!(addr = %running.addr, "listening");
-    println!("Easel is serving on http://{} (public URL {public_url})", running.addr);
+    println!(
+        "Easel is serving on http://{} (public URL {public_url})",
+        running.addr
+    );
     running.server.await?;
     tracing::info!("stopped");
     Ok(())

@@ -3,7 +3,6 @@
 //! other's rows.
 #![expect(
     clippy::expect_used,
-    clippy::unwrap_used,
     reason = "test support: a failed setup should fail the test at once, loudly"
 )]
 
@@ -46,10 +45,12 @@ pub async fn create_database() -> (String, String) {
         .execute(&mut conn)
         .await
         .expect("advisory lock");
-    let exists = sql_query(format!("SELECT 1 FROM pg_database WHERE datname = '{TEMPLATE}'"))
-        .execute(&mut conn)
-        .await
-        .expect("query pg_database");
+    let exists = sql_query(format!(
+        "SELECT 1 FROM pg_database WHERE datname = '{TEMPLATE}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("query pg_database");
     if exists == 0 {
         sql_query(format!("CREATE DATABASE {TEMPLATE}"))
             .execute(&mut conn)
@@ -218,10 +219,22 @@ impl Reply {
             self.text
         );
         assert_eq!(self.json["code"], code, "code; body: {}", self.text);
-        assert_eq!(self.json["status"], status, "status field; body: {}", self.text);
+        assert_eq!(
+            self.json["status"], status,
+            "status field; body: {}",
+            self.text
+        );
         let request_id = self.json["request_id"].as_str().unwrap_or_default();
         assert!(!request_id.is_empty(), "request_id in body: {}", self.text);
-        assert_eq!(self.header("x-request-id"), Some(request_id), "request id header matches body");
-        assert!(self.json["title"].is_string() && self.json["detail"].is_string() && self.json["type"].is_string());
+        assert_eq!(
+            self.header("x-request-id"),
+            Some(request_id),
+            "request id header matches body"
+        );
+        assert!(
+            self.json["title"].is_string()
+                && self.json["detail"].is_string()
+                && self.json["type"].is_string()
+        );
     }
 }

@@ -14,7 +14,12 @@ async fn unknown_route_with_malformed_body_is_a_404_problem() {
         )
         .await;
     reply.assert_problem(404, "not_found");
-    assert!(reply.json["detail"].as_str().unwrap_or_default().contains("/v1/nothing"));
+    assert!(
+        reply.json["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/v1/nothing")
+    );
 }
 
 #[tokio::test]
@@ -44,12 +49,18 @@ async fn oversized_body_is_a_413_problem() {
 async fn request_ids_are_echoed_when_well_formed_and_generated_otherwise() {
     let app = TestApp::spawn().await;
     let reply = app
-        .send(app.request(Method::GET, "/healthz").header("x-request-id", "trace-abc.123"))
+        .send(
+            app.request(Method::GET, "/healthz")
+                .header("x-request-id", "trace-abc.123"),
+        )
         .await;
     assert_eq!(reply.header("x-request-id"), Some("trace-abc.123"));
 
     let reply = app
-        .send(app.request(Method::GET, "/nope").header("x-request-id", "bad id\twith spaces"))
+        .send(
+            app.request(Method::GET, "/nope")
+                .header("x-request-id", "bad id\twith spaces"),
+        )
         .await;
     reply.assert_problem(404, "not_found");
     let generated = reply.header("x-request-id").unwrap_or_default().to_owned();
@@ -63,7 +74,14 @@ async fn request_ids_are_echoed_when_well_formed_and_generated_otherwise() {
 #[tokio::test]
 async fn unknown_route_get_is_a_404_problem() {
     let app = TestApp::spawn().await;
-    let reply = app.send(app.request(Method::GET, "/v1/definitely/not/here")).await;
+    let reply = app
+        .send(app.request(Method::GET, "/v1/definitely/not/here"))
+        .await;
     reply.assert_problem(404, "not_found");
-    assert!(reply.json["type"].as_str().unwrap_or_default().ends_with("/not_found"));
+    assert!(
+        reply.json["type"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/not_found")
+    );
 }

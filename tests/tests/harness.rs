@@ -65,7 +65,9 @@ async fn a_dropped_app_drops_its_database() {
     let app = TestApp::spawn().await;
     let name = app.db_name.clone();
     drop(app);
-    let mut admin = AsyncPgConnection::establish(&admin_url()).await.expect("admin connection");
+    let mut admin = AsyncPgConnection::establish(&admin_url())
+        .await
+        .expect("admin connection");
     let left: Count = sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
         .bind::<Text, _>(&name)
         .get_result(&mut admin)
@@ -78,14 +80,29 @@ async fn a_dropped_app_drops_its_database() {
 async fn every_migration_reverts_and_reapplies() {
     let (name, url) = create_database().await;
     let expected = easel::db::migrate::latest_version().expect("at least one migration");
-    let reverted = easel::db::migrate::revert_all(&url).await.expect("revert all");
+    let reverted = easel::db::migrate::revert_all(&url)
+        .await
+        .expect("revert all");
     assert!(reverted.contains(&expected), "reverted {reverted:?}");
     let mut conn = AsyncPgConnection::establish(&url).await.expect("connect");
-    assert!(!easel::db::migrate::is_up_to_date(&mut conn).await.expect("check"));
-    let applied = easel::db::migrate::run_pending(&url).await.expect("reapply");
+    assert!(
+        !easel::db::migrate::is_up_to_date(&mut conn)
+            .await
+            .expect("check")
+    );
+    let applied = easel::db::migrate::run_pending(&url)
+        .await
+        .expect("reapply");
     assert_eq!(applied.len(), reverted.len());
-    assert!(easel::db::migrate::is_up_to_date(&mut conn).await.expect("check"));
+    assert!(
+        easel::db::migrate::is_up_to_date(&mut conn)
+            .await
+            .expect("check")
+    );
     drop(conn);
     easel_tests::drop_database_blocking(&name);
-    assert_eq!(url_for_database("postgres://u@h:1/a?x=1", "b"), "postgres://u@h:1/b?x=1");
+    assert_eq!(
+        url_for_database("postgres://u@h:1/a?x=1", "b"),
+        "postgres://u@h:1/b?x=1"
+    );
 }

@@ -26,12 +26,21 @@ async fn readyz_reports_the_applied_migration() {
 #[tokio::test]
 async fn readyz_is_503_while_migrations_are_pending() {
     let app = TestApp::spawn().await;
-    easel::db::migrate::revert_all(&app.database_url).await.expect("revert");
+    easel::db::migrate::revert_all(&app.database_url)
+        .await
+        .expect("revert");
     let reply = app.send(app.request(Method::GET, "/readyz")).await;
     reply.assert_problem(503, "not_ready");
-    assert!(reply.json["detail"].as_str().unwrap_or_default().contains("migrations"));
+    assert!(
+        reply.json["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("migrations")
+    );
     // and ready again once migrated
-    easel::db::migrate::run_pending(&app.database_url).await.expect("migrate");
+    easel::db::migrate::run_pending(&app.database_url)
+        .await
+        .expect("migrate");
     let reply = app.send(app.request(Method::GET, "/readyz")).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
 }
@@ -45,7 +54,12 @@ async fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
     app.get("/v1/missing/thing").await;
     let reply = app.send(app.request(Method::GET, "/metrics")).await;
     assert_eq!(reply.status, 200);
-    assert!(reply.header("content-type").unwrap_or_default().starts_with("text/plain"));
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/plain")
+    );
     let text = reply.text;
     assert!(
         text.contains(r#"http_requests_total{method="GET",route="/healthz",status="200"} 3"#),
@@ -56,8 +70,14 @@ async fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
         text.contains(r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#),
         "{text}"
     );
-    assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
-    assert!(text.contains(r#"db_pool_connections{state="max"} 4"#), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"db_pool_connections{state="max"} 4"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -67,8 +87,11 @@ async fn served_spec_is_the_generated_one_and_the_committed_file_is_current() {
     assert_eq!(reply.status, 200);
     let generated = easel::openapi::to_json(&easel::openapi::document()).expect("spec");
     assert_eq!(reply.text, generated);
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/openapi.json"))
-        .unwrap_or_default();
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../openapi/openapi.json"
+    ))
+    .unwrap_or_default();
     assert!(
         committed == generated,
         "openapi/openapi.json is stale: run `make openapi` and commit it"
@@ -77,25 +100,37 @@ async fn served_spec_is_the_generated_one_and_the_committed_file_is_current() {
 
 #[tokio::test]
 async fn spec_describes_the_api_conventions() {
-    let spec: Value = serde_json::from_str(
-        &easel::openapi::to_json(&easel::openapi::document()).expect("spec"),
-    )
-    .expect("json");
+    let spec: Value =
+        serde_json::from_str(&easel::openapi::to_json(&easel::openapi::document()).expect("spec"))
+            .expect("json");
     assert_eq!(spec["info"]["title"], "Easel API");
     assert_eq!(spec["info"]["license"]["name"], "Apache-2.0");
     assert!(spec["servers"].as_array().is_some_and(|s| !s.is_empty()));
-    assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     assert!(spec["components"]["schemas"]["Problem"].is_object());
     let paths = spec["paths"].as_object().expect("paths");
-    assert!(paths.contains_key("/healthz") && paths.contains_key("/readyz") && paths.contains_key("/metrics"));
+    assert!(
+        paths.contains_key("/healthz")
+            && paths.contains_key("/readyz")
+            && paths.contains_key("/metrics")
+    );
     for (path, item) in paths {
         for (method, op) in item.as_object().expect("path item") {
             let default = &op["responses"]["default"]["$ref"];
-            assert_eq!(default, "#/components/responses/Problem", "{method} {path} lacks the problem response");
+            assert_eq!(
+                default, "#/components/responses/Problem",
+                "{method} {path} lacks the problem response"
+            );
             let id = op["operationId"].as_str().unwrap_or_default();
             assert!(
-                id.starts_with("get_") || id.starts_with("list_") || id.starts_with("create_")
-                    || id.starts_with("update_") || id.starts_with("delete_"),
+                id.starts_with("get_")
+                    || id.starts_with("list_")
+                    || id.starts_with("create_")
+                    || id.starts_with("update_")
+                    || id.starts_with("delete_"),
                 "{method} {path}: operationId {id} should be <verb>_<resource>"
             );
         }
@@ -108,9 +143,16 @@ async fn docs_ui_is_served_from_the_binary() {
     let reply = app.send(app.request(Method::GET, "/docs/")).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert!(reply.text.contains("swagger-ui"), "{}", reply.text);
-    let script = app.send(app.request(Method::GET, "/docs/swagger-ui-bundle.js")).await;
+    let script = app
+        .send(app.request(Method::GET, "/docs/swagger-ui-bundle.js"))
+        .await;
     assert_eq!(script.status, 200);
-    assert!(script.text.len() > 100_000, "the bundle is vendored, not fetched from a CDN");
-    let init = app.send(app.request(Method::GET, "/docs/swagger-initializer.js")).await;
+    assert!(
+        script.text.len() > 100_000,
+        "the bundle is vendored, not fetched from a CDN"
+    );
+    let init = app
+        .send(app.request(Method::GET, "/docs/swagger-initializer.js"))
+        .await;
     assert!(init.text.contains("/openapi.json"), "{}", init.text);
 }

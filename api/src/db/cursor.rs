@@ -38,7 +38,10 @@ impl PageParams {
     pub fn parse<K: DeserializeOwned>(&self, kind: &str) -> Result<PageRequest<K>, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::field("limit", format!("must be between 1 and {MAX_LIMIT}")));
+            return Err(ApiError::field(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
         }
         let after = match self.cursor.as_deref() {
             None | Some("") => None,
@@ -146,9 +149,19 @@ mod tests {
     fn round_trips_a_key() -> Result<(), ApiError> {
         let key: Key = ("2026-11-24T10:00:00Z".to_owned(), 42);
         let cursor = encode("images", &key);
-        assert!(cursor.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            cursor
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
         let page = params(Some(5), Some(&cursor)).parse::<Key>("images")?;
-        assert_eq!(page, PageRequest { limit: 5, after: Some(key) });
+        assert_eq!(
+            page,
+            PageRequest {
+                limit: 5,
+                after: Some(key)
+            }
+        );
         Ok(())
     }
 
@@ -157,7 +170,10 @@ mod tests {
         let page = params(None, None).parse::<Key>("images").ok();
         assert_eq!(page.map(|p| p.limit), Some(DEFAULT_LIMIT));
         for bad in [0, -1, 101, i64::MAX] {
-            let err = params(Some(bad), None).parse::<Key>("images").err().map(|e| e.code);
+            let err = params(Some(bad), None)
+                .parse::<Key>("images")
+                .err()
+                .map(|e| e.code);
             assert_eq!(err, Some(ErrorCode::ValidationFailed), "limit {bad}");
         }
         assert!(params(Some(100), None).parse::<Key>("images").is_ok());

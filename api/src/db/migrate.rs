@@ -1,10 +1,10 @@
 //! Embedded migrations: `easel migrate`, `easel serve` at start-up, and the test harness all run these.
 
+use diesel::migration::MigrationSource;
 use diesel::pg::Pg;
 use diesel::sql_types::{Bool, Text};
 use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
-use diesel::migration::MigrationSource;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
@@ -79,16 +79,18 @@ pub async fn is_up_to_date(conn: &mut AsyncPgConnection) -> diesel::QueryResult<
         return Ok(true);
     };
     // Two statements: the second names a table that does not exist before the first migration.
-    let table: Flag = sql_query("SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS flag")
-        .get_result(conn)
-        .await?;
+    let table: Flag =
+        sql_query("SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS flag")
+            .get_result(conn)
+            .await?;
     if !table.flag {
         return Ok(false);
     }
-    let applied: Flag =
-        sql_query("SELECT EXISTS (SELECT 1 FROM __diesel_schema_migrations WHERE version = $1) AS flag")
-            .bind::<Text, _>(latest)
-            .get_result(conn)
-            .await?;
+    let applied: Flag = sql_query(
+        "SELECT EXISTS (SELECT 1 FROM __diesel_schema_migrations WHERE version = $1) AS flag",
+    )
+    .bind::<Text, _>(latest)
+    .get_result(conn)
+    .await?;
     Ok(applied.flag)
 }

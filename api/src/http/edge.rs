@@ -86,14 +86,20 @@ where
                 if too_large {
                     let error = ApiError::new(
                         ErrorCode::PayloadTooLarge,
-                        format!("the body is larger than the limit of {} bytes", edge.max_body_bytes),
+                        format!(
+                            "the body is larger than the limit of {} bytes",
+                            edge.max_body_bytes
+                        ),
                     );
                     return Ok(req.into_response(error.error_response()));
                 }
                 // The request must not be cloned while routing runs (actix needs it unshared), so
                 // a panic leaves no request to answer with: it becomes an `Err` the server turns
                 // into our problem response through `ApiError::error_response`.
-                match AssertUnwindSafe(async { service.call(req).await }).catch_unwind().await {
+                match AssertUnwindSafe(async { service.call(req).await })
+                    .catch_unwind()
+                    .await
+                {
                     Ok(Ok(res)) => Ok(into_problem(res.map_into_boxed_body())),
                     Ok(Err(error)) => Err(error),
                     Err(_panic) => {
@@ -110,17 +116,26 @@ where
             let (route, status, result) = match outcome {
                 Ok(mut res) => {
                     if let Ok(value) = HeaderValue::from_str(&id) {
-                        res.headers_mut().insert(HeaderName::from_static(request_id::HEADER), value);
+                        res.headers_mut()
+                            .insert(HeaderName::from_static(request_id::HEADER), value);
                     }
-                    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+                    let route = res
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_owned());
                     (route, res.status().as_u16(), Ok(res))
                 }
                 Err(error) => {
                     let status = error.as_response_error().status_code().as_u16();
-                    (String::from("unknown"), status, Err(with_request_id(error, &id)))
+                    (
+                        String::from("unknown"),
+                        status,
+                        Err(with_request_id(error, &id)),
+                    )
                 }
             };
-            edge.metrics.observe_request(method.as_str(), &route, status, elapsed);
+            edge.metrics
+                .observe_request(method.as_str(), &route, status, elapsed);
             span.in_scope(|| {
                 tracing::info!(
                     method = %method,
@@ -157,7 +172,8 @@ fn with_request_id(error: Error, id: &str) -> Error {
     };
     api.request_id = Some(id.to_owned());
     if let Some(value) = header_value {
-        api.headers.push((HeaderName::from_static(request_id::HEADER), value));
+        api.headers
+            .push((HeaderName::from_static(request_id::HEADER), value));
     }
     api.into()
 }
@@ -187,9 +203,15 @@ fn into_problem(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let detail = if status.is_server_error() {
         "an unexpected error occurred; quote the request_id when reporting it".to_owned()
     } else {
-        format!("{} {}: {}", req.method(), req.path(), status.canonical_reason().unwrap_or("error"))
+        format!(
+            "{} {}: {}",
+            req.method(),
+            req.path(),
+            status.canonical_reason().unwrap_or("error")
+        )
     };
-    let mut response: HttpResponse = Problem::new(code, detail, Vec::new(), None).into_response(status);
+    let mut response: HttpResponse =
+        Problem::new(code, detail, Vec::new(), None).into_response(status);
     for (name, value) in old.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             response.headers_mut().insert(name.clone(), value.clone());
@@ -239,8 +261,13 @@ mod tests {
                 Err(error) => error.error_response(),
             };
             assert_eq!(res.status().as_u16(), 500);
-            assert_eq!(res.headers().get(request_id::HEADER).map(|v| v.as_bytes()), Some(&b"boom-1"[..]));
-            let bytes = actix_web::body::to_bytes(res.into_body()).await.unwrap_or_default();
+            assert_eq!(
+                res.headers().get(request_id::HEADER).map(|v| v.as_bytes()),
+                Some(&b"boom-1"[..])
+            );
+            let bytes = actix_web::body::to_bytes(res.into_body())
+                .await
+                .unwrap_or_default();
             let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
             assert_eq!(body["code"], "internal_error");
             assert_eq!(body["request_id"], "boom-1");
@@ -262,7 +289,10 @@ mod tests {
             .to_request();
         let res = test::call_service(&app, req).await;
         assert_eq!(res.status().as_u16(), 403);
-        assert_eq!(res.headers().get("x-request-id").map(|v| v.as_bytes()), Some(&b"req-123"[..]));
+        assert_eq!(
+            res.headers().get("x-request-id").map(|v| v.as_bytes()),
+            Some(&b"req-123"[..])
+        );
         let body: serde_json::Value = test::read_body_json(res).await;
         assert_eq!(body["code"], "forbidden");
         assert_eq!(body["request_id"], "req-123");
@@ -277,7 +307,10 @@ mod tests {
                 .route("/x", web::post().to(HttpResponse::Ok)),
         )
         .await;
-        let req = test::TestRequest::post().uri("/x").set_payload(vec![b'a'; 17]).to_request();
+        let req = test::TestRequest::post()
+            .uri("/x")
+            .set_payload(vec![b'a'; 17])
+            .to_request();
         let res = test::call_service(&app, req).await;
         assert_eq!(res.status().as_u16(), 413);
         let body: serde_json::Value = test::read_body_json(res).await;

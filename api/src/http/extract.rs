@@ -43,7 +43,10 @@ pub fn json_error(err: JsonPayloadError) -> ApiError {
             ErrorCode::MalformedJson,
             format!("the body is not valid JSON: {}", e),
         ),
-        other => ApiError::new(ErrorCode::BadRequest, format!("cannot read the body: {other}")),
+        other => ApiError::new(
+            ErrorCode::BadRequest,
+            format!("cannot read the body: {other}"),
+        ),
     }
 }
 
@@ -56,7 +59,10 @@ pub fn query_error(err: QueryPayloadError) -> ApiError {
                 message,
             }])
         }
-        other => ApiError::new(ErrorCode::BadRequest, format!("invalid query string: {other}")),
+        other => ApiError::new(
+            ErrorCode::BadRequest,
+            format!("invalid query string: {other}"),
+        ),
     }
 }
 
@@ -99,7 +105,10 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_malformed_json() {
-        assert_eq!(json_error(deserialize_error("{")).code, ErrorCode::MalformedJson);
+        assert_eq!(
+            json_error(deserialize_error("{")).code,
+            ErrorCode::MalformedJson
+        );
     }
 
     #[test]
@@ -114,8 +123,14 @@ mod tests {
 
     #[test]
     fn oversized_and_wrong_type_bodies() {
-        let err = json_error(JsonPayloadError::OverflowKnownLength { length: 10, limit: 5 });
+        let err = json_error(JsonPayloadError::OverflowKnownLength {
+            length: 10,
+            limit: 5,
+        });
         assert_eq!(err.code, ErrorCode::PayloadTooLarge);
-        assert_eq!(json_error(JsonPayloadError::ContentType).code, ErrorCode::UnsupportedMediaType);
+        assert_eq!(
+            json_error(JsonPayloadError::ContentType).code,
+            ErrorCode::UnsupportedMediaType
+        );
     }
 }

@@ -46,7 +46,10 @@ impl RouteTable {
 }
 
 /// The app's default service.
-pub async fn no_route(req: HttpRequest, table: web::Data<RouteTable>) -> Result<HttpResponse, ApiError> {
+pub async fn no_route(
+    req: HttpRequest,
+    table: web::Data<RouteTable>,
+) -> Result<HttpResponse, ApiError> {
     Err(match table.allowed(req.path()) {
         Some(methods) if !methods.is_empty() => {
             let allow = methods.join(", ");
@@ -73,8 +76,14 @@ mod tests {
     #[test]
     fn finds_methods_by_path_template() {
         let paths = PathsBuilder::new()
-            .path("/v1/things/{id}", PathItem::new(HttpMethod::Get, OperationBuilder::new()))
-            .path("/healthz", PathItem::new(HttpMethod::Get, OperationBuilder::new()))
+            .path(
+                "/v1/things/{id}",
+                PathItem::new(HttpMethod::Get, OperationBuilder::new()),
+            )
+            .path(
+                "/healthz",
+                PathItem::new(HttpMethod::Get, OperationBuilder::new()),
+            )
             .build();
         let spec = OpenApiBuilder::new()
             .info(InfoBuilder::new().title("t").version("1").build())

@@ -48,7 +48,10 @@ mod tests {
 
     #[test]
     fn keeps_well_formed_ids() {
-        assert_eq!(from_headers(&headers("abc-123_x.y:z")).as_deref(), Some("abc-123_x.y:z"));
+        assert_eq!(
+            from_headers(&headers("abc-123_x.y:z")).as_deref(),
+            Some("abc-123_x.y:z")
+        );
     }
 
     #[test]

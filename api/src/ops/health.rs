@@ -42,17 +42,22 @@ pub async fn get_health() -> web::Json<HealthStatus> {
     )
 )]
 #[get("/readyz")]
-pub async fn get_readiness(state: web::Data<AppState>) -> Result<web::Json<ReadinessStatus>, ApiError> {
-    let mut conn = state.pool.get().await.map_err(|e| {
-        ApiError {
-            source: Some(anyhow::anyhow!("{e}")),
-            ..ApiError::new(ErrorCode::NotReady, "the database is unreachable")
-        }
+pub async fn get_readiness(
+    state: web::Data<AppState>,
+) -> Result<web::Json<ReadinessStatus>, ApiError> {
+    let mut conn = state.pool.get().await.map_err(|e| ApiError {
+        source: Some(anyhow::anyhow!("{e}")),
+        ..ApiError::new(ErrorCode::NotReady, "the database is unreachable")
     })?;
-    let up_to_date = migrate::is_up_to_date(&mut conn).await.map_err(|e| ApiError {
-        source: Some(e.into()),
-        ..ApiError::new(ErrorCode::NotReady, "the database did not answer the readiness check")
-    })?;
+    let up_to_date = migrate::is_up_to_date(&mut conn)
+        .await
+        .map_err(|e| ApiError {
+            source: Some(e.into()),
+            ..ApiError::new(
+                ErrorCode::NotReady,
+                "the database did not answer the readiness check",
+            )
+        })?;
     if !up_to_date {
         return Err(ApiError::new(
             ErrorCode::NotReady,

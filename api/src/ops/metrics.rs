@@ -2,7 +2,9 @@
 
 use crate::app::AppState;
 use actix_web::{HttpResponse, get, web};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use std::time::Duration;
 
 pub struct Metrics {
@@ -16,7 +18,10 @@ impl Metrics {
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests answered, by method, route and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests answered, by method, route and status",
+            ),
             &["method", "route", "status"],
         )?;
         let latency = HistogramVec::new(
@@ -25,7 +30,8 @@ impl Metrics {
                 "Time from request to response, by method, route and status",
             )
             .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                60.0,
             ]),
             &["method", "route", "status"],
         )?;
@@ -52,7 +58,9 @@ impl Metrics {
         let status = status.to_string();
         let labels = [method, route, status.as_str()];
         self.requests.with_label_values(&labels).inc();
-        self.latency.with_label_values(&labels).observe(elapsed.as_secs_f64());
+        self.latency
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn render(&self, pool: deadpool::Status) -> String {
