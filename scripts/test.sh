@@ -17,6 +17,9 @@ cargo fmt --all --check
 step "clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "build"
+cargo build --workspace --all-targets --quiet
+
 step "Rust tests"
 cargo test --workspace --quiet 2>&1 | tee target/test-output.log
 grep -E '^test result:' target/test-output.log | awk '
