@@ -16,8 +16,14 @@ scripts/pg.sh createdb "$pg_port" "$db"
 app_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 log=target/schemathesis-server.log
 
+# Generous rate limits (schemathesis is fast) and a webhook secret, so every operation's own logic
+# is exercised rather than its 429 or 503.
+webhook_secret="whsec_$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(24)).decode())')"
 EASEL_ENV=test DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/$db" EASEL_BIND="127.0.0.1:$app_port" \
   EASEL_DATA_DIR=target/schemathesis-data EASEL_LOG=warn EASEL_WORKERS=2 \
+  EASEL_RATE_LIMIT_AUTH_PER_MINUTE=1000000 EASEL_RATE_LIMIT_API_PER_MINUTE=1000000 \
+  EASEL_RATE_LIMIT_ANONYMOUS_PER_MINUTE=1000000 EASEL_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE=1000000 \
+  EASEL_IDENTITY_WEBHOOK_SECRET="$webhook_secret" \
   target/debug/easel serve >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
@@ -28,9 +34,15 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "http://127.0.0.1:$app_port/readyz" >/dev/null || { cat "$log"; echo "server did not become ready" >&2; exit 1; }
 
+# A signed-in account, so the protected operations are tested past their 401.
+suffix=$(date +%s%N)
+token=$(curl -fsS -X POST "http://127.0.0.1:$app_port/v1/auth/signup" -H 'content-type: application/json' \
+  -d "{\"email\":\"st$suffix@example.com\",\"username\":\"st$suffix\",\"password\":\"schemathesis-password\"}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+
 status=0
-"$venv/bin/schemathesis" --no-color run "http://127.0.0.1:$app_port/openapi.json" \
-  --checks all --max-examples 50 --workers 2 || status=$?
+"$venv/bin/schemathesis" --no-color --config-file scripts/schemathesis.toml run "http://127.0.0.1:$app_port/openapi.json" \
+  --checks all --max-examples 50 --workers 2 -H "Authorization: Bearer $token" || status=$?
 
 kill -INT $server
 server_status=0

@@ -3,7 +3,9 @@
 
 use crate::config::Config;
 use crate::db::Pool;
+use crate::http::rate_limit::{InMemoryStore, RateLimit, RateLimitStore};
 use crate::http::{edge::Edge, extract, fallback};
+use crate::identity;
 use crate::ops::{self, metrics::Metrics};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -18,6 +20,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub pool: Pool,
     pub metrics: Arc<Metrics>,
+    pub identity: identity::Identity,
+    pub rate_limits: Arc<dyn RateLimitStore>,
 }
 
 /// The serialised OpenAPI document served at `/openapi.json`.
@@ -26,6 +30,7 @@ pub struct SpecJson(pub String);
 /// Every route of every feature. A feature adds one line here.
 pub fn routes(cfg: &mut ServiceConfig) {
     ops::routes(cfg);
+    identity::routes::routes(cfg);
 }
 
 /// Everything computed once per process and handed to each worker's `App`.
@@ -42,11 +47,14 @@ impl Shared {
         let routes = fallback::RouteTable::from_openapi(&spec);
         let spec = crate::openapi::to_json(&spec)?;
         let metrics = Metrics::new().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+        let identity = identity::Identity::new(&config)?;
         Ok(Self {
             state: web::Data::new(AppState {
                 config: Arc::new(config),
                 pool,
                 metrics: Arc::new(metrics),
+                identity,
+                rate_limits: Arc::new(InMemoryStore::default()),
             }),
             spec: web::Data::new(SpecJson(spec)),
             routes: web::Data::new(routes),
@@ -74,6 +82,7 @@ pub fn build(
         .app_data(shared.spec.clone())
         .app_data(shared.routes.clone())
         .app_data(extract::json_config(max_body))
+        .app_data(web::PayloadConfig::new(max_body))
         .app_data(extract::query_config())
         .app_data(extract::path_config())
         .service(
@@ -81,5 +90,9 @@ pub fn build(
                 .config(utoipa_swagger_ui::Config::new(["/openapi.json"])),
         )
         .default_service(web::to(fallback::no_route))
+        .wrap(RateLimit::new(
+            Arc::clone(&shared.state.rate_limits),
+            shared.state.config.rate_limits,
+        ))
         .wrap(Edge::new(Arc::clone(&shared.state.metrics), max_body))
 }

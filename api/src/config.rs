@@ -57,6 +57,39 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub shutdown_timeout: Duration,
     pub workers: usize,
+    pub auth: AuthConfig,
+    pub rate_limits: RateLimits,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// HS256 key for our own access tokens; when unset, a random key is generated and kept in
+    /// `EASEL_DATA_DIR/jwt-secret` (development and test only).
+    pub jwt_secret: Option<Secret>,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub external: Option<ExternalIdentity>,
+    /// Svix signing secret (`whsec_…`) of the identity provider's webhooks.
+    pub webhook_secret: Option<Secret>,
+}
+
+/// An external identity provider whose JWTs we accept (Clerk, Auth0, Keycloak …).
+#[derive(Debug, Clone)]
+pub struct ExternalIdentity {
+    pub jwks_url: String,
+    pub issuer: String,
+    pub audience: String,
+    /// Allowed `azp` values (Clerk puts the requesting origin there); empty means not checked.
+    pub authorized_parties: Vec<String>,
+}
+
+/// Requests per minute. Per IP for anonymous calls and the auth endpoints, per user or key otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    pub auth_per_ip: u32,
+    pub login_per_account: u32,
+    pub api_per_principal: u32,
+    pub anonymous_per_ip: u32,
 }
 
 /// The setting that could not be read, and why. Displays without the offending value when it is secret.
@@ -150,6 +183,18 @@ impl Config {
         let workers = parse_with("EASEL_WORKERS", get("EASEL_WORKERS"), "0", |v| {
             bounded(v, 0, 256)
         })?;
+        let auth = auth_config(&get, environment)?;
+        let per_minute = |name: &'static str, default: &str| {
+            parse_with(name, get(name), default, |v| {
+                bounded(v, 1, 1_000_000).map(|n| n as u32)
+            })
+        };
+        let rate_limits = RateLimits {
+            auth_per_ip: per_minute("EASEL_RATE_LIMIT_AUTH_PER_MINUTE", "20")?,
+            login_per_account: per_minute("EASEL_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE", "5")?,
+            api_per_principal: per_minute("EASEL_RATE_LIMIT_API_PER_MINUTE", "600")?,
+            anonymous_per_ip: per_minute("EASEL_RATE_LIMIT_ANONYMOUS_PER_MINUTE", "300")?,
+        };
         Ok(Self {
             environment,
             bind,
@@ -162,8 +207,104 @@ impl Config {
             max_body_bytes,
             shutdown_timeout,
             workers,
+            auth,
+            rate_limits,
         })
     }
+}
+
+fn auth_config(
+    get: &impl Fn(&str) -> Option<String>,
+    environment: Environment,
+) -> Result<AuthConfig, ConfigError> {
+    let jwt_secret = get("EASEL_JWT_SECRET").map(Secret::new);
+    match &jwt_secret {
+        Some(s) if s.expose().len() < 32 => {
+            return Err(ConfigError {
+                variable: "EASEL_JWT_SECRET",
+                reason: "must be at least 32 characters".to_owned(),
+            });
+        }
+        None if environment == Environment::Production => {
+            return Err(ConfigError {
+                variable: "EASEL_JWT_SECRET",
+                reason: "must be set in production (a random key is generated only in development)"
+                    .to_owned(),
+            });
+        }
+        _ => {}
+    }
+    let access_token_ttl = parse_with(
+        "EASEL_ACCESS_TOKEN_TTL_SECS",
+        get("EASEL_ACCESS_TOKEN_TTL_SECS"),
+        "900",
+        |v| bounded(v, 10, 86_400).map(|s| Duration::from_secs(s as u64)),
+    )?;
+    let refresh_token_ttl = parse_with(
+        "EASEL_REFRESH_TOKEN_TTL_DAYS",
+        get("EASEL_REFRESH_TOKEN_TTL_DAYS"),
+        "30",
+        |v| bounded(v, 1, 365).map(|d| Duration::from_secs(d as u64 * 86_400)),
+    )?;
+    let external_vars = [
+        "EASEL_AUTH_JWKS_URL",
+        "EASEL_AUTH_ISSUER",
+        "EASEL_AUTH_AUDIENCE",
+    ];
+    let external = match external_vars.map(get) {
+        [None, None, None] => None,
+        [Some(jwks_url), Some(issuer), Some(audience)] => {
+            if !(jwks_url.starts_with("https://") || jwks_url.starts_with("http://")) {
+                return Err(ConfigError {
+                    variable: "EASEL_AUTH_JWKS_URL",
+                    reason: "expected an https:// URL".to_owned(),
+                });
+            }
+            let authorized_parties = get("EASEL_AUTH_AUTHORIZED_PARTIES")
+                .map(|v| {
+                    v.split(',')
+                        .map(|p| p.trim().to_owned())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(ExternalIdentity {
+                jwks_url,
+                issuer,
+                audience,
+                authorized_parties,
+            })
+        }
+        values => {
+            let missing = external_vars
+                .iter()
+                .zip(values.iter())
+                .find(|(_, v)| v.is_none())
+                .map_or("EASEL_AUTH_JWKS_URL", |(name, _)| *name);
+            return Err(ConfigError {
+                variable: missing,
+                reason: "EASEL_AUTH_JWKS_URL, EASEL_AUTH_ISSUER and EASEL_AUTH_AUDIENCE are set together"
+                    .to_owned(),
+            });
+        }
+    };
+    let webhook_secret = get("EASEL_IDENTITY_WEBHOOK_SECRET").map(Secret::new);
+    if webhook_secret
+        .as_ref()
+        .is_some_and(|s| !s.expose().starts_with("whsec_"))
+    {
+        return Err(ConfigError {
+            variable: "EASEL_IDENTITY_WEBHOOK_SECRET",
+            reason: "expected a Svix signing secret starting with whsec_".to_owned(),
+        });
+    }
+    Ok(AuthConfig {
+        jwt_secret,
+        access_token_ttl,
+        refresh_token_ttl,
+        external,
+        webhook_secret,
+    })
 }
 
 fn parse_environment(value: Option<&str>) -> Result<Environment, ConfigError> {
@@ -255,6 +396,35 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("DATABASE_URL"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn external_identity_settings_come_together() {
+        let err = config(&[(
+            "EASEL_AUTH_JWKS_URL",
+            "https://idp.example/.well-known/jwks.json",
+        )])
+        .err()
+        .map(|e| e.variable);
+        assert_eq!(err, Some("EASEL_AUTH_ISSUER"));
+        let ok = config(&[
+            ("EASEL_AUTH_JWKS_URL", "https://idp.example/jwks"),
+            ("EASEL_AUTH_ISSUER", "https://idp.example"),
+            ("EASEL_AUTH_AUDIENCE", "easel"),
+        ]);
+        assert!(ok.is_ok_and(|c| c.auth.external.is_some()));
+    }
+
+    #[test]
+    fn production_requires_a_jwt_secret() {
+        let err = config(&[("EASEL_ENV", "production")])
+            .err()
+            .map(|e| e.variable);
+        assert_eq!(err, Some("EASEL_JWT_SECRET"));
+        let err = config(&[("EASEL_JWT_SECRET", "short")])
+            .err()
+            .map(|e| e.variable);
+        assert_eq!(err, Some("EASEL_JWT_SECRET"));
     }
 
     #[test]

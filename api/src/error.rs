@@ -31,9 +31,50 @@ pub enum ErrorCode {
     DatabaseUnavailable,
     NotReady,
     Internal,
+    InvalidCredentials,
+    InvalidToken,
+    TokenExpired,
+    TokenNotYetValid,
+    UnknownSigningKey,
+    AccountDisabled,
+    ApiKeyRevoked,
+    RefreshTokenReused,
+    InsufficientScope,
+    InvalidSignature,
+    WebhookNotConfigured,
 }
 
 impl ErrorCode {
+    /// Every code, for the spec's enum of `Problem.code`.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::BadRequest,
+        Self::MalformedJson,
+        Self::ValidationFailed,
+        Self::InvalidCursor,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::RateLimited,
+        Self::DatabaseUnavailable,
+        Self::NotReady,
+        Self::Internal,
+        Self::InvalidCredentials,
+        Self::InvalidToken,
+        Self::TokenExpired,
+        Self::TokenNotYetValid,
+        Self::UnknownSigningKey,
+        Self::AccountDisabled,
+        Self::ApiKeyRevoked,
+        Self::RefreshTokenReused,
+        Self::InsufficientScope,
+        Self::InvalidSignature,
+        Self::WebhookNotConfigured,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
@@ -51,6 +92,17 @@ impl ErrorCode {
             Self::DatabaseUnavailable => "database_unavailable",
             Self::NotReady => "not_ready",
             Self::Internal => "internal_error",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::TokenNotYetValid => "token_not_yet_valid",
+            Self::UnknownSigningKey => "unknown_signing_key",
+            Self::AccountDisabled => "account_disabled",
+            Self::ApiKeyRevoked => "api_key_revoked",
+            Self::RefreshTokenReused => "refresh_token_reused",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::InvalidSignature => "invalid_signature",
+            Self::WebhookNotConfigured => "webhook_not_configured",
         }
     }
 
@@ -58,8 +110,19 @@ impl ErrorCode {
         match self {
             Self::BadRequest | Self::MalformedJson | Self::InvalidCursor => StatusCode::BAD_REQUEST,
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unauthorized
+            | Self::InvalidCredentials
+            | Self::InvalidToken
+            | Self::TokenExpired
+            | Self::TokenNotYetValid
+            | Self::UnknownSigningKey
+            | Self::AccountDisabled
+            | Self::ApiKeyRevoked
+            | Self::RefreshTokenReused => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::InsufficientScope => StatusCode::FORBIDDEN,
+            // 401: the delivery did not prove who sent it. Senders retry on any non-2xx.
+            Self::InvalidSignature => StatusCode::UNAUTHORIZED,
+            Self::WebhookNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -272,7 +335,14 @@ impl ResponseError for ApiError {
 
 /// Human messages for unique constraints, by constraint name: a violation of one of these is the
 /// client's conflict (409), not our failure. Features add their constraints here as they land.
-const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[];
+const UNIQUE_CONSTRAINTS: &[(&str, &str, &str)] = &[
+    (
+        "users_email_key",
+        "email",
+        "an account with this email already exists",
+    ),
+    ("users_username_key", "username", "this username is taken"),
+];
 
 impl ApiError {
     /// Maps a unique-constraint violation to 409 by constraint name; anything else is internal.

@@ -23,6 +23,11 @@ enum Command {
     /// Apply pending database migrations to DATABASE_URL and exit
     Migrate,
     /// Print the OpenAPI document generated from the code, write it, or check the committed one
+    /// Operator tasks: create users, change roles
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     Openapi {
         /// Fail (exit 1) if the file at --out differs from what the code generates
         #[arg(long)]
@@ -30,6 +35,26 @@ enum Command {
         /// Where to write (or, with --check, what to compare); stdout when omitted
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an account with a password (from EASEL_NEW_USER_PASSWORD, else generated and printed once)
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        username: String,
+        /// Give the account the admin role
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Change an account's role
+    SetRole {
+        username: String,
+        #[arg(value_parser = ["user", "admin"])]
+        role: String,
     },
 }
 
@@ -53,6 +78,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             easel::server::serve(config).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Admin { command } => {
+            let config = load_config()?;
+            admin(&config, command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let config = load_config()?;
             let applied = easel::db::migrate::run_pending(config.database_url.expose()).await?;
@@ -60,6 +90,71 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+    use diesel_async::AsyncConnection;
+    use easel::identity::{Role, service};
+    easel::db::migrate::run_pending(config.database_url.expose()).await?;
+    let mut conn = diesel_async::AsyncPgConnection::establish(config.database_url.expose()).await?;
+    let describe = |e: easel::ApiError| {
+        let fields: Vec<String> = e
+            .errors
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect();
+        anyhow::anyhow!(
+            "{}{}",
+            e.detail,
+            if fields.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", fields.join("; "))
+            }
+        )
+    };
+    match command {
+        AdminCommand::CreateUser {
+            email,
+            username,
+            admin,
+        } => {
+            let (password, generated) = match std::env::var("EASEL_NEW_USER_PASSWORD") {
+                Ok(p) if !p.is_empty() => (p, false),
+                _ => (
+                    easel::identity::api_keys::generate().key[4..28].to_owned(),
+                    true,
+                ),
+            };
+            let role = if admin { Role::Admin } else { Role::User };
+            let account =
+                service::parse_new_user(&email, &username, &password, role).map_err(describe)?;
+            let user = service::create_account(&mut conn, account)
+                .await
+                .map_err(describe)?;
+            println!(
+                "created {} ({}) with role {}",
+                user.username,
+                user.id,
+                role.as_str()
+            );
+            if generated {
+                println!("password (shown once): {password}");
+            }
+        }
+        AdminCommand::SetRole { username, role } => {
+            let role = if role == "admin" {
+                Role::Admin
+            } else {
+                Role::User
+            };
+            let user = service::set_role(&mut conn, &username, role)
+                .await
+                .map_err(describe)?;
+            println!("{} is now {}", user.username, user.role);
+        }
+    }
+    Ok(())
 }
 
 fn load_config() -> anyhow::Result<Config> {

@@ -18,6 +18,9 @@ Errors are RFC 9457 problem+json with a stable `code`; lists use opaque keyset c
     ),
     servers((url = "/", description = "This server")),
     tags(
+        (name = "auth", description = "Sign up, sign in, refresh and sign out (built-in accounts)"),
+        (name = "account", description = "The signed-in account and its API keys"),
+        (name = "webhooks", description = "Deliveries from the identity provider, Stripe and model providers"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     ),
     components(schemas(Problem, FieldError)),
@@ -42,14 +45,45 @@ pub fn document() -> utoipa::openapi::OpenApi {
 fn add_shared_parts(api: &mut utoipa::openapi::OpenApi) {
     let components = api.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
-        "bearer",
+        "session",
         SecurityScheme::Http(
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
-                .bearer_format("session JWT, or an API key starting with esl_")
+                .bearer_format("JWT")
+                .description(Some(
+                    "An access token from /v1/auth/login, /signup or /refresh, or a JWT from the \
+                     configured identity provider",
+                ))
                 .build(),
         ),
     );
+    components.add_security_scheme(
+        "api_key",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("esl_…")
+                .description(Some(
+                    "An API key from POST /v1/me/api-keys, sent as a bearer token; it may do what its \
+                     scopes (generate, read, billing) allow",
+                ))
+                .build(),
+        ),
+    );
+    forbid_nul_in_request_strings(components);
+    // The stable error codes, so clients can switch on them exhaustively.
+    if let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(problem))) =
+        components.schemas.get_mut("Problem")
+        && let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(code))) =
+            problem.properties.get_mut("code")
+    {
+        code.enum_values = Some(
+            crate::error::ErrorCode::ALL
+                .iter()
+                .map(|c| c.as_str().into())
+                .collect(),
+        );
+    }
     let problem = ResponseBuilder::new()
         .description("Error, as RFC 9457 problem details")
         .content(
@@ -78,6 +112,29 @@ fn add_shared_parts(api: &mut utoipa::openapi::OpenApi) {
                 .responses
                 .entry("default".to_owned())
                 .or_insert_with(|| RefOr::Ref(Ref::from_response_name(PROBLEM_RESPONSE)));
+        }
+    }
+}
+
+/// Request strings may not hold NUL (PostgreSQL text cannot; the JSON extractor refuses it): say so
+/// in every `*Request` schema's string fields that carry no pattern of their own.
+fn forbid_nul_in_request_strings(components: &mut utoipa::openapi::Components) {
+    use utoipa::openapi::schema::{Schema, SchemaType, Type};
+    for (name, schema) in components.schemas.iter_mut() {
+        let RefOr::T(Schema::Object(object)) = schema else { continue };
+        if !name.ends_with("Request") {
+            continue;
+        }
+        for property in object.properties.values_mut() {
+            let RefOr::T(Schema::Object(field)) = property else { continue };
+            let is_string = match &field.schema_type {
+                SchemaType::Type(Type::String) => true,
+                SchemaType::Array(types) => types.contains(&Type::String),
+                _ => false,
+            };
+            if is_string && field.pattern.is_none() && field.format.is_none() {
+                field.pattern = Some("^[^\\u0000]*$".to_owned());
+            }
         }
     }
 }

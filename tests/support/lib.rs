@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod idp;
+
 pub use reqwest;
 pub use serde_json::{Value, json};
 
@@ -107,11 +109,11 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with(&[]).await
+        Self::spawn_with::<&str>(&[]).await
     }
 
     /// Spawns with extra `EASEL_*` settings on top of the test defaults.
-    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+    pub async fn spawn_with<V: AsRef<str>>(overrides: &[(&str, V)]) -> Self {
         let (db_name, database_url) = create_database().await;
         let data_dir = std::env::temp_dir().join("easel-tests").join(&db_name);
         let mut vars: HashMap<String, String> = [
@@ -127,7 +129,7 @@ impl TestApp {
         vars.insert("DATABASE_URL".to_owned(), database_url.clone());
         vars.insert("EASEL_DATA_DIR".to_owned(), data_dir.display().to_string());
         for (k, v) in overrides {
-            vars.insert((*k).to_owned(), (*v).to_owned());
+            vars.insert((*k).to_owned(), v.as_ref().to_owned());
         }
         let config = easel::Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
         let running = easel::server::start(config).await.expect("start server");
@@ -162,6 +164,59 @@ impl TestApp {
 
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path))
+    }
+
+    /// Sends a JSON body with an optional bearer token.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.request(method, path);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    /// Signs up `name` (email `name@example.com`, password `password-<name>`); returns the token response.
+    pub async fn signup(&self, name: &str) -> Value {
+        let reply = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/auth/signup",
+                None,
+                Some(json!({"email": format!("{name}@example.com"), "username": name, "password": format!("password-{name}")})),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "signup {name}: {}", reply.text);
+        reply.json
+    }
+
+    /// Counts rows of a table (or any `FROM …` clause) in this test's database.
+    pub async fn count(&self, from: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.db().await;
+        sql_query(format!("SELECT count(*) AS n FROM {from}"))
+            .get_result::<Count>(&mut conn)
+            .await
+            .expect("count")
+            .n
+    }
+
+    /// Runs a statement in this test's database.
+    pub async fn execute(&self, sql: &str) -> usize {
+        let mut conn = self.db().await;
+        sql_query(sql).execute(&mut conn).await.expect("execute")
     }
 
     /// A direct connection to this test's database, for setting up and checking rows.

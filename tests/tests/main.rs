@@ -2,4 +2,6 @@
 
 mod errors;
 mod harness;
+mod identity;
+mod identity_provider;
 mod ops;

@@ -107,9 +107,31 @@ async fn spec_describes_the_api_conventions() {
     assert_eq!(spec["info"]["license"]["name"], "Apache-2.0");
     assert!(spec["servers"].as_array().is_some_and(|s| !s.is_empty()));
     assert_eq!(
-        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        spec["components"]["securitySchemes"]["session"]["scheme"],
         "bearer"
     );
+    assert_eq!(
+        spec["components"]["securitySchemes"]["api_key"]["bearerFormat"],
+        "esl_…"
+    );
+    let codes = spec["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+        .as_array()
+        .map(|a| a.len())
+        .unwrap_or(0);
+    assert_eq!(
+        codes,
+        easel::ErrorCode::ALL.len(),
+        "every error code is in the spec"
+    );
+    for code in [
+        "invalid_token",
+        "token_expired",
+        "insufficient_scope",
+        "refresh_token_reused",
+        "rate_limited",
+    ] {
+        assert!(spec.to_string().contains(code), "{code}");
+    }
     assert!(spec["components"]["schemas"]["Problem"].is_object());
     let paths = spec["paths"].as_object().expect("paths");
     assert!(

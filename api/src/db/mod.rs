@@ -1,6 +1,7 @@
 //! The connection pool, embedded migrations and keyset cursors.
 
 pub mod cursor;
+pub mod ids;
 pub mod migrate;
 pub mod schema;
 

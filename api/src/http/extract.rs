@@ -1,8 +1,104 @@
 //! Extractor configs whose errors are problem+json: actix's defaults answer in plain text.
 
 use crate::error::{ApiError, ErrorCode, FieldError};
+use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::{HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+/// A JSON request body: an object (never an array serde would also map onto a struct), with no NUL
+/// character in any string (PostgreSQL text cannot hold one). Anything else is a problem response.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req
+            .mime_type()
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON));
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(json_error(JsonPayloadError::ContentType));
+            }
+            let bytes = body.await.map_err(|e| {
+                if e.as_response_error().status_code()
+                    == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+                {
+                    ApiError::new(
+                        ErrorCode::PayloadTooLarge,
+                        "the body is larger than the limit",
+                    )
+                } else {
+                    ApiError::bad_request("the body could not be read")
+                }
+            })?;
+            parse_body(&bytes).map(Json)
+        })
+    }
+}
+
+/// Parses a request body as `T` after checking it is a JSON object free of NUL characters.
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| json_error(JsonPayloadError::Deserialize(e)))?;
+    if !value.is_object() {
+        return Err(ApiError::field("body", "must be a JSON object"));
+    }
+    if let Some(path) = nul_path(&value, "") {
+        return Err(ApiError::field(path, "must not contain the NUL character"));
+    }
+    serde_json::from_value(value).map_err(|e| json_error(JsonPayloadError::Deserialize(e)))
+}
+
+/// The dotted path of the first string holding a NUL, if any.
+fn nul_path(value: &serde_json::Value, at: &str) -> Option<String> {
+    let join = |key: &str| {
+        if at.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(if at.is_empty() {
+            "body".to_owned()
+        } else {
+            at.to_owned()
+        }),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_path(v, &join(&i.to_string()))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(join("key"))
+            } else {
+                nul_path(v, &join(k))
+            }
+        }),
+        _ => None,
+    }
+}
 
 pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
     web::JsonConfig::default()
@@ -101,6 +197,38 @@ mod tests {
             Err(e) => JsonPayloadError::Deserialize(e),
             Ok(_) => JsonPayloadError::ContentType,
         }
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Named {
+        name: String,
+    }
+
+    #[test]
+    fn bodies_must_be_objects_without_nul() {
+        let parsed: Result<Named, ApiError> = parse_body(br#"{"name": "ada"}"#);
+        assert_eq!(parsed.map(|n| n.name).ok().as_deref(), Some("ada"));
+        let array: Result<Named, ApiError> = parse_body(br#"["ada"]"#);
+        assert_eq!(
+            array.err().map(|e| e.errors[0].field.clone()).as_deref(),
+            Some("body")
+        );
+        let nul: Result<Named, ApiError> = parse_body(br#"{"name": "a\u0000b"}"#);
+        assert_eq!(
+            nul.err().map(|e| e.errors[0].field.clone()).as_deref(),
+            Some("name")
+        );
+        let malformed: Result<Named, ApiError> = parse_body(b"{");
+        assert_eq!(
+            malformed.err().map(|e| e.code),
+            Some(ErrorCode::MalformedJson)
+        );
+        let extra: Result<Named, ApiError> = parse_body(br#"{"name": "a", "admin": true}"#);
+        assert_eq!(
+            extra.err().map(|e| e.errors[0].field.clone()).as_deref(),
+            Some("admin")
+        );
     }
 
     #[test]

@@ -4,4 +4,6 @@
 pub mod edge;
 pub mod extract;
 pub mod fallback;
+pub mod rate_limit;
 pub mod request_id;
+pub mod signature;

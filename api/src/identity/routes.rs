@@ -1,0 +1,280 @@
+//! Identity endpoints: thin handlers over `service`.
+
+use super::principal::Principal;
+use super::types::{
+    ApiKeyPage, CreateApiKeyRequest, CreatedApiKey, LoginRequest, Me, RefreshRequest,
+    SignupRequest, TokenResponse, UpdateMeRequest, WebhookAck,
+};
+use super::{ApiKeyId, Scope, service, store};
+use crate::app::AppState;
+use crate::db::cursor::{Page, PageParams};
+use crate::error::{ApiError, ErrorCode};
+use crate::http::extract::Json;
+use actix_web::cookie::{Cookie, SameSite, time};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub const REFRESH_COOKIE: &str = "easel_refresh";
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(create_signup)
+        .service(create_login)
+        .service(create_refresh)
+        .service(create_logout)
+        .service(get_me)
+        .service(update_me)
+        .service(list_api_keys)
+        .service(create_api_key)
+        .service(delete_api_key)
+        .service(create_identity_event);
+}
+
+/// The SPA keeps the refresh token in a cookie JavaScript cannot read, sent only to the auth routes.
+fn refresh_cookie(token: &str, max_age_secs: i64) -> Cookie<'static> {
+    Cookie::build(REFRESH_COOKIE, token.to_owned())
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Strict)
+        .path("/v1/auth")
+        .max_age(time::Duration::seconds(max_age_secs))
+        .finish()
+}
+
+fn with_tokens(
+    mut builder: actix_web::HttpResponseBuilder,
+    state: &AppState,
+    tokens: TokenResponse,
+) -> HttpResponse {
+    let max_age = i64::try_from(state.identity.tokens.refresh_ttl.as_secs()).unwrap_or(0);
+    builder
+        .cookie(refresh_cookie(&tokens.refresh_token, max_age))
+        .json(tokens)
+}
+
+/// Create an account with email, password and username, and sign in.
+#[utoipa::path(
+    tag = "auth",
+    request_body = SignupRequest,
+    responses(
+        (status = 201, description = "Account created and signed in; the refresh token is also set as an HttpOnly cookie", body = TokenResponse),
+        (status = 409, description = "Email or username already taken (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/auth/signup")]
+pub async fn create_signup(
+    state: web::Data<AppState>,
+    body: Json<SignupRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let tokens = service::signup(&state, &body).await?;
+    Ok(with_tokens(HttpResponse::Created(), &state, tokens))
+}
+
+/// Sign in with email and password.
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "`invalid_credentials` or `account_disabled`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many attempts for this account or from this address", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/auth/login")]
+pub async fn create_login(
+    state: web::Data<AppState>,
+    body: Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let tokens = service::login(&state, &body.email, &body.password).await?;
+    Ok(with_tokens(HttpResponse::Ok(), &state, tokens))
+}
+
+fn refresh_token_from(req: &HttpRequest, body: &RefreshRequest) -> Option<String> {
+    body.refresh_token
+        .clone()
+        .or_else(|| req.cookie(REFRESH_COOKIE).map(|c| c.value().to_owned()))
+        .filter(|t| !t.is_empty())
+}
+
+/// Exchange a refresh token (body or cookie) for new tokens. Each refresh token works once; a
+/// second use revokes the whole session.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 401, description = "`invalid_token`, `refresh_token_reused` or `account_disabled`", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/auth/refresh")]
+pub async fn create_refresh(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let token = refresh_token_from(&req, &body).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            "send refresh_token in the body or the easel_refresh cookie",
+        )
+    })?;
+    let tokens = service::refresh(&state, &token).await?;
+    Ok(with_tokens(HttpResponse::Ok(), &state, tokens))
+}
+
+/// End the session of the refresh token (body or cookie) and clear the cookie. Always 204.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses((status = 204, description = "Signed out"))
+)]
+#[post("/v1/auth/logout")]
+pub async fn create_logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Json<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    service::logout(&state, refresh_token_from(&req, &body).as_deref()).await?;
+    let mut gone = refresh_cookie("", 0);
+    gone.make_removal();
+    Ok(HttpResponse::NoContent().cookie(gone).finish())
+}
+
+/// The signed-in account.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = []), ("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "The account", body = Me),
+        (status = 401, description = "Missing or invalid credentials", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/me")]
+pub async fn get_me(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<web::Json<Me>, ApiError> {
+    principal.require(Scope::Read)?;
+    Ok(web::Json(service::get_me(&state, &principal).await?))
+}
+
+/// Change display name, username or bio.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    request_body = UpdateMeRequest,
+    responses(
+        (status = 200, description = "The updated account", body = Me),
+        (status = 409, description = "Username taken", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/v1/me")]
+pub async fn update_me(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<UpdateMeRequest>,
+) -> Result<web::Json<Me>, ApiError> {
+    principal.require_person()?;
+    Ok(web::Json(
+        service::update_me(&state, &principal, body.into_inner()).await?,
+    ))
+}
+
+/// My API keys, newest first (never their secrets).
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    params(PageParams),
+    responses((status = 200, description = "A page of keys", body = ApiKeyPage))
+)]
+#[get("/v1/me/api-keys")]
+pub async fn list_api_keys(
+    state: web::Data<AppState>,
+    principal: Principal,
+    page: web::Query<PageParams>,
+) -> Result<web::Json<Page<super::types::ApiKey>>, ApiError> {
+    principal.require_person()?;
+    let page = page.parse::<ApiKeyId>("api_keys")?;
+    let mut conn = state.pool.get().await?;
+    let rows = store::list_api_keys(&mut conn, principal.user_id, page.after, page.limit).await?;
+    let keys = rows.into_iter().map(service::api_key).collect();
+    Ok(web::Json(Page::from_rows(
+        "api_keys",
+        keys,
+        page.limit,
+        |k| k.id,
+    )))
+}
+
+/// Create an API key. The secret `key` is in this response only.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    request_body = CreateApiKeyRequest,
+    responses(
+        (status = 201, description = "The key, with its secret", body = CreatedApiKey,
+         headers(("Location" = String, description = "Where the key is listed"))),
+        (status = 422, description = "Invalid fields", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/me/api-keys")]
+pub async fn create_api_key(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<CreateApiKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require_person()?;
+    let created = service::create_api_key(&state, &principal, body.into_inner()).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            "Location",
+            format!("/v1/me/api-keys/{}", created.api_key.id),
+        ))
+        .json(created))
+}
+
+/// Revoke an API key at once.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    params(("id" = ApiKeyId, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such key of mine", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/v1/me/api-keys/{id}")]
+pub async fn delete_api_key(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<ApiKeyId>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require_person()?;
+    service::revoke_api_key(&state, &principal, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The identity provider's user events (Svix-signed `user.created`, `user.updated`, `user.deleted`).
+#[utoipa::path(
+    tag = "webhooks",
+    request_body(content = Object, description = "A Svix-signed event", content_type = "application/json"),
+    params(
+        ("svix-id" = String, Header, description = "Delivery id"),
+        ("svix-timestamp" = String, Header, description = "Unix seconds"),
+        ("svix-signature" = String, Header, description = "`v1,<base64 HMAC>` signatures, space separated"),
+    ),
+    responses(
+        (status = 200, description = "Applied, or already applied before", body = WebhookAck),
+        (status = 401, description = "`invalid_signature`", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/webhooks/identity")]
+pub async fn create_identity_event(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<web::Json<WebhookAck>, ApiError> {
+    let applied = super::webhook::receive(&state, req.headers(), &body).await?;
+    Ok(web::Json(WebhookAck { applied }))
+}

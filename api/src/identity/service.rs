@@ -1,0 +1,579 @@
+//! Identity logic: accounts, sessions, API keys, authentication, the provider's users.
+
+use super::domain::{Email, Password, Username};
+use super::external::ExternalClaims;
+use super::principal::{Principal, Via};
+use super::store::{self, Consumed, NewApiKey, NewUser, User, UserChangeset};
+use super::types::{
+    ApiKey, CreateApiKeyRequest, CreatedApiKey, Me, SignupRequest, TokenResponse, UpdateMeRequest,
+};
+use super::{ApiKeyId, Role, Scope, SessionId, UserId, api_keys, password, tokens};
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::http::rate_limit;
+use chrono::Utc;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+pub fn me(user: &User) -> Me {
+    Me {
+        id: user.id,
+        email: user.email.clone(),
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        bio: user.bio.clone(),
+        role: Role::from_db(&user.role),
+        created_at: user.created_at,
+    }
+}
+
+/// Collects every field error at once, so a form shows them all.
+fn collect<T>(results: &mut Vec<FieldError>, result: Result<T, FieldError>) -> Option<T> {
+    result.map_err(|e| results.push(e)).ok()
+}
+
+pub struct NewAccount {
+    pub email: Option<Email>,
+    pub username: Username,
+    pub password: Option<Password>,
+    pub role: Role,
+}
+
+pub fn parse_signup(body: &SignupRequest) -> Result<NewAccount, ApiError> {
+    let mut errors = Vec::new();
+    let email = collect(&mut errors, Email::parse(&body.email));
+    let username = collect(&mut errors, Username::parse(&body.username));
+    let password = collect(&mut errors, Password::parse(&body.password));
+    match (email, username, password) {
+        (Some(email), Some(username), Some(password)) if errors.is_empty() => Ok(NewAccount {
+            email: Some(email),
+            username,
+            password: Some(password),
+            role: Role::User,
+        }),
+        _ => Err(ApiError::validation(errors)),
+    }
+}
+
+/// Creates an account with a password (or none, for provider accounts). Duplicate email or username
+/// answers 409 through the unique indexes, so concurrent signups cannot both win.
+pub async fn create_account(
+    conn: &mut AsyncPgConnection,
+    account: NewAccount,
+) -> Result<User, ApiError> {
+    let hash = match account.password {
+        Some(p) => Some(password::hash(p.expose().to_owned()).await?),
+        None => None,
+    };
+    let new = NewUser {
+        id: UserId::new(),
+        email: account.email.as_ref().map(Email::as_str),
+        username: account.username.as_str(),
+        display_name: None,
+        password_hash: hash.as_deref(),
+        role: account.role.as_str(),
+        external_subject: None,
+    };
+    Ok(store::insert_user(conn, &new).await?)
+}
+
+/// Starts a session (a new refresh-token family) and issues its first tokens.
+pub async fn start_session(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    user: &User,
+) -> Result<TokenResponse, ApiError> {
+    let tokens = &state.identity.tokens;
+    let session = SessionId::new();
+    let expires_at = Utc::now()
+        + chrono::Duration::from_std(tokens.refresh_ttl).unwrap_or(chrono::Duration::days(30));
+    let (refresh, hash) = tokens::new_refresh_token();
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        store::insert_session(conn, session, user.id, expires_at).await?;
+        store::insert_refresh_token(conn, &hash, session).await?;
+        Ok(())
+    })
+    .await?;
+    token_response(state, user, session, refresh)
+}
+
+fn token_response(
+    state: &AppState,
+    user: &User,
+    session: SessionId,
+    refresh: String,
+) -> Result<TokenResponse, ApiError> {
+    let (access_token, expires_in) = state.identity.tokens.issue(user.id, session)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "bearer".to_owned(),
+        expires_in,
+        refresh_token: refresh,
+        user: me(user),
+    })
+}
+
+pub async fn signup(state: &AppState, body: &SignupRequest) -> Result<TokenResponse, ApiError> {
+    let account = parse_signup(body)?;
+    let mut conn = state.pool.get().await?;
+    let user = create_account(&mut conn, account).await?;
+    tracing::info!(user.id = %user.id, "account created");
+    start_session(state, &mut conn, &user).await
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidCredentials,
+        "the email or password is wrong",
+    )
+}
+
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password_input: &str,
+) -> Result<TokenResponse, ApiError> {
+    let email = Email::parse(email).map_err(|_| invalid_credentials())?;
+    // Per account, whatever the IP: password guessing spread over many addresses still stops.
+    let decision = state.rate_limits.hit(
+        &format!("login:{}", email.as_str()),
+        state.config.rate_limits.login_per_account,
+        rate_limit::MINUTE,
+    );
+    if !decision.allowed {
+        return Err(rate_limit::too_many(
+            &decision,
+            "login attempts for this account",
+        ));
+    }
+    let mut conn = state.pool.get().await?;
+    let user = store::find_user_by_email(&mut conn, email.as_str()).await?;
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    if !password::verify(password_input.to_owned(), stored).await? {
+        return Err(invalid_credentials());
+    }
+    let user = user.ok_or_else(invalid_credentials)?;
+    if user.disabled_at.is_some() {
+        return Err(disabled());
+    }
+    start_session(state, &mut conn, &user).await
+}
+
+fn disabled() -> ApiError {
+    ApiError::new(ErrorCode::AccountDisabled, "this account is disabled")
+}
+
+fn session_ended() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidToken,
+        "this session has ended; sign in again",
+    )
+}
+
+/// Exchanges a refresh token for new tokens. A token presented twice means it leaked: the whole
+/// family is revoked, so neither the thief nor the owner can continue without signing in.
+pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenResponse, ApiError> {
+    let hash = tokens::sha256(refresh_token);
+    let mut conn = state.pool.get().await?;
+    let (next, next_hash) = tokens::new_refresh_token();
+    let outcome = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            let session_id = match store::consume_refresh_token(conn, &hash).await? {
+                Consumed::Fresh(id) => id,
+                Consumed::Reused(id) => {
+                    store::revoke_session(conn, id, "refresh_token_reused").await?;
+                    return Ok(Err(ApiError::new(
+                        ErrorCode::RefreshTokenReused,
+                        "this refresh token was already used; the session is revoked, sign in again",
+                    )));
+                }
+                Consumed::Unknown => return Ok(Err(session_ended())),
+            };
+            let Some((session, user)) = store::find_session_with_user(conn, session_id).await? else {
+                return Ok(Err(session_ended()));
+            };
+            if session.revoked_at.is_some() || session.expires_at <= Utc::now() {
+                return Ok(Err(session_ended()));
+            }
+            if user.disabled_at.is_some() {
+                return Ok(Err(disabled()));
+            }
+            store::insert_refresh_token(conn, &next_hash, session_id).await?;
+            Ok(Ok((user, session_id)))
+        })
+        .await?;
+    // The revocation above must commit even though the caller gets an error: hence Ok(Err(..)).
+    let (user, session) = outcome?;
+    token_response(state, &user, session, next)
+}
+
+/// Ends the session of a refresh token, if it names one. Idempotent.
+pub async fn logout(state: &AppState, refresh_token: Option<&str>) -> Result<(), ApiError> {
+    let Some(token) = refresh_token else {
+        return Ok(());
+    };
+    let mut conn = state.pool.get().await?;
+    if let Some(session) =
+        store::session_of_refresh_token(&mut conn, &tokens::sha256(token)).await?
+    {
+        store::revoke_session(&mut conn, session, "logout").await?;
+    }
+    Ok(())
+}
+
+pub async fn get_me(state: &AppState, principal: &Principal) -> Result<Me, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let user = store::find_user(&mut conn, principal.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("account"))?;
+    Ok(me(&user))
+}
+
+pub async fn update_me(
+    state: &AppState,
+    principal: &Principal,
+    body: UpdateMeRequest,
+) -> Result<Me, ApiError> {
+    let mut errors = Vec::new();
+    let username = match body.username.as_deref() {
+        Some(raw) => collect(&mut errors, Username::parse(raw)).map(|u| u.as_str().to_owned()),
+        None => None,
+    };
+    let display_name = body
+        .display_name
+        .map(|v| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
+    if display_name
+        .as_ref()
+        .is_some_and(|v| v.as_ref().is_some_and(|s| s.chars().count() > 64))
+    {
+        errors.push(FieldError {
+            field: "display_name".to_owned(),
+            message: "must be at most 64 characters".to_owned(),
+        });
+    }
+    let bio = body
+        .bio
+        .map(|v| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
+    if bio
+        .as_ref()
+        .is_some_and(|v| v.as_ref().is_some_and(|s| s.chars().count() > 500))
+    {
+        errors.push(FieldError {
+            field: "bio".to_owned(),
+            message: "must be at most 500 characters".to_owned(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let changes = UserChangeset {
+        username,
+        display_name,
+        bio,
+        ..UserChangeset::default()
+    };
+    let mut conn = state.pool.get().await?;
+    let user =
+        if changes.username.is_none() && changes.display_name.is_none() && changes.bio.is_none() {
+            store::find_user(&mut conn, principal.user_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("account"))?
+        } else {
+            store::update_user(&mut conn, principal.user_id, &changes).await?
+        };
+    Ok(me(&user))
+}
+
+// ---- API keys ----
+
+pub fn api_key(row: store::ApiKeyRow) -> ApiKey {
+    ApiKey {
+        id: row.id,
+        name: row.name,
+        prefix: row.prefix,
+        last_four: row.last_four,
+        scopes: row
+            .scopes
+            .iter()
+            .flatten()
+            .filter_map(|s| Scope::from_db(s))
+            .collect(),
+        expires_at: row.expires_at,
+        last_used_at: row.last_used_at,
+        created_at: row.created_at,
+    }
+}
+
+pub async fn create_api_key(
+    state: &AppState,
+    principal: &Principal,
+    body: CreateApiKeyRequest,
+) -> Result<CreatedApiKey, ApiError> {
+    let mut errors = Vec::new();
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 64 {
+        errors.push(FieldError {
+            field: "name".to_owned(),
+            message: "must be 1 to 64 characters".to_owned(),
+        });
+    }
+    if body.scopes.is_empty() {
+        errors.push(FieldError {
+            field: "scopes".to_owned(),
+            message: "must list at least one of generate, read, billing".to_owned(),
+        });
+    }
+    if body.expires_at.is_some_and(|at| at <= Utc::now()) {
+        errors.push(FieldError {
+            field: "expires_at".to_owned(),
+            message: "must be in the future".to_owned(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let mut scopes: Vec<Scope> = Scope::ALL
+        .into_iter()
+        .filter(|s| body.scopes.contains(s))
+        .collect();
+    scopes.dedup();
+    let secret = api_keys::generate();
+    let new = NewApiKey {
+        id: ApiKeyId::new(),
+        user_id: principal.user_id,
+        name: &name,
+        prefix: &secret.prefix,
+        last_four: &secret.last_four,
+        key_hash: &secret.hash,
+        scopes: scopes.iter().map(|s| Some(s.as_str().to_owned())).collect(),
+        expires_at: body.expires_at,
+    };
+    let mut conn = state.pool.get().await?;
+    let row = store::insert_api_key(&mut conn, &new).await?;
+    tracing::info!(user.id = %principal.user_id, api_key.id = %row.id, "API key created");
+    Ok(CreatedApiKey {
+        api_key: api_key(row),
+        key: secret.key,
+    })
+}
+
+pub async fn revoke_api_key(
+    state: &AppState,
+    principal: &Principal,
+    id: ApiKeyId,
+) -> Result<(), ApiError> {
+    let mut conn = state.pool.get().await?;
+    // Someone else's key and a missing key answer alike: 404, and nothing changes.
+    match store::revoke_api_key(&mut conn, principal.user_id, id).await? {
+        0 => Err(ApiError::not_found("API key")),
+        _ => {
+            tracing::info!(user.id = %principal.user_id, api_key.id = %id, "API key revoked");
+            Ok(())
+        }
+    }
+}
+
+// ---- authentication ----
+
+/// Resolves a bearer token to the principal it stands for, or the 401 that explains why not.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, ApiError> {
+    if api_keys::looks_like_key(token) {
+        return authenticate_api_key(state, token).await;
+    }
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidToken, "the token is malformed"))?;
+    if header.alg == jsonwebtoken::Algorithm::HS256 {
+        let claims = state.identity.tokens.verify(token)?;
+        let mut conn = state.pool.get().await?;
+        let (session, user) = store::find_session_with_user(&mut conn, claims.sid)
+            .await?
+            .ok_or_else(session_ended)?;
+        if user.id != claims.sub || session.revoked_at.is_some() {
+            return Err(session_ended());
+        }
+        if user.disabled_at.is_some() {
+            return Err(disabled());
+        }
+        return Ok(principal(&user, Via::Session(session.id)));
+    }
+    let Some(jwks) = &state.identity.external else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidToken,
+            "the token's signing algorithm is not accepted",
+        ));
+    };
+    let claims = jwks.verify(token, &header).await?;
+    let mut conn = state.pool.get().await?;
+    let user = match store::find_user_by_subject(&mut conn, &claims.sub).await? {
+        Some(user) => user,
+        None => {
+            create_external_user(
+                &mut conn,
+                &claims.sub,
+                &ProviderProfile::from_claims(&claims),
+            )
+            .await?
+        }
+    };
+    if user.disabled_at.is_some() {
+        return Err(disabled());
+    }
+    Ok(principal(&user, Via::ExternalProvider))
+}
+
+fn principal(user: &User, via: Via) -> Principal {
+    Principal {
+        user_id: user.id,
+        username: user.username.clone(),
+        role: Role::from_db(&user.role),
+        via,
+    }
+}
+
+async fn authenticate_api_key(state: &AppState, key: &str) -> Result<Principal, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let (row, user) = store::find_api_key_by_hash(&mut conn, &tokens::sha256(key))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "this API key does not exist"))?;
+    if row.revoked_at.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::ApiKeyRevoked,
+            "this API key has been revoked",
+        ));
+    }
+    if row.expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(ApiError::new(
+            ErrorCode::TokenExpired,
+            "this API key has expired",
+        ));
+    }
+    if user.disabled_at.is_some() {
+        return Err(disabled());
+    }
+    store::touch_api_key(&mut conn, row.id).await?;
+    let scopes = api_key(row.clone()).scopes;
+    Ok(principal(&user, Via::ApiKey { id: row.id, scopes }))
+}
+
+// ---- the external provider's users ----
+
+/// What the provider tells us about a person, from a token's claims or a webhook.
+#[derive(Debug, Default)]
+pub struct ProviderProfile {
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+}
+
+impl ProviderProfile {
+    pub fn from_claims(claims: &ExternalClaims) -> Self {
+        Self {
+            email: claims.email.clone(),
+            username: claims
+                .username
+                .clone()
+                .or_else(|| claims.preferred_username.clone()),
+            display_name: claims.name.clone(),
+        }
+    }
+}
+
+/// Creates the account of a provider user seen for the first time. The email is kept only if no
+/// other account has it: accounts are never merged on an email claim alone.
+pub async fn create_external_user(
+    conn: &mut AsyncPgConnection,
+    subject: &str,
+    profile: &ProviderProfile,
+) -> Result<User, ApiError> {
+    let email = match profile.email.as_deref().map(Email::parse) {
+        Some(Ok(email))
+            if store::find_user_by_email(conn, email.as_str())
+                .await?
+                .is_none() =>
+        {
+            Some(email)
+        }
+        _ => None,
+    };
+    let username = free_username(conn, profile.username.as_deref(), subject).await?;
+    let new = NewUser {
+        id: UserId::new(),
+        email: email.as_ref().map(Email::as_str),
+        username: &username,
+        display_name: profile.display_name.as_deref(),
+        password_hash: None,
+        role: Role::User.as_str(),
+        external_subject: Some(subject),
+    };
+    let user = store::upsert_external_user(conn, &new).await?;
+    tracing::info!(user.id = %user.id, "account created for an identity provider user");
+    Ok(user)
+}
+
+/// A valid, unused username derived from what the provider suggests (or the subject).
+async fn free_username(
+    conn: &mut AsyncPgConnection,
+    suggested: Option<&str>,
+    subject: &str,
+) -> Result<String, ApiError> {
+    let cleaned: String = suggested
+        .unwrap_or(subject)
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(24)
+        .collect();
+    let base = if cleaned.len() >= 3 {
+        cleaned
+    } else {
+        format!("user{cleaned}")
+    };
+    if let Ok(name) = Username::parse(&base)
+        && !store::username_taken(conn, name.as_str()).await?
+    {
+        return Ok(name.as_str().to_owned());
+    }
+    for _ in 0..5 {
+        let candidate = format!(
+            "{base}-{:06}",
+            rand::Rng::random_range(&mut rand::rng(), 0..1_000_000)
+        );
+        if !store::username_taken(conn, &candidate).await? {
+            return Ok(candidate);
+        }
+    }
+    Err(ApiError::internal(anyhow::anyhow!(
+        "no free username found"
+    )))
+}
+
+// ---- operators ----
+
+pub async fn set_role(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+    role: Role,
+) -> Result<User, ApiError> {
+    let user = store::find_user_by_username(conn, username)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let changes = UserChangeset {
+        role: Some(role.as_str().to_owned()),
+        ..UserChangeset::default()
+    };
+    Ok(store::update_user(conn, user.id, &changes).await?)
+}
+
+pub fn parse_new_user(
+    email: &str,
+    username: &str,
+    password: &str,
+    role: Role,
+) -> Result<NewAccount, ApiError> {
+    let mut account = parse_signup(&SignupRequest {
+        email: email.to_owned(),
+        password: password.to_owned(),
+        username: username.to_owned(),
+    })?;
+    account.role = role;
+    Ok(account)
+}

@@ -1,0 +1,411 @@
+//! Identity queries. Every function takes a connection, so callers choose the transaction.
+
+use super::{ApiKeyId, SessionId, UserId};
+use crate::db::schema::{api_keys, identity_events, refresh_tokens, sessions, users};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::upsert::on_constraint;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    pub id: UserId,
+    pub email: Option<String>,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub bio: Option<String>,
+    pub password_hash: Option<String>,
+    pub role: String,
+    pub external_subject: Option<String>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub id: UserId,
+    pub email: Option<&'a str>,
+    pub username: &'a str,
+    pub display_name: Option<&'a str>,
+    pub password_hash: Option<&'a str>,
+    pub role: &'a str,
+    pub external_subject: Option<&'a str>,
+}
+
+/// `None` leaves a column as it is; `Some(None)` clears a nullable one.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChangeset {
+    pub email: Option<Option<String>>,
+    pub username: Option<String>,
+    pub display_name: Option<Option<String>>,
+    pub bio: Option<Option<String>>,
+    pub role: Option<String>,
+    pub disabled_at: Option<Option<DateTime<Utc>>>,
+}
+
+pub async fn insert_user(conn: &mut AsyncPgConnection, new: &NewUser<'_>) -> QueryResult<User> {
+    diesel::insert_into(users::table)
+        .values(new)
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Inserts unless an account with this external subject exists; either way returns that account.
+pub async fn upsert_external_user(
+    conn: &mut AsyncPgConnection,
+    new: &NewUser<'_>,
+) -> QueryResult<User> {
+    let inserted = diesel::insert_into(users::table)
+        .values(new)
+        .on_conflict(users::external_subject)
+        .do_nothing()
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    match inserted {
+        Some(user) => Ok(user),
+        None => {
+            users::table
+                .filter(users::external_subject.eq(new.external_subject))
+                .select(User::as_select())
+                .first(conn)
+                .await
+        }
+    }
+}
+
+pub async fn find_user(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn find_user_by_email(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::email.eq(email))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn find_user_by_username(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::username.eq(username))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn find_user_by_subject(
+    conn: &mut AsyncPgConnection,
+    subject: &str,
+) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::external_subject.eq(subject))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn update_user(
+    conn: &mut AsyncPgConnection,
+    id: UserId,
+    changes: &UserChangeset,
+) -> QueryResult<User> {
+    diesel::update(users::table.find(id))
+        .set(changes)
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn username_taken(conn: &mut AsyncPgConnection, username: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        users::table.filter(users::username.eq(username)),
+    ))
+    .get_result(conn)
+    .await
+}
+
+// ---- sessions and refresh tokens ----
+
+pub async fn insert_session(
+    conn: &mut AsyncPgConnection,
+    id: SessionId,
+    user: UserId,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::id.eq(id),
+            sessions::user_id.eq(user),
+            sessions::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub async fn insert_refresh_token(
+    conn: &mut AsyncPgConnection,
+    hash: &[u8],
+    session: SessionId,
+) -> QueryResult<()> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::token_hash.eq(hash),
+            refresh_tokens::session_id.eq(session),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+pub enum Consumed {
+    /// First use: the token is now spent.
+    Fresh(SessionId),
+    /// Already spent once: someone replayed it.
+    Reused(SessionId),
+    Unknown,
+}
+
+/// Marks a refresh token used, atomically: of two concurrent exchanges exactly one is `Fresh`.
+pub async fn consume_refresh_token(
+    conn: &mut AsyncPgConnection,
+    hash: &[u8],
+) -> QueryResult<Consumed> {
+    let fresh: Option<SessionId> = diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::token_hash.eq(hash))
+            .filter(refresh_tokens::used_at.is_null()),
+    )
+    .set(refresh_tokens::used_at.eq(diesel::dsl::now))
+    .returning(refresh_tokens::session_id)
+    .get_result(conn)
+    .await
+    .optional()?;
+    if let Some(session) = fresh {
+        return Ok(Consumed::Fresh(session));
+    }
+    let spent: Option<SessionId> = refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(hash))
+        .select(refresh_tokens::session_id)
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(spent.map_or(Consumed::Unknown, Consumed::Reused))
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The session and its user, in one query: what every session-authenticated request checks.
+pub async fn find_session_with_user(
+    conn: &mut AsyncPgConnection,
+    id: SessionId,
+) -> QueryResult<Option<(Session, User)>> {
+    sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(id))
+        .select((Session::as_select(), User::as_select()))
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn revoke_session(
+    conn: &mut AsyncPgConnection,
+    id: SessionId,
+    reason: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(diesel::dsl::now),
+        sessions::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+    .await
+}
+
+pub async fn revoke_user_sessions(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    reason: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set((
+        sessions::revoked_at.eq(diesel::dsl::now),
+        sessions::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+    .await
+}
+
+// ---- API keys ----
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_keys, check_for_backend(diesel::pg::Pg))]
+pub struct ApiKeyRow {
+    pub id: ApiKeyId,
+    pub user_id: UserId,
+    pub name: String,
+    pub prefix: String,
+    pub last_four: String,
+    pub scopes: Vec<Option<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct NewApiKey<'a> {
+    pub id: ApiKeyId,
+    pub user_id: UserId,
+    pub name: &'a str,
+    pub prefix: &'a str,
+    pub last_four: &'a str,
+    pub key_hash: &'a [u8],
+    pub scopes: Vec<Option<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert_api_key(
+    conn: &mut AsyncPgConnection,
+    new: &NewApiKey<'_>,
+) -> QueryResult<ApiKeyRow> {
+    diesel::insert_into(api_keys::table)
+        .values(new)
+        .returning(ApiKeyRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// A user's live keys, newest first, after the keyset position `after` (ids are time-ordered).
+pub async fn list_api_keys(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    after: Option<ApiKeyId>,
+    limit: i64,
+) -> QueryResult<Vec<ApiKeyRow>> {
+    let mut query = api_keys::table
+        .filter(api_keys::user_id.eq(user))
+        .filter(api_keys::revoked_at.is_null())
+        .select(ApiKeyRow::as_select())
+        .order(api_keys::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(api_keys::id.lt(after));
+    }
+    query.load(conn).await
+}
+
+pub async fn revoke_api_key(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    id: ApiKeyId,
+) -> QueryResult<usize> {
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::id.eq(id))
+            .filter(api_keys::user_id.eq(user))
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await
+}
+
+pub async fn find_api_key_by_hash(
+    conn: &mut AsyncPgConnection,
+    hash: &[u8],
+) -> QueryResult<Option<(ApiKeyRow, User)>> {
+    api_keys::table
+        .inner_join(users::table)
+        .filter(api_keys::key_hash.eq(hash))
+        .select((ApiKeyRow::as_select(), User::as_select()))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Records use at most once a minute per key, so a busy key does not write on every request.
+pub async fn touch_api_key(conn: &mut AsyncPgConnection, id: ApiKeyId) -> QueryResult<usize> {
+    let a_minute_ago = Utc::now() - chrono::Duration::minutes(1);
+    diesel::update(
+        api_keys::table.filter(api_keys::id.eq(id)).filter(
+            api_keys::last_used_at
+                .is_null()
+                .or(api_keys::last_used_at.lt(a_minute_ago)),
+        ),
+    )
+    .set(api_keys::last_used_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await
+}
+
+// ---- identity provider events ----
+
+/// Records a webhook delivery id; false when it was already recorded (a retry).
+pub async fn record_identity_event(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+    event_type: &str,
+) -> QueryResult<bool> {
+    let inserted = diesel::insert_into(identity_events::table)
+        .values((
+            identity_events::id.eq(id),
+            identity_events::event_type.eq(event_type),
+        ))
+        .on_conflict(on_constraint("identity_events_pkey"))
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(inserted == 1)
+}
+
+pub async fn session_of_refresh_token(
+    conn: &mut AsyncPgConnection,
+    hash: &[u8],
+) -> QueryResult<Option<SessionId>> {
+    refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(hash))
+        .select(refresh_tokens::session_id)
+        .first(conn)
+        .await
+        .optional()
+}

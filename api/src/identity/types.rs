@@ -1,0 +1,140 @@
+//! Request and response bodies of the identity endpoints.
+
+use super::{ApiKeyId, Role, Scope, UserId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    #[schema(format = "email", max_length = 254, example = "ada@example.com")]
+    pub email: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128, example = "correct horse battery")]
+    pub password: String,
+    /// 3–32 characters of a-z, 0-9, `_` and `-` (upper case is folded to lower case).
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,32}$", example = "ada")]
+    pub username: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    #[schema(example = "correct horse battery")]
+    pub password: String,
+}
+
+/// The refresh token comes from this body or, for the SPA, from the `easel_refresh` cookie.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: Option<String>,
+}
+
+/// OAuth-style token response, so generic clients understand it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// Short-lived bearer token for `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Always `bearer`.
+    #[schema(example = "bearer")]
+    pub token_type: String,
+    /// Seconds until `access_token` expires.
+    pub expires_in: i64,
+    /// Single-use token for `POST /v1/auth/refresh`; also set as an HttpOnly cookie.
+    pub refresh_token: String,
+    pub user: Me,
+}
+
+/// The signed-in account, as its owner sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    pub id: UserId,
+    pub email: Option<String>,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub bio: Option<String>,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// Up to 64 characters; null clears it.
+    #[schema(max_length = 64)]
+    #[serde(default, with = "double_option")]
+    pub display_name: Option<Option<String>>,
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,32}$")]
+    pub username: Option<String>,
+    /// Up to 500 characters; null clears it.
+    #[schema(max_length = 500)]
+    #[serde(default, with = "double_option")]
+    pub bio: Option<Option<String>>,
+}
+
+/// Distinguishes an absent field (leave as is) from `null` (clear it).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(deserializer).map(Some)
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    /// A label to tell keys apart, 1–64 characters.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\u0000]*\\S[^\\u0000]*$", example = "render farm")]
+    pub name: String,
+    /// At least one of `generate`, `read`, `billing`.
+    #[schema(min_items = 1)]
+    pub scopes: Vec<Scope>,
+    /// When the key stops working; must be in the future. Omit for a key that does not expire.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// An API key as listed: never the secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub name: String,
+    /// The key's first characters, e.g. `esl_AbCd`.
+    pub prefix: String,
+    /// The key's last four characters.
+    pub last_four: String,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A new API key: the only time the secret `key` is shown.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub api_key: ApiKey,
+    /// The secret. Store it now: it cannot be shown again.
+    #[schema(example = "esl_4f9XkQ2mN8pL0rT6vW1yZ3bC5dE7gH9j")]
+    pub key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyPage {
+    pub data: Vec<ApiKey>,
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+/// Acknowledges a webhook delivery.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookAck {
+    /// False when this delivery had already been applied (a retry).
+    pub applied: bool,
+}

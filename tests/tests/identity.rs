@@ -1,0 +1,739 @@
+//! Built-in accounts, sessions, API keys and rate limits, through real HTTP.
+
+use easel_tests::idp::{hs256, tamper, unsigned_token};
+use easel_tests::{TestApp, json};
+use reqwest::Method;
+
+const SECRET: &str = "test-signing-secret-that-is-long-enough-0123456789";
+
+fn token(v: &serde_json::Value) -> String {
+    v["access_token"].as_str().unwrap_or_default().to_owned()
+}
+
+fn refresh(v: &serde_json::Value) -> String {
+    v["refresh_token"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_person_signs_up_uses_an_api_key_and_revokes_it() {
+    let app = TestApp::spawn().await;
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/auth/signup",
+            None,
+            Some(json!({"email": "Ada@Example.com", "username": "ada", "password": "analytical engine"})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    assert_eq!(reply.json["token_type"], "bearer");
+    assert_eq!(reply.json["expires_in"], 900);
+    assert_eq!(reply.json["user"]["email"], "ada@example.com");
+    assert_eq!(reply.json["user"]["role"], "user");
+    let cookie = reply.header("set-cookie").unwrap_or_default().to_owned();
+    for part in [
+        "easel_refresh=",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/v1/auth",
+    ] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    // the password is stored as an argon2id hash, never as given
+    assert_eq!(
+        app.count("users WHERE password_hash LIKE '$argon2id$%'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("users WHERE password_hash LIKE '%analytical%'")
+            .await,
+        0
+    );
+
+    let login = app
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": "ADA@example.com", "password": "analytical engine"})),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let session = token(&login.json);
+
+    let me = app.call(Method::GET, "/v1/me", Some(&session), None).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.json["username"], "ada");
+
+    let created = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&session),
+            Some(json!({"name": "script", "scopes": ["read"]})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let key = created.json["key"].as_str().unwrap_or_default().to_owned();
+    assert!(key.starts_with("esl_") && key.len() >= 36, "{key}");
+    assert_eq!(created.json["scopes"], json!(["read"]));
+    let id = created.json["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/v1/me/api-keys/{id}").as_str())
+    );
+    // only a hash is stored
+    assert_eq!(
+        app.count(&format!("api_keys WHERE key_hash = sha256('{key}'::bytea)"))
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!("api_keys WHERE prefix || last_four = '{key}'"))
+            .await,
+        0
+    );
+
+    let with_key = app.call(Method::GET, "/v1/me", Some(&key), None).await;
+    assert_eq!(with_key.status, 200, "{}", with_key.text);
+    assert_eq!(with_key.json["username"], "ada");
+
+    let listed = app
+        .call(Method::GET, "/v1/me/api-keys", Some(&session), None)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.json["data"][0]["prefix"], &key[..8]);
+    assert_eq!(listed.json["data"][0]["last_four"], &key[key.len() - 4..]);
+    assert!(
+        listed.json["data"][0]["key"].is_null(),
+        "the secret is never listed"
+    );
+    assert!(
+        listed.json["data"][0]["last_used_at"].is_string(),
+        "use was recorded"
+    );
+
+    // a key cannot manage keys
+    let by_key = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&key),
+            Some(json!({"name": "x", "scopes": ["read"]})),
+        )
+        .await;
+    by_key.assert_problem(403, "insufficient_scope");
+
+    let revoked = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/me/api-keys/{id}"),
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 204, "{}", revoked.text);
+    let after = app.call(Method::GET, "/v1/me", Some(&key), None).await;
+    after.assert_problem(401, "api_key_revoked");
+    assert_eq!(
+        after.header("www-authenticate"),
+        Some("Bearer error=\"invalid_token\"")
+    );
+    let listed = app
+        .call(Method::GET, "/v1/me/api-keys", Some(&session), None)
+        .await;
+    assert_eq!(listed.json["data"], json!([]));
+}
+
+#[tokio::test]
+async fn api_keys_act_only_within_their_scopes() {
+    let app = TestApp::spawn().await;
+    let session = token(&app.signup("grace").await);
+    let created = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&session),
+            Some(json!({"name": "billing only", "scopes": ["billing"]})),
+        )
+        .await;
+    let key = created.json["key"].as_str().unwrap_or_default().to_owned();
+    app.call(Method::GET, "/v1/me", Some(&key), None)
+        .await
+        .assert_problem(403, "insufficient_scope");
+
+    let expired = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&session),
+            Some(json!({"name": "old", "scopes": ["read"], "expires_at": "2020-01-01T00:00:00Z"})),
+        )
+        .await;
+    expired.assert_problem(422, "validation_failed");
+    assert_eq!(expired.json["errors"][0]["field"], "expires_at");
+    let bad = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&session),
+            Some(json!({"name": "", "scopes": [], "user_id": "x"})),
+        )
+        .await;
+    bad.assert_problem(422, "validation_failed");
+    let bad = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&session),
+            Some(json!({"name": "", "scopes": []})),
+        )
+        .await;
+    bad.assert_problem(422, "validation_failed");
+    assert_eq!(bad.json["errors"].as_array().map(Vec::len), Some(2));
+    let bad_scope = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&session),
+            Some(json!({"name": "x", "scopes": ["admin"]})),
+        )
+        .await;
+    bad_scope.assert_problem(422, "validation_failed");
+    assert_eq!(app.count("api_keys").await, 1, "only the first key exists");
+}
+
+#[tokio::test]
+async fn nobody_can_revoke_someone_elses_key() {
+    let app = TestApp::spawn().await;
+    let alice = token(&app.signup("alice").await);
+    let mallory = token(&app.signup("mallory").await);
+    let created = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&alice),
+            Some(json!({"name": "a", "scopes": ["read"]})),
+        )
+        .await;
+    let id = created.json["id"].as_str().unwrap_or_default().to_owned();
+    let key = created.json["key"].as_str().unwrap_or_default().to_owned();
+    app.call(
+        Method::DELETE,
+        &format!("/v1/me/api-keys/{id}"),
+        Some(&mallory),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.call(
+        Method::DELETE,
+        "/v1/me/api-keys/not-a-uuid",
+        Some(&mallory),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    let listed = app
+        .call(Method::GET, "/v1/me/api-keys", Some(&mallory), None)
+        .await;
+    assert_eq!(listed.json["data"], json!([]));
+    assert_eq!(
+        app.call(Method::GET, "/v1/me", Some(&key), None)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn signup_with_bad_input_is_refused_and_creates_nothing() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (
+            json!({"email": "x@example.com", "password": "long enough"}),
+            "username",
+        ),
+        (
+            json!({"email": "not-an-email", "username": "xavier", "password": "long enough"}),
+            "email",
+        ),
+        (
+            json!({"email": "x@example.com", "username": "xavier", "password": "short"}),
+            "password",
+        ),
+        (
+            json!({"email": "x@example.com", "username": "x!", "password": "long enough"}),
+            "username",
+        ),
+        (
+            json!({"email": "x@example.com", "username": "xavier", "password": "long enough", "role": "admin"}),
+            "role",
+        ),
+    ];
+    for (body, field) in cases {
+        let reply = app
+            .call(Method::POST, "/v1/auth/signup", None, Some(body.clone()))
+            .await;
+        reply.assert_problem(422, "validation_failed");
+        let fields: Vec<&str> = reply.json["errors"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["field"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(fields.contains(&field), "{body} → {}", reply.text);
+    }
+    let all_bad = app
+        .call(
+            Method::POST,
+            "/v1/auth/signup",
+            None,
+            Some(json!({"email": "nope", "username": "a", "password": "b"})),
+        )
+        .await;
+    assert_eq!(
+        all_bad.json["errors"].as_array().map(Vec::len),
+        Some(3),
+        "every field reported at once"
+    );
+    let malformed = app
+        .send(
+            app.request(Method::POST, "/v1/auth/signup")
+                .header("content-type", "application/json")
+                .body("{"),
+        )
+        .await;
+    malformed.assert_problem(400, "malformed_json");
+    assert_eq!(app.count("users").await, 0);
+}
+
+#[tokio::test]
+async fn duplicate_email_or_username_in_any_case_is_a_conflict() {
+    let app = TestApp::spawn().await;
+    app.signup("linus").await;
+    let email = app
+        .call(Method::POST, "/v1/auth/signup", None, Some(json!({"email": "LINUS@Example.COM", "username": "other", "password": "long enough"})))
+        .await;
+    email.assert_problem(409, "conflict");
+    assert_eq!(email.json["errors"][0]["field"], "email");
+    let username = app
+        .call(
+            Method::POST,
+            "/v1/auth/signup",
+            None,
+            Some(
+                json!({"email": "new@example.com", "username": "LINUS", "password": "long enough"}),
+            ),
+        )
+        .await;
+    username.assert_problem(409, "conflict");
+    assert_eq!(username.json["errors"][0]["field"], "username");
+    assert_eq!(app.count("users").await, 1);
+    assert_eq!(app.count("sessions").await, 1);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_look_the_same() {
+    let app = TestApp::spawn().await;
+    app.signup("ken").await;
+    for body in [
+        json!({"email": "ken@example.com", "password": "wrong password"}),
+        json!({"email": "nobody@example.com", "password": "password-ken"}),
+    ] {
+        let reply = app
+            .call(Method::POST, "/v1/auth/login", None, Some(body))
+            .await;
+        reply.assert_problem(401, "invalid_credentials");
+        assert_eq!(reply.json["detail"], "the email or password is wrong");
+    }
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    let app = TestApp::spawn().await;
+    let first = app.signup("rosa").await;
+    let access = token(&first);
+    let a = refresh(&first);
+
+    let second = app
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": a})),
+        )
+        .await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    let b = refresh(&second.json);
+    assert_ne!(a, b);
+
+    // A is replayed: the whole family ends, including B and the access tokens issued from it
+    let replay = app
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": a})),
+        )
+        .await;
+    replay.assert_problem(401, "refresh_token_reused");
+    app.call(
+        Method::POST,
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": b})),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
+    app.call(Method::GET, "/v1/me", Some(&access), None)
+        .await
+        .assert_problem(401, "invalid_token");
+    app.call(Method::GET, "/v1/me", Some(&token(&second.json)), None)
+        .await
+        .assert_problem(401, "invalid_token");
+    assert_eq!(
+        app.count("sessions WHERE revoked_reason = 'refresh_token_reused'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_of_one_token_succeed_once() {
+    let app = TestApp::spawn().await;
+    let a = refresh(&app.signup("tess").await);
+    let body = json!({"refresh_token": a});
+    let (one, two) = tokio::join!(
+        app.call(Method::POST, "/v1/auth/refresh", None, Some(body.clone())),
+        app.call(Method::POST, "/v1/auth/refresh", None, Some(body.clone())),
+    );
+    let mut statuses = [one.status, two.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401], "{} / {}", one.text, two.text);
+}
+
+#[tokio::test]
+async fn the_spa_refreshes_and_logs_out_with_the_cookie() {
+    let app = TestApp::spawn().await;
+    let first = app.signup("cookie").await;
+    let cookie = format!("easel_refresh={}", refresh(&first));
+    let refreshed = app
+        .send(
+            app.request(Method::POST, "/v1/auth/refresh")
+                .header("cookie", &cookie)
+                .json(&json!({})),
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    let next_cookie = format!("easel_refresh={}", refresh(&refreshed.json));
+    let access = token(&refreshed.json);
+
+    let out = app
+        .send(
+            app.request(Method::POST, "/v1/auth/logout")
+                .header("cookie", &next_cookie)
+                .json(&json!({})),
+        )
+        .await;
+    assert_eq!(out.status, 204);
+    assert!(
+        out.header("set-cookie")
+            .unwrap_or_default()
+            .contains("easel_refresh=;"),
+        "{:?}",
+        out.header("set-cookie")
+    );
+    app.send(
+        app.request(Method::POST, "/v1/auth/refresh")
+            .header("cookie", &next_cookie)
+            .json(&json!({})),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
+    app.call(Method::GET, "/v1/me", Some(&access), None)
+        .await
+        .assert_problem(401, "invalid_token");
+    app.call(Method::POST, "/v1/auth/refresh", None, Some(json!({})))
+        .await
+        .assert_problem(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn bad_session_tokens_are_refused_with_their_reason() {
+    let app = TestApp::spawn_with(&[("EASEL_JWT_SECRET", SECRET)]).await;
+    let signed = app.signup("eve").await;
+    let good = token(&signed);
+    let user_id = signed["user"]["id"].as_str().unwrap_or_default().to_owned();
+    let session: (String,) = {
+        let parts: Vec<&str> = good.split('.').collect();
+        let payload = base64_decode(parts[1]);
+        (payload["sid"].as_str().unwrap_or_default().to_owned(),)
+    };
+    let now = chrono::Utc::now().timestamp();
+    let claims = |exp: i64, nbf: i64, iss: &str, aud: &str| json!({"sub": user_id, "sid": session.0, "iss": iss, "aud": aud, "iat": now, "nbf": nbf, "exp": exp});
+    let ok = hs256(
+        SECRET.as_bytes(),
+        None,
+        &claims(now + 60, now, "easel", "easel"),
+    );
+    assert_eq!(
+        app.call(Method::GET, "/v1/me", Some(&ok), None)
+            .await
+            .status,
+        200,
+        "a well-made token passes"
+    );
+
+    let cases = [
+        (
+            hs256(
+                SECRET.as_bytes(),
+                None,
+                &claims(now - 120, now - 300, "easel", "easel"),
+            ),
+            "token_expired",
+        ),
+        (
+            hs256(
+                SECRET.as_bytes(),
+                None,
+                &claims(now + 600, now + 300, "easel", "easel"),
+            ),
+            "token_not_yet_valid",
+        ),
+        (
+            hs256(
+                SECRET.as_bytes(),
+                None,
+                &claims(now + 60, now, "someone-else", "easel"),
+            ),
+            "invalid_token",
+        ),
+        (
+            hs256(
+                SECRET.as_bytes(),
+                None,
+                &claims(now + 60, now, "easel", "another-app"),
+            ),
+            "invalid_token",
+        ),
+        (
+            hs256(
+                b"a-different-secret-of-enough-length-000000",
+                None,
+                &claims(now + 60, now, "easel", "easel"),
+            ),
+            "invalid_token",
+        ),
+        (
+            unsigned_token(&claims(now + 60, now, "easel", "easel")),
+            "invalid_token",
+        ),
+        (
+            tamper(&good, &claims(now + 9999, now, "easel", "easel")),
+            "invalid_token",
+        ),
+        (
+            hs256(
+                SECRET.as_bytes(),
+                None,
+                &json!({"sub": user_id, "sid": session.0, "exp": now + 60}),
+            ),
+            "invalid_token",
+        ),
+        ("not.a.jwt".to_owned(), "invalid_token"),
+    ];
+    for (bad, code) in cases {
+        let reply = app.call(Method::GET, "/v1/me", Some(&bad), None).await;
+        reply.assert_problem(401, code);
+    }
+    let none = app.call(Method::GET, "/v1/me", None, None).await;
+    none.assert_problem(401, "unauthorized");
+    assert_eq!(none.header("www-authenticate"), Some("Bearer"));
+
+    // a disabled account's tokens stop working at once
+    app.execute("UPDATE users SET disabled_at = now()").await;
+    app.call(Method::GET, "/v1/me", Some(&good), None)
+        .await
+        .assert_problem(401, "account_disabled");
+    let login = app
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": "eve@example.com", "password": "password-eve"})),
+        )
+        .await;
+    login.assert_problem(401, "account_disabled");
+}
+
+fn base64_decode(part: &str) -> serde_json::Value {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn profile_updates_and_username_conflicts() {
+    let app = TestApp::spawn().await;
+    let ada = token(&app.signup("ada").await);
+    app.signup("bob").await;
+    let updated = app
+        .call(
+            Method::PATCH,
+            "/v1/me",
+            Some(&ada),
+            Some(json!({"display_name": "Ada L.", "bio": "counts", "username": "Countess"})),
+        )
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.text);
+    assert_eq!(updated.json["display_name"], "Ada L.");
+    assert_eq!(updated.json["username"], "countess");
+    let cleared = app
+        .call(
+            Method::PATCH,
+            "/v1/me",
+            Some(&ada),
+            Some(json!({"bio": null})),
+        )
+        .await;
+    assert!(cleared.json["bio"].is_null());
+    assert_eq!(cleared.json["display_name"], "Ada L.", "absent fields stay");
+    app.call(
+        Method::PATCH,
+        "/v1/me",
+        Some(&ada),
+        Some(json!({"username": "bob"})),
+    )
+    .await
+    .assert_problem(409, "conflict");
+    app.call(
+        Method::PATCH,
+        "/v1/me",
+        Some(&ada),
+        Some(json!({"role": "admin"})),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    assert_eq!(app.count("users WHERE role = 'admin'").await, 0);
+}
+
+#[tokio::test]
+async fn auth_endpoints_are_rate_limited_per_address_with_headers() {
+    let app = TestApp::spawn_with(&[("EASEL_RATE_LIMIT_AUTH_PER_MINUTE", "3")]).await;
+    let body = json!({"email": "x@example.com", "password": "whatever123"});
+    for _ in 0..3 {
+        let reply = app
+            .call(Method::POST, "/v1/auth/login", None, Some(body.clone()))
+            .await;
+        assert_eq!(reply.status, 401);
+        assert_eq!(reply.header("ratelimit-limit"), Some("3"));
+    }
+    let limited = app
+        .call(Method::POST, "/v1/auth/login", None, Some(body))
+        .await;
+    limited.assert_problem(429, "rate_limited");
+    let retry: u64 = limited
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((1..=60).contains(&retry), "{:?}", limited.headers);
+    assert_eq!(limited.header("ratelimit-remaining"), Some("0"));
+    assert!(limited.header("ratelimit-reset").is_some());
+}
+
+#[tokio::test]
+async fn login_attempts_are_limited_per_account_across_addresses() {
+    let app = TestApp::spawn_with(&[("EASEL_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE", "2")]).await;
+    app.signup("target").await;
+    let wrong = json!({"email": "target@example.com", "password": "guess-guess"});
+    for _ in 0..2 {
+        app.call(Method::POST, "/v1/auth/login", None, Some(wrong.clone()))
+            .await
+            .assert_problem(401, "invalid_credentials");
+    }
+    app.call(Method::POST, "/v1/auth/login", None, Some(wrong))
+        .await
+        .assert_problem(429, "rate_limited");
+    // even the right password waits: the budget is per account
+    app.call(
+        Method::POST,
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": "target@example.com", "password": "password-target"})),
+    )
+    .await
+    .assert_problem(429, "rate_limited");
+    // another account is unaffected
+    app.signup("other").await;
+    let other = app
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": "other@example.com", "password": "password-other"})),
+        )
+        .await;
+    assert_eq!(other.status, 200, "{}", other.text);
+}
+
+#[tokio::test]
+async fn api_calls_are_rate_limited_per_principal() {
+    let app = TestApp::spawn_with(&[("EASEL_RATE_LIMIT_API_PER_MINUTE", "2")]).await;
+    let one = token(&app.signup("one").await);
+    let two = token(&app.signup("two").await);
+    for _ in 0..2 {
+        assert_eq!(
+            app.call(Method::GET, "/v1/me", Some(&one), None)
+                .await
+                .status,
+            200
+        );
+    }
+    app.call(Method::GET, "/v1/me", Some(&one), None)
+        .await
+        .assert_problem(429, "rate_limited");
+    assert_eq!(
+        app.call(Method::GET, "/v1/me", Some(&two), None)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn operators_create_admins_and_change_roles() {
+    let app = TestApp::spawn().await;
+    let mut conn = app.db().await;
+    let account = easel::identity::service::parse_new_user(
+        "op@example.com",
+        "operator",
+        "long enough pw",
+        easel::identity::Role::Admin,
+    )
+    .expect("valid account");
+    let user = easel::identity::service::create_account(&mut conn, account)
+        .await
+        .expect("create");
+    assert_eq!(user.role, "admin");
+    let login = app
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": "op@example.com", "password": "long enough pw"})),
+        )
+        .await;
+    assert_eq!(login.json["user"]["role"], "admin");
+    let user =
+        easel::identity::service::set_role(&mut conn, "operator", easel::identity::Role::User)
+            .await
+            .expect("set role");
+    assert_eq!(user.role, "user");
+    let missing =
+        easel::identity::service::set_role(&mut conn, "nobody", easel::identity::Role::Admin).await;
+    assert!(missing.is_err());
+}
