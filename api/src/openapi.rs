@@ -121,12 +121,16 @@ fn add_shared_parts(api: &mut utoipa::openapi::OpenApi) {
 fn forbid_nul_in_request_strings(components: &mut utoipa::openapi::Components) {
     use utoipa::openapi::schema::{Schema, SchemaType, Type};
     for (name, schema) in components.schemas.iter_mut() {
-        let RefOr::T(Schema::Object(object)) = schema else { continue };
+        let RefOr::T(Schema::Object(object)) = schema else {
+            continue;
+        };
         if !name.ends_with("Request") {
             continue;
         }
         for property in object.properties.values_mut() {
-            let RefOr::T(Schema::Object(field)) = property else { continue };
+            let RefOr::T(Schema::Object(field)) = property else {
+                continue;
+            };
             let is_string = match &field.schema_type {
                 SchemaType::Type(Type::String) => true,
                 SchemaType::Array(types) => types.contains(&Type::String),

@@ -91,7 +91,12 @@ mod double_option {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     /// A label to tell keys apart, 1–64 characters.
-    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\u0000]*\\S[^\\u0000]*$", example = "render farm")]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\u0000]*\\S[^\\u0000]*$",
+        example = "render farm"
+    )]
     pub name: String,
     /// At least one of `generate`, `read`, `billing`.
     #[schema(min_items = 1)]
