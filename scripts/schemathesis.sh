@@ -40,6 +40,10 @@ token=$(curl -fsS -X POST "http://127.0.0.1:$app_port/v1/auth/signup" -H 'conten
   -d "{\"email\":\"st$suffix@example.com\",\"username\":\"st$suffix\",\"password\":\"schemathesis-password\"}" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
+# An admin, so the admin operations are tested past their 403.
+DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/$db" EASEL_ENV=test EASEL_LOG=warn \
+  target/debug/easel admin set-role "st$suffix" admin >/dev/null
+
 status=0
 "$venv/bin/schemathesis" --no-color --config-file scripts/schemathesis.toml run "http://127.0.0.1:$app_port/openapi.json" \
   --checks all --max-examples 50 --workers 2 -H "Authorization: Bearer $token" || status=$?

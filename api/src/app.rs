@@ -31,6 +31,7 @@ pub struct SpecJson(pub String);
 pub fn routes(cfg: &mut ServiceConfig) {
     ops::routes(cfg);
     identity::routes::routes(cfg);
+    crate::credits::routes::routes(cfg);
 }
 
 /// Everything computed once per process and handed to each worker's `App`.

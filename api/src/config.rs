@@ -59,6 +59,15 @@ pub struct Config {
     pub workers: usize,
     pub auth: AuthConfig,
     pub rate_limits: RateLimits,
+    pub credits: CreditsConfig,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CreditsConfig {
+    /// Free credits each UTC day; unspent ones expire at the next grant.
+    pub daily_free: i64,
+    /// Non-expiring credits a new account starts with.
+    pub signup_bonus: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +204,15 @@ impl Config {
             api_per_principal: per_minute("EASEL_RATE_LIMIT_API_PER_MINUTE", "600")?,
             anonymous_per_ip: per_minute("EASEL_RATE_LIMIT_ANONYMOUS_PER_MINUTE", "300")?,
         };
+        let credit_amount = |name: &'static str, default: &str| {
+            parse_with(name, get(name), default, |v| {
+                bounded(v, 0, 1_000_000).map(|n| n as i64)
+            })
+        };
+        let credits = CreditsConfig {
+            daily_free: credit_amount("EASEL_DAILY_FREE_CREDITS", "10")?,
+            signup_bonus: credit_amount("EASEL_SIGNUP_BONUS_CREDITS", "20")?,
+        };
         Ok(Self {
             environment,
             bind,
@@ -209,6 +227,7 @@ impl Config {
             workers,
             auth,
             rate_limits,
+            credits,
         })
     }
 }

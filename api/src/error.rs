@@ -42,6 +42,10 @@ pub enum ErrorCode {
     InsufficientScope,
     InvalidSignature,
     WebhookNotConfigured,
+    InsufficientCredits,
+    CreditsOwed,
+    IdempotencyConflict,
+    IdempotencyInProgress,
 }
 
 impl ErrorCode {
@@ -73,6 +77,10 @@ impl ErrorCode {
         Self::InsufficientScope,
         Self::InvalidSignature,
         Self::WebhookNotConfigured,
+        Self::InsufficientCredits,
+        Self::CreditsOwed,
+        Self::IdempotencyConflict,
+        Self::IdempotencyInProgress,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -103,6 +111,10 @@ impl ErrorCode {
             Self::InsufficientScope => "insufficient_scope",
             Self::InvalidSignature => "invalid_signature",
             Self::WebhookNotConfigured => "webhook_not_configured",
+            Self::InsufficientCredits => "insufficient_credits",
+            Self::CreditsOwed => "credits_owed",
+            Self::IdempotencyConflict => "idempotency_conflict",
+            Self::IdempotencyInProgress => "idempotency_in_progress",
         }
     }
 
@@ -123,6 +135,9 @@ impl ErrorCode {
             // 401: the delivery did not prove who sent it. Senders retry on any non-2xx.
             Self::InvalidSignature => StatusCode::UNAUTHORIZED,
             Self::WebhookNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientCredits | Self::CreditsOwed => StatusCode::PAYMENT_REQUIRED,
+            Self::IdempotencyConflict => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyInProgress => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
@@ -187,6 +202,12 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// The request id also sent as the `X-Request-Id` header; quote it when reporting a problem.
     pub request_id: String,
+    /// With `insufficient_credits`: the credits the request needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed: Option<i64>,
+    /// With `insufficient_credits`: the credits the account can spend now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<i64>,
 }
 
 impl Problem {
@@ -208,6 +229,8 @@ impl Problem {
             request_id: request_id
                 .or_else(crate::http::request_id::current)
                 .unwrap_or_default(),
+            needed: None,
+            available: None,
         }
     }
 
@@ -232,6 +255,8 @@ pub struct ApiError {
     pub source: Option<anyhow::Error>,
     /// Set only where the response is built outside the request's task (see `http::edge`).
     pub request_id: Option<String>,
+    /// `needed` and `available` of an `insufficient_credits` problem.
+    pub credits: Option<Box<(i64, i64)>>,
 }
 
 impl ApiError {
@@ -243,6 +268,7 @@ impl ApiError {
             headers: Vec::new(),
             source: None,
             request_id: None,
+            credits: None,
         }
     }
 
@@ -319,13 +345,17 @@ impl ResponseError for ApiError {
                 "request failed"
             );
         }
-        let mut response = Problem::new(
+        let mut problem = Problem::new(
             self.code,
             self.detail.clone(),
             self.errors.clone(),
             self.request_id.clone(),
-        )
-        .into_response(status);
+        );
+        if let Some((needed, available)) = self.credits.as_deref().copied() {
+            problem.needed = Some(needed);
+            problem.available = Some(available);
+        }
+        let mut response = problem.into_response(status);
         for (name, value) in &self.headers {
             response.headers_mut().insert(name.clone(), value.clone());
         }

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod config;
+pub mod credits;
 pub mod db;
 pub mod error;
 pub mod http;

@@ -50,6 +50,8 @@ enum AdminCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// Recompute every balance from the ledger; exit 1 naming each account that differs
+    VerifyLedger,
     /// Change an account's role
     SetRole {
         username: String,
@@ -80,8 +82,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Admin { command } => {
             let config = load_config()?;
-            admin(&config, command).await?;
-            Ok(ExitCode::SUCCESS)
+            admin(&config, command).await
         }
         Command::Migrate => {
             let config = load_config()?;
@@ -92,7 +93,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
+async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<ExitCode> {
     use diesel_async::AsyncConnection;
     use easel::identity::{Role, service};
     easel::db::migrate::run_pending(config.database_url.expose()).await?;
@@ -153,8 +154,22 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
                 .map_err(describe)?;
             println!("{} is now {}", user.username, user.role);
         }
+        AdminCommand::VerifyLedger => {
+            let mismatches = easel::credits::store::mismatches(&mut conn).await?;
+            for m in &mismatches {
+                println!(
+                    "account {}: balance free {} purchased {}, ledger says free {} purchased {}",
+                    m.user_id, m.free, m.purchased, m.ledger_free, m.ledger_purchased
+                );
+            }
+            if !mismatches.is_empty() {
+                println!("{} account(s) differ from the ledger", mismatches.len());
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("every balance matches the ledger");
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_config() -> anyhow::Result<Config> {

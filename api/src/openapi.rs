@@ -20,6 +20,8 @@ Errors are RFC 9457 problem+json with a stable `code`; lists use opaque keyset c
     tags(
         (name = "auth", description = "Sign up, sign in, refresh and sign out (built-in accounts)"),
         (name = "account", description = "The signed-in account and its API keys"),
+        (name = "credits", description = "Balances, the ledger and usage"),
+        (name = "admin", description = "Operator actions (admin role)"),
         (name = "webhooks", description = "Deliveries from the identity provider, Stripe and model providers"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     ),

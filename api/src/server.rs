@@ -32,7 +32,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let bind = config.bind;
     let shutdown_timeout = config.shutdown_timeout.as_secs();
     let workers = config.workers;
-    let shared = Shared::new(config, pool)?;
+    let shared = Shared::new(config, pool.clone())?;
+    spawn_housekeeping(pool);
     let factory_shared = shared.clone();
     let mut server = HttpServer::new(move || app::build(factory_shared.clone()))
         .shutdown_timeout(shutdown_timeout);
@@ -54,6 +55,27 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         server,
         shared,
     })
+}
+
+/// Hourly upkeep that needs no caller: expired idempotency keys are purged.
+fn spawn_housekeeping(pool: db::Pool) {
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            let purged = match pool.get().await {
+                Ok(mut conn) => crate::http::idempotency::purge_expired(&mut conn)
+                    .await
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            };
+            match purged {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired idempotency keys purged"),
+                Err(e) => tracing::warn!(error = %e, "idempotency key purge failed"),
+            }
+        }
+    });
 }
 
 /// Serves until a shutdown signal. actix handles SIGINT/SIGTERM itself: it stops accepting, lets

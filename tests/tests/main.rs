@@ -1,5 +1,10 @@
 //! The one integration-test binary: every test starts the real app on real HTTP and real PostgreSQL.
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a failed setup step should fail the test at once"
+)]
 
+mod credits;
 mod errors;
 mod harness;
 mod identity;

@@ -17,6 +17,51 @@ diesel::table! {
 }
 
 diesel::table! {
+    credit_balances (user_id) {
+        user_id -> Uuid,
+        free -> Int8,
+        purchased -> Int8,
+        free_granted_on -> Nullable<Date>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    credit_entries (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        kind -> Text,
+        free_delta -> Int8,
+        purchased_delta -> Int8,
+        free_after -> Int8,
+        purchased_after -> Int8,
+        generation_id -> Nullable<Uuid>,
+        purchase_id -> Nullable<Uuid>,
+        refund_of -> Nullable<Uuid>,
+        admin_id -> Nullable<Uuid>,
+        reason -> Nullable<Text>,
+        grant_day -> Nullable<Date>,
+        idempotency_key -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (user_id, key) {
+        user_id -> Uuid,
+        key -> Text,
+        method -> Text,
+        path -> Text,
+        request_digest -> Bytea,
+        status -> Nullable<Int2>,
+        response_body -> Nullable<Bytea>,
+        response_content_type -> Nullable<Text>,
+        response_location -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     identity_events (id) {
         id -> Text,
         event_type -> Text,
@@ -61,12 +106,17 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(credit_balances -> users (user_id));
+diesel::joinable!(idempotency_keys -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
+    credit_balances,
+    credit_entries,
     identity_events,
+    idempotency_keys,
     refresh_tokens,
     sessions,
     users,

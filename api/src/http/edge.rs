@@ -161,6 +161,7 @@ fn with_request_id(error: Error, id: &str) -> Error {
             headers: api.headers.clone(),
             source: None,
             request_id: None,
+            credits: api.credits.clone(),
         },
         None => {
             let status = error.as_response_error().status_code();

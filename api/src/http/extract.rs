@@ -10,11 +10,19 @@ use serde::de::DeserializeOwned;
 /// A JSON request body: an object (never an array serde would also map onto a struct), with no NUL
 /// character in any string (PostgreSQL text cannot hold one). Anything else is a problem response.
 #[derive(Debug)]
-pub struct Json<T>(pub T);
+pub struct Json<T>(pub T, pub BodyDigest);
+
+/// SHA-256 of the raw body: what `Idempotency-Key` compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyDigest(pub Vec<u8>);
 
 impl<T> Json<T> {
     pub fn into_inner(self) -> T {
         self.0
+    }
+
+    pub fn digest(&self) -> &[u8] {
+        &self.1.0
     }
 }
 
@@ -52,7 +60,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                     ApiError::bad_request("the body could not be read")
                 }
             })?;
-            parse_body(&bytes).map(Json)
+            let digest = BodyDigest(<sha2::Sha256 as sha2::Digest>::digest(&bytes).to_vec());
+            parse_body(&bytes).map(|value| Json(value, digest))
         })
     }
 }

@@ -4,6 +4,7 @@
 pub mod edge;
 pub mod extract;
 pub mod fallback;
+pub mod idempotency;
 pub mod rate_limit;
 pub mod request_id;
 pub mod signature;
