@@ -27,7 +27,7 @@ openapi:
 	cargo run --quiet --bin easel -- openapi --out openapi/openapi.json
 
 bench:
-	scripts/bench.sh
+	bench/credits/run.sh
 
 db:
 	scripts/pg.sh start .data/postgres $${EASEL_PG_PORT:-54320} durable

@@ -107,5 +107,6 @@ case "${1:-}" in
     start "$2" "$3" fast ;;
   stop) stop "$2" ;;
   createdb) createdb_if_missing "$2" "$3" ;;
+  bindir) echo "$PGBIN" ;;
   *) die "usage: pg.sh start DIR PORT [durable|fast] | fresh DIR PORT | stop DIR | createdb PORT NAME" ;;
 esac

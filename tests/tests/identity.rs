@@ -737,3 +737,24 @@ async fn operators_create_admins_and_change_roles() {
         easel::identity::service::set_role(&mut conn, "nobody", easel::identity::Role::Admin).await;
     assert!(missing.is_err());
 }
+
+#[tokio::test]
+async fn creating_a_key_with_an_idempotency_key_happens_once() {
+    let app = TestApp::spawn().await;
+    let session = token(&app.signup("retrier").await);
+    // retried with the same Idempotency-Key, the key is created once and its response replayed
+    let retry = |k: &'static str| {
+        app.send(
+            app.request(Method::POST, "/v1/me/api-keys")
+                .bearer_auth(&session)
+                .header("idempotency-key", k)
+                .json(&json!({"name": "retried", "scopes": ["generate"]})),
+        )
+    };
+    let first = retry("create-key-1").await;
+    let second = retry("create-key-1").await;
+    assert_eq!(first.status, 201);
+    assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    assert_eq!(first.json["id"], second.json["id"]);
+    assert_eq!(app.count("api_keys WHERE name = 'retried'").await, 1);
+}

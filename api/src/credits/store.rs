@@ -105,7 +105,8 @@ pub struct Reset {
 }
 
 /// Replaces the free bucket with `grant` if today's grant has not been made yet. Of concurrent
-/// first calls of the day exactly one gets `Some`; the others wait on the row lock, then match nothing.
+/// first calls of the day exactly one gets `Some`; the others wait on the row lock, then match
+/// nothing. Once the day's grant is made, the row is not even locked: this runs on every call.
 pub async fn reset_free(
     conn: &mut AsyncPgConnection,
     user: UserId,
@@ -115,7 +116,8 @@ pub async fn reset_free(
     diesel::sql_query(
         "UPDATE credit_balances AS b \
          SET free = $2, free_granted_on = $3, updated_at = now() \
-         FROM (SELECT user_id, free FROM credit_balances WHERE user_id = $1 FOR UPDATE) AS old \
+         FROM (SELECT user_id, free FROM credit_balances \
+               WHERE user_id = $1 AND (free_granted_on IS NULL OR free_granted_on < $3) FOR UPDATE) AS old \
          WHERE b.user_id = old.user_id AND (b.free_granted_on IS NULL OR b.free_granted_on < $3) \
          RETURNING old.free AS expired, b.free AS free_after, b.purchased AS purchased_after",
     )

@@ -10,6 +10,7 @@ use crate::app::AppState;
 use crate::db::cursor::{Page, PageParams};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::extract::Json;
+use crate::http::idempotency::{self, IdempotencyKey};
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -211,6 +212,7 @@ pub async fn list_api_keys(
 #[utoipa::path(
     tag = "account",
     security(("session" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key and body for 24 h")),
     request_body = CreateApiKeyRequest,
     responses(
         (status = 201, description = "The key, with its secret", body = CreatedApiKey,
@@ -220,18 +222,24 @@ pub async fn list_api_keys(
 )]
 #[post("/v1/me/api-keys")]
 pub async fn create_api_key(
+    req: HttpRequest,
     state: web::Data<AppState>,
     principal: Principal,
+    key: IdempotencyKey,
     body: Json<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require_person()?;
-    let created = service::create_api_key(&state, &principal, body.into_inner()).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((
-            "Location",
-            format!("/v1/me/api-keys/{}", created.api_key.id),
-        ))
-        .json(created))
+    let digest = body.digest().to_vec();
+    idempotency::run(&state, principal.user_id, &key, &req, &digest, || async {
+        let created = service::create_api_key(&state, &principal, body.into_inner()).await?;
+        Ok(HttpResponse::Created()
+            .insert_header((
+                "Location",
+                format!("/v1/me/api-keys/{}", created.api_key.id),
+            ))
+            .json(created))
+    })
+    .await
 }
 
 /// Revoke an API key at once.
