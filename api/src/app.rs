@@ -22,6 +22,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub identity: identity::Identity,
     pub rate_limits: Arc<dyn RateLimitStore>,
+    pub catalog: crate::catalog::Catalog,
+    pub storage: crate::storage::Storage,
+    pub providers: crate::providers::Providers,
+    /// Signalled when a job is queued in this process, so an idle worker starts at once.
+    pub jobs_waiting: Arc<tokio::sync::Notify>,
 }
 
 /// The serialised OpenAPI document served at `/openapi.json`.
@@ -32,6 +37,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     ops::routes(cfg);
     identity::routes::routes(cfg);
     crate::credits::routes::routes(cfg);
+    crate::catalog::routes::routes(cfg);
+    crate::generation::routes::routes(cfg);
 }
 
 /// Everything computed once per process and handed to each worker's `App`.
@@ -49,6 +56,9 @@ impl Shared {
         let spec = crate::openapi::to_json(&spec)?;
         let metrics = Metrics::new().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
         let identity = identity::Identity::new(&config)?;
+        let catalog = crate::catalog::Catalog::load(&config.generation.models_path)?;
+        let storage = crate::storage::Storage::local(&config.generation.storage_dir)?;
+        let providers = crate::providers::Providers::new(&config);
         Ok(Self {
             state: web::Data::new(AppState {
                 config: Arc::new(config),
@@ -56,6 +66,10 @@ impl Shared {
                 metrics: Arc::new(metrics),
                 identity,
                 rate_limits: Arc::new(InMemoryStore::default()),
+                catalog,
+                storage,
+                providers,
+                jobs_waiting: Arc::new(tokio::sync::Notify::new()),
             }),
             spec: web::Data::new(SpecJson(spec)),
             routes: web::Data::new(routes),

@@ -60,6 +60,27 @@ pub struct Config {
     pub auth: AuthConfig,
     pub rate_limits: RateLimits,
     pub credits: CreditsConfig,
+    pub generation: GenerationConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct GenerationConfig {
+    pub models_path: PathBuf,
+    /// Where images are stored (a local folder).
+    pub storage_dir: PathBuf,
+    /// Generations one user may have queued or running at once.
+    pub max_in_flight: i64,
+    /// Job workers inside this process (`easel serve`); 0 leaves the work to `easel worker`.
+    pub workers: usize,
+    /// How long the `local` provider takes per request.
+    pub local_render_time: Duration,
+    /// A job not finished this long after submission fails and is refunded.
+    pub deadline: Duration,
+    /// A running job whose worker is silent this long goes back to the queue.
+    pub heartbeat_timeout: Duration,
+    pub watchdog_interval: Duration,
+    /// Attempts before a transient failure becomes final.
+    pub max_attempts: i32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -213,6 +234,42 @@ impl Config {
             daily_free: credit_amount("EASEL_DAILY_FREE_CREDITS", "10")?,
             signup_bonus: credit_amount("EASEL_SIGNUP_BONUS_CREDITS", "20")?,
         };
+        let secs = |name: &'static str, default: &str, min: usize, max: usize| {
+            parse_with(name, get(name), default, |v| {
+                bounded(v, min, max).map(|s| Duration::from_secs(s as u64))
+            })
+        };
+        let generation = GenerationConfig {
+            models_path: PathBuf::from(
+                get("EASEL_MODELS_PATH").unwrap_or_else(|| "config/models.toml".to_owned()),
+            ),
+            storage_dir: get("EASEL_STORAGE_DIR")
+                .map_or_else(|| data_dir.join("images"), PathBuf::from),
+            max_in_flight: parse_with(
+                "EASEL_MAX_IN_FLIGHT",
+                get("EASEL_MAX_IN_FLIGHT"),
+                "4",
+                |v| bounded(v, 1, 1000).map(|n| n as i64),
+            )?,
+            workers: parse_with("EASEL_JOB_WORKERS", get("EASEL_JOB_WORKERS"), "2", |v| {
+                bounded(v, 0, 64)
+            })?,
+            local_render_time: parse_with(
+                "EASEL_LOCAL_RENDER_MS",
+                get("EASEL_LOCAL_RENDER_MS"),
+                "1500",
+                |v| bounded(v, 0, 600_000).map(|ms| Duration::from_millis(ms as u64)),
+            )?,
+            deadline: secs("EASEL_GENERATION_DEADLINE_SECS", "600", 5, 86_400)?,
+            heartbeat_timeout: secs("EASEL_JOB_HEARTBEAT_TIMEOUT_SECS", "30", 2, 3600)?,
+            watchdog_interval: secs("EASEL_WATCHDOG_INTERVAL_SECS", "5", 1, 3600)?,
+            max_attempts: parse_with(
+                "EASEL_JOB_MAX_ATTEMPTS",
+                get("EASEL_JOB_MAX_ATTEMPTS"),
+                "3",
+                |v| bounded(v, 1, 20).map(|n| n as i32),
+            )?,
+        };
         Ok(Self {
             environment,
             bind,
@@ -228,6 +285,7 @@ impl Config {
             auth,
             rate_limits,
             credits,
+            generation,
         })
     }
 }

@@ -46,6 +46,8 @@ pub enum ErrorCode {
     CreditsOwed,
     IdempotencyConflict,
     IdempotencyInProgress,
+    ProModelRequiresPurchase,
+    TooManyInFlight,
 }
 
 impl ErrorCode {
@@ -81,6 +83,8 @@ impl ErrorCode {
         Self::CreditsOwed,
         Self::IdempotencyConflict,
         Self::IdempotencyInProgress,
+        Self::ProModelRequiresPurchase,
+        Self::TooManyInFlight,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +119,8 @@ impl ErrorCode {
             Self::CreditsOwed => "credits_owed",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::IdempotencyInProgress => "idempotency_in_progress",
+            Self::ProModelRequiresPurchase => "pro_model_requires_purchase",
+            Self::TooManyInFlight => "too_many_in_flight",
         }
     }
 
@@ -138,6 +144,8 @@ impl ErrorCode {
             Self::InsufficientCredits | Self::CreditsOwed => StatusCode::PAYMENT_REQUIRED,
             Self::IdempotencyConflict => StatusCode::UNPROCESSABLE_ENTITY,
             Self::IdempotencyInProgress => StatusCode::CONFLICT,
+            Self::ProModelRequiresPurchase => StatusCode::FORBIDDEN,
+            Self::TooManyInFlight => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,

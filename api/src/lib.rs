@@ -1,15 +1,19 @@
 //! Easel: the backend of a text-to-image product. The binary in `main.rs` is a thin CLI over this library.
 
 pub mod app;
+pub mod catalog;
 pub mod config;
 pub mod credits;
 pub mod db;
 pub mod error;
+pub mod generation;
 pub mod http;
 pub mod identity;
 pub mod openapi;
 pub mod ops;
+pub mod providers;
 pub mod server;
+pub mod storage;
 pub mod telemetry;
 
 pub use config::Config;

@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run pending migrations, then serve the HTTP API on EASEL_BIND until Ctrl-C
     Serve,
+    /// Run generation jobs only (no HTTP): any number of workers share the queue in PostgreSQL
+    Worker,
     /// Apply pending database migrations to DATABASE_URL and exit
     Migrate,
     /// Print the OpenAPI document generated from the code, write it, or check the committed one
@@ -83,6 +85,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Admin { command } => {
             let config = load_config()?;
             admin(&config, command).await
+        }
+        Command::Worker => {
+            let config = load_config()?;
+            easel::server::work(config).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
             let config = load_config()?;

@@ -32,8 +32,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let bind = config.bind;
     let shutdown_timeout = config.shutdown_timeout.as_secs();
     let workers = config.workers;
+    let job_workers = config.generation.workers;
     let shared = Shared::new(config, pool.clone())?;
     spawn_housekeeping(pool);
+    if job_workers > 0 {
+        crate::generation::runner::spawn(shared.state.clone().into_inner(), job_workers);
+    }
     let factory_shared = shared.clone();
     let mut server = HttpServer::new(move || app::build(factory_shared.clone()))
         .shutdown_timeout(shutdown_timeout);
@@ -76,6 +80,24 @@ fn spawn_housekeeping(pool: db::Pool) {
             }
         }
     });
+}
+
+/// `easel worker`: job workers and the watchdog, without HTTP, until Ctrl-C or SIGTERM. A job
+/// interrupted here is picked up again once its heartbeat goes stale.
+pub async fn work(config: Config) -> anyhow::Result<()> {
+    db::migrate::run_pending(config.database_url.expose()).await?;
+    let pool = db::pool(config.database_url.expose(), config.db_pool_size)?;
+    let workers = config.generation.workers.max(1);
+    let shared = Shared::new(config, pool)?;
+    crate::generation::runner::spawn(shared.state.clone().into_inner(), workers);
+    tracing::info!(workers, "job workers running");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("stopping");
+    Ok(())
 }
 
 /// Serves until a shutdown signal. actix handles SIGINT/SIGTERM itself: it stops accepting, lets

@@ -122,6 +122,12 @@ impl TestApp {
             ("EASEL_DB_POOL_SIZE", "4"),
             ("EASEL_WORKERS", "1"),
             ("EASEL_SHUTDOWN_TIMEOUT_SECS", "1"),
+            (
+                "EASEL_MODELS_PATH",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../config/models.toml"),
+            ),
+            ("EASEL_LOCAL_RENDER_MS", "50"),
+            ("EASEL_WATCHDOG_INTERVAL_SECS", "1"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

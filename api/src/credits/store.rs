@@ -280,3 +280,15 @@ pub async fn spent_between(
     .await?;
     Ok(row.total)
 }
+
+/// Locks a user's balance row for the rest of the transaction: serialises that user's submissions.
+pub async fn lock(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<()> {
+    credit_balances::table
+        .find(user)
+        .select(credit_balances::user_id)
+        .for_update()
+        .first::<UserId>(conn)
+        .await
+        .optional()
+        .map(drop)
+}

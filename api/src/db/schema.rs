@@ -62,6 +62,62 @@ diesel::table! {
 }
 
 diesel::table! {
+    generations (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        model -> Text,
+        prompt -> Text,
+        negative_prompt -> Nullable<Text>,
+        aspect_ratio -> Text,
+        width -> Int4,
+        height -> Int4,
+        num_outputs -> Int4,
+        seed -> Int8,
+        style -> Nullable<Text>,
+        visibility -> Text,
+        status -> Text,
+        progress -> Int2,
+        credits_charged -> Int8,
+        credits_refunded -> Int8,
+        reservation_id -> Nullable<Uuid>,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        error_retryable -> Nullable<Bool>,
+        attempts -> Int4,
+        run_after -> Timestamptz,
+        deadline_at -> Timestamptz,
+        claimed_by -> Nullable<Text>,
+        heartbeat_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        completed_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    images (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        generation_id -> Uuid,
+        output_index -> Int4,
+        model -> Text,
+        prompt -> Text,
+        width -> Int4,
+        height -> Int4,
+        seed -> Int8,
+        visibility -> Text,
+        content_hash -> Text,
+        thumb_hash -> Text,
+        content_type -> Text,
+        byte_size -> Int8,
+        nsfw -> Bool,
+        created_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     identity_events (id) {
         id -> Text,
         event_type -> Text,
@@ -107,6 +163,10 @@ diesel::table! {
 
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(credit_balances -> users (user_id));
+diesel::joinable!(generations -> credit_entries (reservation_id));
+diesel::joinable!(generations -> users (user_id));
+diesel::joinable!(images -> generations (generation_id));
+diesel::joinable!(images -> users (user_id));
 diesel::joinable!(idempotency_keys -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -115,7 +175,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     credit_balances,
     credit_entries,
+    generations,
     identity_events,
+    images,
     idempotency_keys,
     refresh_tokens,
     sessions,

@@ -1,0 +1,229 @@
+//! The model catalog from `config/models.toml`: ids, costs, inputs, sizes, provider mapping.
+//! Validated once at start-up; a mistake stops the server with a message naming the model and field.
+
+pub mod routes;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use utoipa::ToSchema;
+
+/// An optional input a model may accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Input {
+    NegativePrompt,
+    Seed,
+    Steps,
+    Guidance,
+    Style,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    models: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelEntry {
+    id: String,
+    name: String,
+    description: String,
+    provider: String,
+    provider_model: String,
+    cost_per_image: i64,
+    #[serde(default)]
+    is_pro: bool,
+    min_outputs: u32,
+    max_outputs: u32,
+    #[serde(default)]
+    inputs: Vec<Input>,
+    #[serde(default)]
+    styles: Vec<String>,
+    #[serde(default)]
+    strengths: Vec<String>,
+    #[serde(default)]
+    weaknesses: Vec<String>,
+    aspect_ratios: BTreeMap<String, [u32; 2]>,
+}
+
+/// A model as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Model {
+    #[schema(example = "easel-sketch")]
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// Which provider runs it: `local`, `replicate` or `cog`.
+    pub provider: String,
+    #[serde(skip)]
+    pub provider_model: String,
+    /// Credits per output image.
+    pub cost_per_image: i64,
+    /// Pro models need purchased credits (a purchased balance above zero) or the admin role.
+    pub is_pro: bool,
+    pub min_outputs: u32,
+    pub max_outputs: u32,
+    /// Optional inputs this model accepts; others are refused.
+    pub inputs: Vec<Input>,
+    /// Allowed values of `style`, when `style` is an input.
+    pub styles: Vec<String>,
+    /// Aspect ratio → [width, height] in pixels.
+    pub aspect_ratios: BTreeMap<String, [u32; 2]>,
+    pub strengths: Vec<String>,
+    pub weaknesses: Vec<String>,
+}
+
+impl Model {
+    pub fn accepts(&self, input: Input) -> bool {
+        self.inputs.contains(&input)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    models: Vec<Model>,
+}
+
+const PROVIDERS: [&str; 3] = ["local", "replicate", "cog"];
+
+impl Catalog {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the model catalog {} (EASEL_MODELS_PATH): {e}",
+                path.display()
+            )
+        })?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("model catalog {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let file: CatalogFile = toml::from_str(text)?;
+        let mut models: Vec<Model> = Vec::new();
+        for entry in file.models {
+            let at = format!("model {:?}", entry.id);
+            let id_ok = !entry.id.is_empty()
+                && entry.id.len() <= 64
+                && entry.id.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
+            anyhow::ensure!(
+                id_ok,
+                "{at}: id must be 1–64 characters of a-z, 0-9, '-' and '.'"
+            );
+            anyhow::ensure!(
+                !models.iter().any(|m| m.id == entry.id),
+                "{at}: id appears twice"
+            );
+            anyhow::ensure!(
+                PROVIDERS.contains(&entry.provider.as_str()),
+                "{at}: provider must be one of {PROVIDERS:?}"
+            );
+            anyhow::ensure!(
+                entry.cost_per_image > 0,
+                "{at}: cost_per_image must be at least 1"
+            );
+            anyhow::ensure!(
+                1 <= entry.min_outputs
+                    && entry.min_outputs <= entry.max_outputs
+                    && entry.max_outputs <= 16,
+                "{at}: need 1 <= min_outputs <= max_outputs <= 16"
+            );
+            anyhow::ensure!(
+                !entry.aspect_ratios.is_empty(),
+                "{at}: aspect_ratios is empty"
+            );
+            for (ratio, [w, h]) in &entry.aspect_ratios {
+                anyhow::ensure!(
+                    (64..=2048).contains(w) && (64..=2048).contains(h),
+                    "{at}: aspect ratio {ratio} maps to {w}x{h}; sides must be 64–2048 px"
+                );
+            }
+            anyhow::ensure!(
+                entry.inputs.contains(&Input::Style) != entry.styles.is_empty(),
+                "{at}: list styles exactly when style is an input"
+            );
+            models.push(Model {
+                id: entry.id,
+                name: entry.name,
+                description: entry.description,
+                provider: entry.provider,
+                provider_model: entry.provider_model,
+                cost_per_image: entry.cost_per_image,
+                is_pro: entry.is_pro,
+                min_outputs: entry.min_outputs,
+                max_outputs: entry.max_outputs,
+                inputs: entry.inputs,
+                styles: entry.styles,
+                aspect_ratios: entry.aspect_ratios,
+                strengths: entry.strengths,
+                weaknesses: entry.weaknesses,
+            });
+        }
+        anyhow::ensure!(!models.is_empty(), "no models defined");
+        Ok(Self { models })
+    }
+
+    pub fn all(&self) -> &[Model] {
+        &self.models
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Model> {
+        self.models.iter().find(|m| m.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_catalog_is_valid() -> anyhow::Result<()> {
+        let catalog = Catalog::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../config/models.toml"
+        )))?;
+        assert!(catalog.all().iter().all(|m| m.provider == "local"));
+        assert!(catalog.get("easel-sketch").is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn mistakes_name_the_model_and_field() {
+        let bad = r#"
+            [[models]]
+            id = "x"
+            name = "X"
+            description = "d"
+            provider = "local"
+            provider_model = "sketch"
+            cost_per_image = 0
+            min_outputs = 1
+            max_outputs = 1
+            aspect_ratios = { "1:1" = [512, 512] }
+        "#;
+        let err = Catalog::parse(bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("\"x\"") && err.contains("cost_per_image"),
+            "{err}"
+        );
+        let unknown = bad.replace("cost_per_image = 0", "cost_per_image = 1\ncolour = \"red\"");
+        assert!(Catalog::parse(&unknown).is_err());
+        let provider = bad
+            .replace("cost_per_image = 0", "cost_per_image = 1")
+            .replace("\"local\"", "\"dalle\"");
+        assert!(
+            Catalog::parse(&provider)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+                .contains("provider")
+        );
+    }
+}

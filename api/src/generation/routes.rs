@@ -1,0 +1,316 @@
+//! Generation endpoints and image files: thin handlers over `service`.
+
+use super::service;
+use super::store;
+use super::types::{
+    CreateGenerationRequest, FileQuery, Generation, GenerationFilter, GenerationPage, Quote,
+    Variant,
+};
+use super::{GenerationId, ImageId, Visibility};
+use crate::app::AppState;
+use crate::db::cursor::{Page, PageParams};
+use crate::error::ApiError;
+use crate::http::extract::Json;
+use crate::http::idempotency::{self, IdempotencyKey};
+use crate::identity::{Principal, Scope};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use std::time::{Duration, Instant};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(create_generation)
+        .service(list_generations)
+        .service(get_generation)
+        .service(create_generation_cancel)
+        .service(get_image_file);
+}
+
+/// `Prefer: wait=N` (RFC 7240, as Replicate's API takes it), capped at 60 seconds.
+fn prefer_wait(req: &HttpRequest) -> Option<Duration> {
+    let value = req.headers().get("prefer")?.to_str().ok()?;
+    value.split(',').find_map(|part| {
+        let seconds: u64 = part.trim().strip_prefix("wait=")?.trim().parse().ok()?;
+        Some(Duration::from_secs(seconds.min(60)))
+    })
+}
+
+/// Start a generation: reserves its full cost and queues it (202), or with `dry_run` quotes it (200).
+#[utoipa::path(
+    tag = "generations",
+    security(("session" = []), ("api_key" = ["generate"])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for the same key and body for 24 h"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N` (N ≤ 60): hold the response until the generation finishes or N seconds pass"),
+    ),
+    request_body = CreateGenerationRequest,
+    responses(
+        (status = 202, description = "Accepted and queued (or still running after `Prefer: wait`)", body = Generation,
+         headers(("Location" = String, description = "The generation"))),
+        (status = 200, description = "A dry run's quote, or a finished generation after `Prefer: wait`", body = Quote),
+        (status = 402, description = "`insufficient_credits` (with `needed` and `available`) or `credits_owed`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`pro_model_requires_purchase`, or an API key without the generate scope", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid inputs, naming the allowed values", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_in_flight` or `rate_limited`", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/generations")]
+pub async fn create_generation(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    principal: Principal,
+    key: IdempotencyKey,
+    body: Json<CreateGenerationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Scope::Generate)?;
+    let wait = prefer_wait(&req);
+    let digest = body.digest().to_vec();
+    let response = idempotency::run(&state, principal.user_id, &key, &req, &digest, || async {
+        let plan = service::plan(&state, &body)?;
+        if body.dry_run {
+            return Ok(HttpResponse::Ok().json(service::quote(&state, &principal, &plan).await?));
+        }
+        let row = service::create(&state, &principal, plan).await?;
+        let generation = service::get(&state, &principal, row.id).await?;
+        Ok(HttpResponse::Accepted()
+            .insert_header((header::LOCATION, format!("/v1/generations/{}", row.id)))
+            .json(generation))
+    })
+    .await?;
+    // Waiting happens outside the idempotent part: a replay waits afresh rather than replaying a wait.
+    match (wait, response.status().as_u16()) {
+        (Some(wait), 202) => {
+            let id = response
+                .headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| l.rsplit('/').next())
+                .and_then(|s| uuid::Uuid::parse_str(s).ok())
+                .map(GenerationId);
+            match id {
+                Some(id) => wait_for(&state, &principal, id, wait).await,
+                None => Ok(response),
+            }
+        }
+        _ => Ok(response),
+    }
+}
+
+async fn wait_for(
+    state: &AppState,
+    principal: &Principal,
+    id: GenerationId,
+    wait: Duration,
+) -> Result<HttpResponse, ApiError> {
+    let until = Instant::now() + wait;
+    loop {
+        let generation = service::get(state, principal, id).await?;
+        let location = (header::LOCATION, format!("/v1/generations/{id}"));
+        if generation.status.is_terminal() {
+            return Ok(HttpResponse::Ok().insert_header(location).json(generation));
+        }
+        if Instant::now() >= until {
+            return Ok(HttpResponse::Accepted()
+                .insert_header(location)
+                .json(generation));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// My generations, newest first.
+#[utoipa::path(
+    tag = "generations",
+    security(("session" = []), ("api_key" = ["read"])),
+    params(PageParams, GenerationFilter),
+    responses((status = 200, description = "A page of generations", body = GenerationPage))
+)]
+#[get("/v1/generations")]
+pub async fn list_generations(
+    state: web::Data<AppState>,
+    principal: Principal,
+    page: web::Query<PageParams>,
+    filter: web::Query<GenerationFilter>,
+) -> Result<web::Json<Page<Generation>>, ApiError> {
+    principal.require(Scope::Read)?;
+    let list = format!(
+        "generations:{}",
+        filter.status.map_or("all", super::Status::as_str)
+    );
+    let page = page.parse::<GenerationId>(&list)?;
+    let mut conn = state.pool.get().await?;
+    let rows = store::list(
+        &mut conn,
+        principal.user_id,
+        filter.status,
+        page.after,
+        page.limit,
+    )
+    .await?;
+    let items = service::present(rows, &mut conn).await?;
+    Ok(web::Json(Page::from_rows(&list, items, page.limit, |g| {
+        g.id
+    })))
+}
+
+/// One of my generations, with its images, progress and any error.
+#[utoipa::path(
+    tag = "generations",
+    security(("session" = []), ("api_key" = ["read"])),
+    params(("id" = GenerationId, Path, description = "The generation")),
+    responses(
+        (status = 200, description = "The generation", body = Generation),
+        (status = 404, description = "No such generation of mine", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/generations/{id}")]
+pub async fn get_generation(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<GenerationId>,
+) -> Result<web::Json<Generation>, ApiError> {
+    principal.require(Scope::Read)?;
+    Ok(web::Json(
+        service::get(&state, &principal, id.into_inner()).await?,
+    ))
+}
+
+/// Cancel a running generation and refund it. On a finished one it changes nothing.
+#[utoipa::path(
+    tag = "generations",
+    security(("session" = []), ("api_key" = ["generate"])),
+    params(("id" = GenerationId, Path, description = "The generation")),
+    responses(
+        (status = 200, description = "The generation, canceled (or as it finished)", body = Generation),
+        (status = 404, description = "No such generation of mine", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/generations/{id}/cancel")]
+pub async fn create_generation_cancel(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<GenerationId>,
+) -> Result<web::Json<Generation>, ApiError> {
+    principal.require(Scope::Generate)?;
+    Ok(web::Json(
+        service::cancel(&state, &principal, id.into_inner()).await?,
+    ))
+}
+
+/// An image's file. Private images only to their owner (others get 404). Supports `If-None-Match`
+/// and single byte ranges.
+#[utoipa::path(
+    tag = "images",
+    security((), ("session" = []), ("api_key" = ["read"])),
+    params(("id" = ImageId, Path, description = "The image"), FileQuery),
+    responses(
+        (status = 200, description = "The bytes", content_type = "image/png", body = Vec<u8>),
+        (status = 206, description = "A byte range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "Not modified (ETag matched)"),
+        (status = 404, description = "No such image, or not yours", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/images/{id}/file")]
+pub async fn get_image_file(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<ImageId>,
+    query: web::Query<FileQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let image = store::find_image(&mut conn, id.into_inner())
+        .await?
+        .ok_or_else(|| ApiError::not_found("image"))?;
+    drop(conn);
+    let visibility = Visibility::from_db(&image.visibility);
+    let open_to_all = visibility != Visibility::Private && !image.nsfw;
+    if !open_to_all {
+        // Only now is a credential needed: public files stay cacheable and anonymous.
+        let principal = match crate::identity::principal::bearer(&req) {
+            Ok(token) => crate::identity::service::authenticate(&state, &token)
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        let owner =
+            principal.is_some_and(|p| p.user_id == image.user_id && p.require(Scope::Read).is_ok());
+        if !owner {
+            return Err(ApiError::not_found("image"));
+        }
+    }
+    let (kind, hash, content_type) = match query.variant.unwrap_or(Variant::Original) {
+        Variant::Original => (
+            "originals",
+            &image.content_hash,
+            image.content_type.as_str(),
+        ),
+        Variant::Thumb => ("thumbs", &image.thumb_hash, "image/webp"),
+    };
+    let etag = format!("\"{hash}\"");
+    let cache = if visibility == Visibility::Public && !image.nsfw {
+        "public, max-age=31536000, immutable"
+    } else {
+        "private, max-age=3600"
+    };
+    if req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .insert_header((header::CACHE_CONTROL, cache))
+            .finish());
+    }
+    let bytes = state
+        .storage
+        .get(kind, hash)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut response = match range(&req, bytes.len()) {
+        Some((start, end)) => {
+            let mut r = HttpResponse::PartialContent();
+            r.insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{end}/{}", bytes.len()),
+            ));
+            r.content_type(content_type);
+            (r, bytes.slice(start..=end))
+        }
+        None => {
+            let mut r = HttpResponse::Ok();
+            r.content_type(content_type);
+            (r, bytes)
+        }
+    };
+    Ok(response
+        .0
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, cache))
+        .insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")))
+        .body(response.1))
+}
+
+/// A single satisfiable `Range: bytes=a-b` (or `a-`, or `-n`); anything else serves the whole file.
+fn range(req: &HttpRequest, len: usize) -> Option<(usize, usize)> {
+    let spec = req
+        .headers()
+        .get(header::RANGE)?
+        .to_str()
+        .ok()?
+        .strip_prefix("bytes=")?;
+    if spec.contains(',') || len == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: usize = n.parse().ok()?;
+            (len.saturating_sub(n), len - 1)
+        }
+        (a, "") => (a.parse().ok()?, len - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<usize>().ok()?.min(len - 1)),
+    };
+    (start <= end && end < len).then_some((start, end))
+}

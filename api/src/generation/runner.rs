@@ -1,0 +1,301 @@
+//! The durable job runner. Workers (inside `easel serve`, or `easel worker`) claim due jobs with
+//! `FOR UPDATE SKIP LOCKED`, run them on their provider while sending heartbeats, store the outputs
+//! content-addressed, and finish the job. A watchdog fails and refunds jobs past their deadline and
+//! puts back in the queue jobs whose worker stopped heartbeating (it died, or was killed).
+
+use super::service::end_with_refund;
+use super::store::{self, GenerationRow, NewImage};
+use super::{ImageId, Status};
+use crate::app::AppState;
+use crate::providers::{Job, Output, ProviderError};
+use crate::storage;
+use chrono::Utc;
+use diesel_async::AsyncConnection;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Starts `count` workers and one watchdog on the current runtime.
+pub fn spawn(state: Arc<AppState>, count: usize) {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "easel".to_owned());
+    for n in 0..count {
+        let state = Arc::clone(&state);
+        let name = format!(
+            "{host}:{}:{n}:{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        );
+        tokio::spawn(async move { work(state, name).await });
+    }
+    tokio::spawn(watchdog(state));
+}
+
+async fn work(state: Arc<AppState>, worker: String) {
+    loop {
+        let claimed = match state.pool.get().await {
+            Ok(mut conn) => store::claim(&mut conn, &worker)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        };
+        match claimed {
+            Ok(Some(job)) => run(&state, &worker, job).await,
+            Ok(None) => {
+                // Woken at once by a submission in this process; otherwise poll for other processes' jobs.
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(500), state.jobs_waiting.notified())
+                        .await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not claim a job");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn job_of(row: &GenerationRow, provider_model: String) -> Job {
+    Job {
+        provider_model,
+        prompt: row.prompt.clone(),
+        negative_prompt: row.negative_prompt.clone(),
+        width: u32::try_from(row.width).unwrap_or(512),
+        height: u32::try_from(row.height).unwrap_or(512),
+        seed: u64::try_from(row.seed).unwrap_or(0),
+        style: row.style.clone(),
+        num_outputs: u32::try_from(row.num_outputs).unwrap_or(1),
+    }
+}
+
+/// Runs one claimed job to a terminal state (or back to the queue for a retry).
+pub async fn run(state: &AppState, worker: &str, row: GenerationRow) {
+    let id = row.id;
+    tracing::info!(generation.id = %id, attempt = row.attempts, "job started");
+    let Some(model) = state.catalog.get(&row.model).cloned() else {
+        fail(
+            state,
+            &row,
+            "model_removed",
+            "the model is no longer in the catalog",
+            false,
+        )
+        .await;
+        return;
+    };
+    let Some(provider) = state.providers.get(&model.provider) else {
+        fail(
+            state,
+            &row,
+            "provider_unavailable",
+            "this model's provider is not configured",
+            true,
+        )
+        .await;
+        return;
+    };
+    let job = job_of(&row, model.provider_model.clone());
+    let (progress_tx, progress_rx) = watch::channel(0_u8);
+    let outcome = tokio::select! {
+        result = provider.run(&job, &progress_tx) => Some(result),
+        () = heartbeats(state, id, worker, progress_rx) => None,
+    };
+    match outcome {
+        // Canceled, or reclaimed by the watchdog: this worker no longer owns the job.
+        None => tracing::info!(generation.id = %id, "job left this worker; stopped"),
+        Some(Ok(outputs)) => {
+            if let Err(e) = complete(state, worker, &row, outputs).await {
+                tracing::error!(generation.id = %id, error = %e, "storing outputs failed; will retry");
+                retry_or_fail(
+                    state,
+                    &row,
+                    "storage_failed",
+                    "the outputs could not be stored",
+                )
+                .await;
+            }
+        }
+        Some(Err(ProviderError::Permanent { code, message })) => {
+            fail(state, &row, &code, &message, false).await
+        }
+        Some(Err(ProviderError::Transient { code, message })) => {
+            retry_or_fail(state, &row, &code, &message).await
+        }
+    }
+}
+
+/// Reports progress and liveness every half second; returns when the job is no longer ours.
+async fn heartbeats(
+    state: &AppState,
+    id: super::GenerationId,
+    worker: &str,
+    progress: watch::Receiver<u8>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let percent = i16::from(*progress.borrow());
+        let still_ours = match state.pool.get().await {
+            Ok(mut conn) => store::heartbeat(&mut conn, id, worker, percent)
+                .await
+                .unwrap_or(true),
+            Err(_) => true,
+        };
+        if !still_ours {
+            return;
+        }
+    }
+}
+
+/// Stores each output (original and thumbnail, content-addressed) the moment it arrives, then in one
+/// transaction records the images and marks the job succeeded.
+async fn complete(
+    state: &AppState,
+    worker: &str,
+    row: &GenerationRow,
+    outputs: Vec<Output>,
+) -> anyhow::Result<()> {
+    let mut stored = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        let content_type = storage::sniff(&output.bytes)
+            .ok_or_else(|| anyhow::anyhow!("output is not an image"))?;
+        let size = output.bytes.len();
+        let thumb = {
+            let bytes = output.bytes.clone();
+            tokio::task::spawn_blocking(move || storage::thumbnail(&bytes, 384)).await??
+        };
+        let (width, height) = image::ImageReader::new(std::io::Cursor::new(&output.bytes))
+            .with_guessed_format()?
+            .into_dimensions()?;
+        let content_hash = state.storage.put("originals", output.bytes).await?;
+        let thumb_hash = state.storage.put("thumbs", thumb).await?;
+        stored.push((
+            content_hash,
+            thumb_hash,
+            content_type,
+            size,
+            width,
+            height,
+            output.nsfw,
+        ));
+    }
+    let mut conn = state.pool.get().await?;
+    let finished = conn
+        .transaction::<_, anyhow::Error, _>(async |conn| {
+            if !store::finish_success(conn, row.id, worker).await? {
+                return Ok(false);
+            }
+            for (index, (content_hash, thumb_hash, content_type, size, width, height, nsfw)) in
+                stored.iter().enumerate()
+            {
+                let new = NewImage {
+                    id: ImageId::new(),
+                    user_id: row.user_id,
+                    generation_id: row.id,
+                    output_index: i32::try_from(index)?,
+                    model: &row.model,
+                    prompt: &row.prompt,
+                    width: i32::try_from(*width)?,
+                    height: i32::try_from(*height)?,
+                    seed: row.seed + i64::try_from(index)?,
+                    visibility: &row.visibility,
+                    content_hash,
+                    thumb_hash,
+                    content_type,
+                    byte_size: i64::try_from(*size)?,
+                    nsfw: *nsfw,
+                };
+                store::insert_image(conn, &new).await?;
+            }
+            Ok(true)
+        })
+        .await?;
+    if finished {
+        tracing::info!(generation.id = %row.id, images = stored.len(), "job succeeded");
+    } else {
+        tracing::info!(generation.id = %row.id, "job finished after it was canceled or reclaimed; outputs discarded");
+    }
+    Ok(())
+}
+
+async fn fail(state: &AppState, row: &GenerationRow, code: &str, message: &str, retryable: bool) {
+    let result = match state.pool.get().await {
+        Ok(mut conn) => end_with_refund(
+            &mut conn,
+            row.id,
+            Status::Failed,
+            Some((code, message, retryable)),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}")),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    };
+    // If this fails the watchdog will end the job at its deadline; nothing is left unrefunded.
+    if let Err(e) = result {
+        tracing::error!(generation.id = %row.id, error = %e, "could not record the failure");
+    }
+}
+
+/// A transient failure: back to the queue with exponential backoff, or failed once attempts run out.
+async fn retry_or_fail(state: &AppState, row: &GenerationRow, code: &str, message: &str) {
+    if row.attempts >= state.config.generation.max_attempts {
+        fail(state, row, code, message, true).await;
+        return;
+    }
+    let backoff = Duration::from_secs(1 << row.attempts.clamp(0, 6));
+    let run_after =
+        Utc::now() + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::seconds(1));
+    if let Ok(mut conn) = state.pool.get().await
+        && let Err(e) = store::requeue(&mut conn, row.id, run_after).await
+    {
+        tracing::error!(generation.id = %row.id, error = %e, "could not requeue");
+    }
+    tracing::warn!(generation.id = %row.id, code, attempt = row.attempts, "transient failure; retrying");
+}
+
+async fn watchdog(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(state.config.generation.watchdog_interval);
+    loop {
+        tick.tick().await;
+        if let Err(e) = sweep(&state).await {
+            tracing::warn!(error = %e, "watchdog sweep failed");
+        }
+    }
+}
+
+/// One watchdog pass: overdue jobs fail with a refund; jobs of silent workers go back to the queue
+/// (or fail once their attempts are spent).
+pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
+    let mut conn = state.pool.get().await?;
+    for id in store::overdue(&mut conn).await? {
+        end_with_refund(
+            &mut conn,
+            id,
+            Status::Failed,
+            Some((
+                "deadline_exceeded",
+                "the generation did not finish in time",
+                true,
+            )),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let silent_since =
+        Utc::now() - chrono::Duration::from_std(state.config.generation.heartbeat_timeout)?;
+    for (id, attempts) in store::stale(&mut conn, silent_since).await? {
+        if attempts >= state.config.generation.max_attempts {
+            end_with_refund(
+                &mut conn,
+                id,
+                Status::Failed,
+                Some(("worker_lost", "the worker running it stopped", true)),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        } else {
+            store::requeue(&mut conn, id, Utc::now()).await?;
+            tracing::warn!(generation.id = %id, "worker stopped heartbeating; job requeued");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! Generation logic: validate against the catalog, quote, reserve and enqueue in one transaction,
+//! cancel, fail with a refund exactly once, and present a generation with its images.
+
+use super::store::{self, GenerationRow, ImageRow, NewGeneration};
+use super::types::{CreateGenerationRequest, GeneratedImage, Generation, GenerationError, Quote};
+use super::{GenerationId, Status, Visibility};
+use crate::app::AppState;
+use crate::catalog::{Input, Model};
+use crate::credits::{self, Cause};
+use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::identity::{Principal, Role};
+use chrono::Utc;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+/// A request checked against its model: what will be made and what it costs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub model: Model,
+    pub prompt: String,
+    pub negative_prompt: Option<String>,
+    pub aspect_ratio: String,
+    pub width: u32,
+    pub height: u32,
+    pub num_outputs: u32,
+    pub seed: i64,
+    pub style: Option<String>,
+    pub visibility: Visibility,
+    pub cost: i64,
+}
+
+fn field(errors: &mut Vec<FieldError>, name: &str, message: impl Into<String>) {
+    errors.push(FieldError {
+        field: name.to_owned(),
+        message: message.into(),
+    });
+}
+
+/// Validates a request against the catalog, collecting every problem at once.
+pub fn plan(state: &AppState, body: &CreateGenerationRequest) -> Result<Plan, ApiError> {
+    let mut errors = Vec::new();
+    let prompt = body.prompt.trim().to_owned();
+    if prompt.is_empty() || prompt.chars().count() > 2000 {
+        field(&mut errors, "prompt", "must be 1 to 2000 characters");
+    }
+    let Some(model) = state.catalog.get(&body.model) else {
+        let ids: Vec<&str> = state.catalog.all().iter().map(|m| m.id.as_str()).collect();
+        field(
+            &mut errors,
+            "model",
+            format!("unknown model; choose one of {}", ids.join(", ")),
+        );
+        return Err(ApiError::validation(errors));
+    };
+    let aspect_ratio = body
+        .aspect_ratio
+        .clone()
+        .or_else(|| model.aspect_ratios.keys().next().cloned())
+        .unwrap_or_default();
+    let size = model.aspect_ratios.get(&aspect_ratio).copied();
+    if size.is_none() {
+        let allowed: Vec<&str> = model.aspect_ratios.keys().map(String::as_str).collect();
+        field(
+            &mut errors,
+            "aspect_ratio",
+            format!("must be one of {}", allowed.join(", ")),
+        );
+    }
+    let num_outputs = body.num_outputs.unwrap_or(model.min_outputs);
+    if !(model.min_outputs..=model.max_outputs).contains(&num_outputs) {
+        field(
+            &mut errors,
+            "num_outputs",
+            format!(
+                "must be between {} and {} for this model",
+                model.min_outputs, model.max_outputs
+            ),
+        );
+    }
+    let optional = [
+        (
+            "negative_prompt",
+            body.negative_prompt.is_some(),
+            Input::NegativePrompt,
+        ),
+        ("seed", body.seed.is_some(), Input::Seed),
+        ("style", body.style.is_some(), Input::Style),
+    ];
+    for (name, given, input) in optional {
+        if given && !model.accepts(input) {
+            field(
+                &mut errors,
+                name,
+                format!("model {} does not accept {name}", model.id),
+            );
+        }
+    }
+    let negative_prompt = body
+        .negative_prompt
+        .as_ref()
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if negative_prompt
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 2000)
+    {
+        field(
+            &mut errors,
+            "negative_prompt",
+            "must be at most 2000 characters",
+        );
+    }
+    if let Some(style) = &body.style
+        && model.accepts(Input::Style)
+        && !model.styles.contains(style)
+    {
+        field(
+            &mut errors,
+            "style",
+            format!("must be one of {}", model.styles.join(", ")),
+        );
+    }
+    if body
+        .seed
+        .is_some_and(|s| !(0..=i64::from(u32::MAX)).contains(&s))
+    {
+        field(&mut errors, "seed", "must be between 0 and 4294967295");
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let [width, height] = size.unwrap_or([512, 512]);
+    Ok(Plan {
+        model: model.clone(),
+        prompt,
+        negative_prompt,
+        aspect_ratio,
+        width,
+        height,
+        num_outputs,
+        seed: body
+            .seed
+            .unwrap_or_else(|| i64::from(rand::random::<u32>())),
+        style: body.style.clone().filter(|s| s != "none"),
+        visibility: body.visibility.unwrap_or_default(),
+        cost: model.cost_per_image * i64::from(num_outputs),
+    })
+}
+
+/// What the caller can spend now (touching the daily grant first).
+async fn available(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    principal: &Principal,
+) -> Result<(i64, i64), ApiError> {
+    credits::touch(
+        conn,
+        principal.user_id,
+        &state.config.credits,
+        credits::service::today(Utc::now()),
+    )
+    .await?;
+    let balance = credits::store::balance(conn, principal.user_id).await?;
+    Ok(balance.map_or((0, 0), |b| (b.free, b.purchased)))
+}
+
+fn check_pro(plan: &Plan, principal: &Principal, purchased: i64) -> Result<(), ApiError> {
+    if plan.model.is_pro && principal.role != Role::Admin && purchased <= 0 {
+        return Err(ApiError::new(
+            ErrorCode::ProModelRequiresPurchase,
+            format!(
+                "{} is a pro model: it needs purchased credits (buy a package) or the admin role",
+                plan.model.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn quote(
+    state: &AppState,
+    principal: &Principal,
+    plan: &Plan,
+) -> Result<Quote, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let (free, purchased) = available(state, &mut conn, principal).await?;
+    check_pro(plan, principal, purchased)?;
+    let spendable = if purchased < 0 { 0 } else { free + purchased };
+    Ok(Quote {
+        dry_run: true,
+        model: plan.model.id.clone(),
+        num_outputs: plan.num_outputs,
+        credits_needed: plan.cost,
+        credits_available: spendable,
+        sufficient: spendable >= plan.cost,
+    })
+}
+
+/// Reserves the full cost and enqueues the job in one transaction: either both happen or neither.
+pub async fn create(
+    state: &AppState,
+    principal: &Principal,
+    plan: Plan,
+) -> Result<GenerationRow, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let (_, purchased) = available(state, &mut conn, principal).await?;
+    check_pro(&plan, principal, purchased)?;
+    let max_in_flight = state.config.generation.max_in_flight;
+    let deadline = Utc::now()
+        + chrono::Duration::from_std(state.config.generation.deadline)
+            .unwrap_or(chrono::Duration::minutes(10));
+    let row = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            // The balance row lock serialises this user's submissions, so the in-flight count holds.
+            credits::store::lock(conn, principal.user_id).await?;
+            if store::count_in_flight(conn, principal.user_id).await? >= max_in_flight {
+                return Err(ApiError::new(
+                    ErrorCode::TooManyInFlight,
+                    format!("at most {max_in_flight} generations may run at once; wait for one to finish"),
+                )
+                .with_header(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("2")));
+            }
+            let id = GenerationId::new();
+            let reservation = credits::reserve(conn, principal.user_id, plan.cost, &Cause::generation(id.0)).await?;
+            let new = NewGeneration {
+                id,
+                user_id: principal.user_id,
+                model: &plan.model.id,
+                prompt: &plan.prompt,
+                negative_prompt: plan.negative_prompt.as_deref(),
+                aspect_ratio: &plan.aspect_ratio,
+                width: i32::try_from(plan.width).unwrap_or(512),
+                height: i32::try_from(plan.height).unwrap_or(512),
+                num_outputs: i32::try_from(plan.num_outputs).unwrap_or(1),
+                seed: plan.seed,
+                style: plan.style.as_deref(),
+                visibility: plan.visibility.as_str(),
+                status: Status::Queued.as_str(),
+                credits_charged: plan.cost,
+                reservation_id: Some(reservation.id),
+                deadline_at: deadline,
+            };
+            Ok(store::insert(conn, &new).await?)
+        })
+        .await?;
+    tracing::info!(generation.id = %row.id, user.id = %principal.user_id, model = %row.model, "generation queued");
+    state.jobs_waiting.notify_waiters();
+    Ok(row)
+}
+
+/// Ends an active generation as failed or canceled and refunds its reservation, all in one
+/// transaction. Exactly once: only the call that moves it out of an active state refunds.
+pub async fn end_with_refund(
+    conn: &mut AsyncPgConnection,
+    id: GenerationId,
+    status: Status,
+    error: Option<(&str, &str, bool)>,
+) -> Result<bool, ApiError> {
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        let Some(row) = store::end(conn, id, status, error).await? else {
+            return Ok(false);
+        };
+        if let Some(reservation) = row.reservation_id
+            && let Some(refund) = credits::refund(conn, reservation).await?
+        {
+            store::set_refunded(conn, id, refund.free_delta + refund.purchased_delta).await?;
+        }
+        tracing::info!(generation.id = %id, status = status.as_str(), error = ?error.map(|e| e.0), "generation ended and refunded");
+        Ok(true)
+    })
+    .await
+}
+
+/// Cancels an active generation of the caller's and refunds it; on a finished one it changes nothing.
+pub async fn cancel(
+    state: &AppState,
+    principal: &Principal,
+    id: GenerationId,
+) -> Result<Generation, ApiError> {
+    let mut conn = state.pool.get().await?;
+    store::find_owned(&mut conn, principal.user_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("generation"))?;
+    end_with_refund(
+        &mut conn,
+        id,
+        Status::Canceled,
+        Some(("canceled", "canceled by its owner", false)),
+    )
+    .await?;
+    let row = store::find(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("generation"))?;
+    present(vec![row], &mut conn)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::not_found("generation"))
+}
+
+pub fn image_view(image: &ImageRow) -> GeneratedImage {
+    GeneratedImage {
+        id: image.id,
+        width: image.width,
+        height: image.height,
+        url: format!("/v1/images/{}/file?variant=original", image.id),
+        thumb_url: format!("/v1/images/{}/file?variant=thumb", image.id),
+    }
+}
+
+/// Generations as the API shows them, with their images loaded in one query.
+pub async fn present(
+    rows: Vec<GenerationRow>,
+    conn: &mut AsyncPgConnection,
+) -> Result<Vec<Generation>, ApiError> {
+    let ids: Vec<GenerationId> = rows.iter().map(|r| r.id).collect();
+    let images = store::images_of(conn, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let error = row.error_code.clone().map(|code| GenerationError {
+                code,
+                message: row.error_message.clone().unwrap_or_default(),
+                retryable: row.error_retryable.unwrap_or(false),
+            });
+            Generation {
+                id: row.id,
+                status: Status::from_db(&row.status),
+                images: images
+                    .iter()
+                    .filter(|i| i.generation_id == row.id)
+                    .map(image_view)
+                    .collect(),
+                model: row.model,
+                prompt: row.prompt,
+                negative_prompt: row.negative_prompt,
+                aspect_ratio: row.aspect_ratio,
+                width: row.width,
+                height: row.height,
+                num_outputs: row.num_outputs,
+                seed: row.seed,
+                style: row.style,
+                visibility: Visibility::from_db(&row.visibility),
+                credits_charged: row.credits_charged,
+                credits_refunded: row.credits_refunded,
+                error,
+                progress: row.progress,
+                created_at: row.created_at,
+                started_at: row.started_at,
+                completed_at: row.completed_at,
+            }
+        })
+        .collect())
+}
+
+pub async fn get(
+    state: &AppState,
+    principal: &Principal,
+    id: GenerationId,
+) -> Result<Generation, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let row = store::find_owned(&mut conn, principal.user_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("generation"))?;
+    present(vec![row], &mut conn)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::not_found("generation"))
+}

@@ -1,0 +1,357 @@
+//! Generation and image queries.
+
+use super::{GenerationId, ImageId, Status};
+use crate::credits::EntryId;
+use crate::db::schema::{generations, images};
+use crate::identity::UserId;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
+#[diesel(table_name = generations, check_for_backend(diesel::pg::Pg))]
+pub struct GenerationRow {
+    pub id: GenerationId,
+    pub user_id: UserId,
+    pub model: String,
+    pub prompt: String,
+    pub negative_prompt: Option<String>,
+    pub aspect_ratio: String,
+    pub width: i32,
+    pub height: i32,
+    pub num_outputs: i32,
+    pub seed: i64,
+    pub style: Option<String>,
+    pub visibility: String,
+    pub status: String,
+    pub progress: i16,
+    pub credits_charged: i64,
+    pub credits_refunded: i64,
+    pub reservation_id: Option<EntryId>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub error_retryable: Option<bool>,
+    pub attempts: i32,
+    pub deadline_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = generations)]
+pub struct NewGeneration<'a> {
+    pub id: GenerationId,
+    pub user_id: UserId,
+    pub model: &'a str,
+    pub prompt: &'a str,
+    pub negative_prompt: Option<&'a str>,
+    pub aspect_ratio: &'a str,
+    pub width: i32,
+    pub height: i32,
+    pub num_outputs: i32,
+    pub seed: i64,
+    pub style: Option<&'a str>,
+    pub visibility: &'a str,
+    pub status: &'a str,
+    pub credits_charged: i64,
+    pub reservation_id: Option<EntryId>,
+    pub deadline_at: DateTime<Utc>,
+}
+
+pub const ACTIVE: [&str; 3] = ["queued", "starting", "processing"];
+
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    new: &NewGeneration<'_>,
+) -> QueryResult<GenerationRow> {
+    diesel::insert_into(generations::table)
+        .values(new)
+        .returning(GenerationRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    id: GenerationId,
+) -> QueryResult<Option<GenerationRow>> {
+    generations::table
+        .find(id)
+        .select(GenerationRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// A generation of `owner`'s; someone else's is indistinguishable from a missing one.
+pub async fn find_owned(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+    id: GenerationId,
+) -> QueryResult<Option<GenerationRow>> {
+    generations::table
+        .find(id)
+        .filter(generations::user_id.eq(owner))
+        .select(GenerationRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+    status: Option<Status>,
+    after: Option<GenerationId>,
+    limit: i64,
+) -> QueryResult<Vec<GenerationRow>> {
+    let mut query = generations::table
+        .filter(generations::user_id.eq(owner))
+        .select(GenerationRow::as_select())
+        .order(generations::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(generations::status.eq(status.as_str()));
+    }
+    if let Some(after) = after {
+        query = query.filter(generations::id.lt(after));
+    }
+    query.load(conn).await
+}
+
+pub async fn count_in_flight(conn: &mut AsyncPgConnection, owner: UserId) -> QueryResult<i64> {
+    generations::table
+        .filter(generations::user_id.eq(owner))
+        .filter(generations::status.eq_any(ACTIVE))
+        .count()
+        .get_result(conn)
+        .await
+}
+
+/// Claims the next due queued job for `worker`: `FOR UPDATE SKIP LOCKED`, so any number of workers
+/// in any number of processes share the queue without taking the same job.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    worker: &str,
+) -> QueryResult<Option<GenerationRow>> {
+    diesel::sql_query(
+        "UPDATE generations \
+         SET status = 'starting', claimed_by = $1, heartbeat_at = now(), attempts = attempts + 1, \
+             started_at = COALESCE(started_at, now()) \
+         WHERE id = (SELECT id FROM generations WHERE status = 'queued' AND run_after <= now() \
+                     ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         RETURNING *",
+    )
+    .bind::<diesel::sql_types::Text, _>(worker)
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Records progress and that `worker` is alive; false when the job is no longer this worker's
+/// (canceled, or reclaimed after a missed heartbeat), which tells the worker to stop.
+pub async fn heartbeat(
+    conn: &mut AsyncPgConnection,
+    id: GenerationId,
+    worker: &str,
+    progress: i16,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        generations::table
+            .find(id)
+            .filter(generations::claimed_by.eq(worker))
+            .filter(generations::status.eq_any(["starting", "processing"])),
+    )
+    .set((
+        generations::status.eq("processing"),
+        generations::progress.eq(progress),
+        generations::heartbeat_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
+}
+
+/// Moves a running job of `worker`'s to a terminal state; false when it is no longer this worker's.
+pub async fn finish_success(
+    conn: &mut AsyncPgConnection,
+    id: GenerationId,
+    worker: &str,
+) -> QueryResult<bool> {
+    let updated = diesel::update(
+        generations::table
+            .find(id)
+            .filter(generations::claimed_by.eq(worker))
+            .filter(generations::status.eq_any(["starting", "processing"])),
+    )
+    .set((
+        generations::status.eq("succeeded"),
+        generations::progress.eq(100_i16),
+        generations::completed_at.eq(diesel::dsl::now),
+        generations::heartbeat_at.eq(None::<DateTime<Utc>>),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
+}
+
+/// Ends an active job as failed or canceled (whoever holds it), returning it when this call did so.
+pub async fn end(
+    conn: &mut AsyncPgConnection,
+    id: GenerationId,
+    status: Status,
+    error: Option<(&str, &str, bool)>,
+) -> QueryResult<Option<GenerationRow>> {
+    diesel::update(
+        generations::table
+            .find(id)
+            .filter(generations::status.eq_any(ACTIVE)),
+    )
+    .set((
+        generations::status.eq(status.as_str()),
+        generations::error_code.eq(error.map(|e| e.0)),
+        generations::error_message.eq(error.map(|e| e.1)),
+        generations::error_retryable.eq(error.map(|e| e.2)),
+        generations::completed_at.eq(diesel::dsl::now),
+        generations::heartbeat_at.eq(None::<DateTime<Utc>>),
+    ))
+    .returning(GenerationRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+pub async fn set_refunded(
+    conn: &mut AsyncPgConnection,
+    id: GenerationId,
+    credits: i64,
+) -> QueryResult<usize> {
+    diesel::update(generations::table.find(id))
+        .set(generations::credits_refunded.eq(credits))
+        .execute(conn)
+        .await
+}
+
+/// Puts a job back in the queue to run after `run_after` (a retry, or a dead worker's job).
+pub async fn requeue(
+    conn: &mut AsyncPgConnection,
+    id: GenerationId,
+    run_after: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        generations::table
+            .find(id)
+            .filter(generations::status.eq_any(["starting", "processing"])),
+    )
+    .set((
+        generations::status.eq("queued"),
+        generations::claimed_by.eq(None::<String>),
+        generations::heartbeat_at.eq(None::<DateTime<Utc>>),
+        generations::run_after.eq(run_after),
+    ))
+    .execute(conn)
+    .await
+}
+
+/// Active jobs past their deadline.
+pub async fn overdue(conn: &mut AsyncPgConnection) -> QueryResult<Vec<GenerationId>> {
+    generations::table
+        .filter(generations::status.eq_any(ACTIVE))
+        .filter(generations::deadline_at.lt(diesel::dsl::now))
+        .select(generations::id)
+        .limit(100)
+        .load(conn)
+        .await
+}
+
+/// Running jobs whose worker has not reported since `before`: it died or hung.
+pub async fn stale(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+) -> QueryResult<Vec<(GenerationId, i32)>> {
+    generations::table
+        .filter(generations::status.eq_any(["starting", "processing"]))
+        .filter(generations::heartbeat_at.lt(before))
+        .select((generations::id, generations::attempts))
+        .limit(100)
+        .load(conn)
+        .await
+}
+
+// ---- images ----
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = images, check_for_backend(diesel::pg::Pg))]
+pub struct ImageRow {
+    pub id: ImageId,
+    pub user_id: UserId,
+    pub generation_id: GenerationId,
+    pub output_index: i32,
+    pub width: i32,
+    pub height: i32,
+    pub visibility: String,
+    pub content_hash: String,
+    pub thumb_hash: String,
+    pub content_type: String,
+    pub nsfw: bool,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = images)]
+pub struct NewImage<'a> {
+    pub id: ImageId,
+    pub user_id: UserId,
+    pub generation_id: GenerationId,
+    pub output_index: i32,
+    pub model: &'a str,
+    pub prompt: &'a str,
+    pub width: i32,
+    pub height: i32,
+    pub seed: i64,
+    pub visibility: &'a str,
+    pub content_hash: &'a str,
+    pub thumb_hash: &'a str,
+    pub content_type: &'a str,
+    pub byte_size: i64,
+    pub nsfw: bool,
+}
+
+/// Inserts an output's image unless that slot already has one (a retried job never duplicates).
+pub async fn insert_image(conn: &mut AsyncPgConnection, new: &NewImage<'_>) -> QueryResult<usize> {
+    diesel::insert_into(images::table)
+        .values(new)
+        .on_conflict((images::generation_id, images::output_index))
+        .do_nothing()
+        .execute(conn)
+        .await
+}
+
+/// The live images of these generations, in output order: one query for a whole page.
+pub async fn images_of(
+    conn: &mut AsyncPgConnection,
+    ids: &[GenerationId],
+) -> QueryResult<Vec<ImageRow>> {
+    images::table
+        .filter(images::generation_id.eq_any(ids))
+        .filter(images::deleted_at.is_null())
+        .order((images::generation_id, images::output_index))
+        .select(ImageRow::as_select())
+        .load(conn)
+        .await
+}
+
+pub async fn find_image(
+    conn: &mut AsyncPgConnection,
+    id: ImageId,
+) -> QueryResult<Option<ImageRow>> {
+    images::table
+        .find(id)
+        .filter(images::deleted_at.is_null())
+        .select(ImageRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}

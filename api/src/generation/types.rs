@@ -1,0 +1,126 @@
+//! Request and response bodies of the generation endpoints.
+
+use super::{GenerationId, ImageId, Status, Visibility};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGenerationRequest {
+    /// What to make, 1–2000 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = "^[^\\u0000]*\\S[^\\u0000]*$",
+        example = "a lighthouse at dusk, oil painting"
+    )]
+    pub prompt: String,
+    /// A model id from `GET /v1/models`.
+    #[schema(example = "easel-sketch")]
+    pub model: String,
+    /// One of the model's aspect ratios; defaults to its first.
+    pub aspect_ratio: Option<String>,
+    /// Images to make, within the model's bounds; defaults to its minimum.
+    #[schema(minimum = 1, maximum = 16)]
+    pub num_outputs: Option<u32>,
+    /// What to avoid, up to 2000 characters (only for models that accept it).
+    #[schema(max_length = 2000)]
+    pub negative_prompt: Option<String>,
+    /// For reproducible results (only for models that accept it); random when omitted.
+    #[schema(minimum = 0, maximum = 4294967295_i64)]
+    pub seed: Option<i64>,
+    /// One of the model's styles (only for models that accept it).
+    pub style: Option<String>,
+    /// Who may see the images; private by default.
+    pub visibility: Option<Visibility>,
+    /// Quote the cost and check the balance without creating anything.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The answer to a dry run.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Quote {
+    pub dry_run: bool,
+    pub model: String,
+    pub num_outputs: u32,
+    pub credits_needed: i64,
+    pub credits_available: i64,
+    /// Whether the balance covers it now.
+    pub sufficient: bool,
+}
+
+/// Why a generation failed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GenerationError {
+    /// e.g. `model_failed`, `deadline_exceeded`, `provider_unavailable`.
+    pub code: String,
+    pub message: String,
+    /// Whether trying again may work.
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GeneratedImage {
+    pub id: ImageId,
+    pub width: i32,
+    pub height: i32,
+    /// The original (PNG).
+    pub url: String,
+    /// A WebP thumbnail at most 384 px on its longer side.
+    pub thumb_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Generation {
+    pub id: GenerationId,
+    pub status: Status,
+    pub model: String,
+    pub prompt: String,
+    pub negative_prompt: Option<String>,
+    pub aspect_ratio: String,
+    pub width: i32,
+    pub height: i32,
+    pub num_outputs: i32,
+    pub seed: i64,
+    pub style: Option<String>,
+    pub visibility: Visibility,
+    pub credits_charged: i64,
+    pub credits_refunded: i64,
+    pub error: Option<GenerationError>,
+    pub images: Vec<GeneratedImage>,
+    /// 0–100.
+    pub progress: i16,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GenerationPage {
+    pub data: Vec<Generation>,
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GenerationFilter {
+    /// Only generations in this state.
+    pub status: Option<Status>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FileQuery {
+    /// `original` (default) or `thumb`.
+    pub variant: Option<Variant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    Original,
+    Thumb,
+}

@@ -1,0 +1,177 @@
+//! The built-in renderer: a real PNG made in-process from the prompt, seed and style, so the whole
+//! product works with no keys and no network. Deterministic: the same prompt, seed, style and size
+//! give the same bytes. Prompts may carry test switches only this provider reads: `[[fail]]` fails as
+//! a model failure, `[[slow]]` takes 10 seconds.
+
+use super::{Job, Output, Provider, ProviderError};
+use futures_util::future::BoxFuture;
+use image::{ImageEncoder, Rgb, RgbImage};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub struct Local {
+    /// Simulated render time per request, spread over five progress steps.
+    pub render_time: Duration,
+}
+
+const STEPS: u32 = 5;
+
+impl Provider for Local {
+    fn run<'a>(
+        &'a self,
+        job: &'a Job,
+        progress: &'a watch::Sender<u8>,
+    ) -> BoxFuture<'a, Result<Vec<Output>, ProviderError>> {
+        Box::pin(async move {
+            let total = if job.prompt.contains("[[slow]]") {
+                Duration::from_secs(10)
+            } else {
+                self.render_time
+            };
+            for step in 1..=STEPS {
+                tokio::time::sleep(total / STEPS).await;
+                if step == 3 && job.prompt.contains("[[fail]]") {
+                    return Err(ProviderError::Permanent {
+                        code: "model_failed".to_owned(),
+                        message: "the model failed on this prompt ([[fail]] was requested)"
+                            .to_owned(),
+                    });
+                }
+                // Rendering is the last step; report up to 80 % for the simulated work.
+                let _ = progress.send((step * 80 / STEPS) as u8);
+            }
+            let job = job.clone();
+            let outputs = tokio::task::spawn_blocking(move || {
+                (0..job.num_outputs)
+                    .map(|i| render(&job, job.seed.wrapping_add(u64::from(i))))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(|e| ProviderError::Transient {
+                code: "renderer_crashed".to_owned(),
+                message: e.to_string(),
+            })??;
+            let _ = progress.send(100);
+            Ok(outputs)
+        })
+    }
+}
+
+/// Renders one image: a gradient sky and soft discs whose colours and places come from a hash of the
+/// prompt, seed and style.
+pub fn render(job: &Job, seed: u64) -> Result<Output, ProviderError> {
+    let mut hasher = Sha256::new();
+    hasher.update(job.prompt.as_bytes());
+    hasher.update(seed.to_le_bytes());
+    hasher.update(job.style.as_deref().unwrap_or("none").as_bytes());
+    hasher.update(job.provider_model.as_bytes());
+    let digest = hasher.finalize();
+    let byte = |i: usize| f32::from(digest[i % digest.len()]) / 255.0;
+    let style = job.style.as_deref().unwrap_or("none");
+    let colour = |i: usize| -> [f32; 3] {
+        let c = [byte(i), byte(i + 1), byte(i + 2)];
+        match style {
+            "ink" => {
+                let g = (c[0] + c[1] + c[2]) / 3.0;
+                [g, g, g]
+            }
+            "neon" => c.map(|v| if v > 0.5 { 1.0 } else { v * 0.3 }),
+            "watercolor" => c.map(|v| 0.55 + v * 0.45),
+            _ => c,
+        }
+    };
+    let (w, h) = (job.width, job.height);
+    let top = colour(0);
+    let bottom = colour(3);
+    let discs: Vec<(f32, f32, f32, [f32; 3])> = (0..6)
+        .map(|i| {
+            let at = 6 + i * 4;
+            (
+                byte(at) * w as f32,
+                byte(at + 1) * h as f32,
+                (0.08 + byte(at + 2) * 0.25) * w.min(h) as f32,
+                colour(at + 3),
+            )
+        })
+        .collect();
+    let image = RgbImage::from_fn(w, h, |x, y| {
+        let t = y as f32 / h.max(1) as f32;
+        let mut px = [0.0_f32; 3];
+        for k in 0..3 {
+            px[k] = top[k] * (1.0 - t) + bottom[k] * t;
+        }
+        for (cx, cy, r, c) in &discs {
+            let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+            if d < *r {
+                let a = (1.0 - d / r).min(1.0) * 0.85;
+                for k in 0..3 {
+                    px[k] = px[k] * (1.0 - a) + c[k] * a;
+                }
+            }
+        }
+        Rgb(px.map(|v| (v.clamp(0.0, 1.0) * 255.0) as u8))
+    });
+    let mut bytes = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image(image.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+        .map_err(|e| ProviderError::Permanent {
+            code: "render_failed".to_owned(),
+            message: e.to_string(),
+        })?;
+    Ok(Output {
+        bytes,
+        content_type: "image/png".to_owned(),
+        nsfw: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(prompt: &str) -> Job {
+        Job {
+            provider_model: "sketch".to_owned(),
+            prompt: prompt.to_owned(),
+            negative_prompt: None,
+            width: 96,
+            height: 64,
+            seed: 7,
+            style: None,
+            num_outputs: 1,
+        }
+    }
+
+    #[test]
+    fn renders_real_deterministic_pngs_that_differ_by_prompt() -> Result<(), ProviderError> {
+        let a = render(&job("a lighthouse at dusk"), 7)?;
+        let again = render(&job("a lighthouse at dusk"), 7)?;
+        let b = render(&job("a forest in fog"), 7)?;
+        let other_seed = render(&job("a lighthouse at dusk"), 8)?;
+        assert_eq!(a.bytes, again.bytes);
+        assert_ne!(a.bytes, b.bytes);
+        assert_ne!(a.bytes, other_seed.bytes);
+        let decoded = image::load_from_memory(&a.bytes).map_err(|e| ProviderError::Permanent {
+            code: "decode".to_owned(),
+            message: e.to_string(),
+        })?;
+        assert_eq!((decoded.width(), decoded.height()), (96, 64));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn fail_switch_fails_as_a_model_failure() {
+        let local = Local {
+            render_time: Duration::ZERO,
+        };
+        let (tx, _rx) = watch::channel(0);
+        let result = local.run(&job("please [[fail]]"), &tx).await;
+        assert!(
+            matches!(result, Err(ProviderError::Permanent { code, .. }) if code == "model_failed")
+        );
+        let ok = local.run(&job("fine"), &tx).await;
+        assert_eq!(ok.map(|o| o.len()).ok(), Some(1));
+        assert_eq!(*tx.borrow(), 100);
+    }
+}

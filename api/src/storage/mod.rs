@@ -1,0 +1,91 @@
+//! Object storage for images: content-addressed keys (the SHA-256 of the bytes) in a local folder
+//! (`EASEL_DATA_DIR/images` by default) through `object_store`, so an S3-compatible store can take
+//! its place.
+
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+}
+
+/// The stored key of some bytes: their SHA-256, hex.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn key(kind: &str, hash: &str) -> Path {
+    Path::from(format!("{kind}/{}/{}/{hash}", &hash[..2], &hash[2..4]))
+}
+
+impl Storage {
+    pub fn local(dir: &std::path::Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let store = LocalFileSystem::new_with_prefix(dir)?;
+        Ok(Self {
+            store: Arc::new(store),
+        })
+    }
+
+    /// Stores `bytes` under their hash (a no-op in effect when they are already there) and returns it.
+    pub async fn put(&self, kind: &str, bytes: Vec<u8>) -> anyhow::Result<String> {
+        let hash = content_hash(&bytes);
+        self.store
+            .put(&key(kind, &hash), PutPayload::from(bytes))
+            .await?;
+        Ok(hash)
+    }
+
+    pub async fn get(&self, kind: &str, hash: &str) -> anyhow::Result<Bytes> {
+        Ok(self.store.get(&key(kind, hash)).await?.bytes().await?)
+    }
+
+    pub async fn delete(&self, kind: &str, hash: &str) -> anyhow::Result<()> {
+        self.store.delete(&key(kind, hash)).await?;
+        Ok(())
+    }
+}
+
+/// A WebP thumbnail at most `max` pixels on its longer side.
+pub fn thumbnail(png: &[u8], max: u32) -> anyhow::Result<Vec<u8>> {
+    let image = image::load_from_memory(png)?;
+    let thumb = image.thumbnail(max, max).to_rgba8();
+    let mut out = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut out).encode(
+        thumb.as_raw(),
+        thumb.width(),
+        thumb.height(),
+        image::ExtendedColorType::Rgba8,
+    )?;
+    Ok(out)
+}
+
+/// The image type of some bytes, by their signature, never by a name or a header someone sent.
+pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    match bytes {
+        [0x89, b'P', b'N', b'G', ..] => Some("image/png"),
+        [0xFF, 0xD8, 0xFF, ..] => Some("image/jpeg"),
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'E',
+            b'B',
+            b'P',
+            ..,
+        ] => Some("image/webp"),
+        [b'G', b'I', b'F', b'8', ..] => Some("image/gif"),
+        _ => None,
+    }
+}
