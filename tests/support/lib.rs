@@ -104,6 +104,8 @@ pub struct TestApp {
     pub db_name: String,
     pub database_url: String,
     pub data_dir: PathBuf,
+    /// The app's shared state, for starting job workers by hand in tests.
+    pub shared: easel::app::Shared,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -140,6 +142,7 @@ impl TestApp {
         let config = easel::Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
         let running = easel::server::start(config).await.expect("start server");
         let handle = running.handle.clone();
+        let shared = running.shared.clone();
         tokio::spawn(running.server);
         Self {
             addr: running.addr,
@@ -150,6 +153,7 @@ impl TestApp {
             db_name,
             database_url,
             data_dir,
+            shared,
             handle,
         }
     }

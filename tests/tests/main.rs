@@ -6,6 +6,7 @@
 
 mod credits;
 mod errors;
+mod generations;
 mod harness;
 mod identity;
 mod identity_provider;

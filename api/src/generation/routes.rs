@@ -70,10 +70,16 @@ pub async fn create_generation(
         if body.dry_run {
             return Ok(HttpResponse::Ok().json(service::quote(&state, &principal, &plan).await?));
         }
+        // The generation as accepted: a worker may already have picked it up since.
         let row = service::create(&state, &principal, plan).await?;
-        let generation = service::get(&state, &principal, row.id).await?;
+        let id = row.id;
+        let mut conn = state.pool.get().await?;
+        let generation = service::present(vec![row], &mut conn)
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::not_found("generation"))?;
         Ok(HttpResponse::Accepted()
-            .insert_header((header::LOCATION, format!("/v1/generations/{}", row.id)))
+            .insert_header((header::LOCATION, format!("/v1/generations/{id}")))
             .json(generation))
     })
     .await?;

@@ -1,0 +1,600 @@
+//! The generation pipeline end to end: real jobs on the built-in renderer, real PNG files, and the
+//! ledger agreeing with what happened.
+
+use easel_tests::{Reply, TestApp, json};
+use reqwest::Method;
+use std::time::{Duration, Instant};
+
+async fn signup(app: &TestApp, name: &str) -> String {
+    app.signup(name).await["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn generate(app: &TestApp, token: &str, body: serde_json::Value) -> Reply {
+    app.call(Method::POST, "/v1/generations", Some(token), Some(body))
+        .await
+}
+
+/// Polls a generation until `done` holds (at most 20 s).
+async fn wait_until(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = app
+            .call(
+                Method::GET,
+                &format!("/v1/generations/{id}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        if done(&reply.json) {
+            return reply.json;
+        }
+        assert!(Instant::now() < until, "gave up waiting: {}", reply.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn terminal(g: &serde_json::Value) -> bool {
+    matches!(
+        g["status"].as_str(),
+        Some("succeeded" | "failed" | "canceled")
+    )
+}
+
+fn id_of(reply: &Reply) -> String {
+    reply.json["id"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_person_generates_an_image_and_fetches_it() {
+    let app = TestApp::spawn().await;
+    let token = signup(&app, "painter").await;
+    let models = app.call(Method::GET, "/v1/models", None, None).await;
+    assert_eq!(models.status, 200);
+    assert!(models.json["data"].as_array().is_some_and(|m| m.len() >= 2));
+    assert!(
+        models.json["data"][0]["provider_model"].is_null(),
+        "provider details stay internal"
+    );
+
+    let accepted = generate(&app, &token, json!({"prompt": "a lighthouse at dusk", "model": "easel-sketch", "aspect_ratio": "4:3", "seed": 42})).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    assert_eq!(accepted.json["status"], "queued");
+    assert_eq!(accepted.json["credits_charged"], 1);
+    assert_eq!(accepted.json["visibility"], "private");
+    let id = id_of(&accepted);
+    assert_eq!(
+        accepted.header("location"),
+        Some(format!("/v1/generations/{id}").as_str())
+    );
+
+    let done = wait_until(&app, &token, &id, terminal).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["progress"], 100);
+    assert_eq!(done["credits_refunded"], 0);
+    assert!(done["error"].is_null());
+    let image = &done["images"][0];
+    assert_eq!(
+        (image["width"].as_i64(), image["height"].as_i64()),
+        (Some(640), Some(480))
+    );
+
+    let url = image["url"].as_str().unwrap_or_default();
+    let file = app
+        .client
+        .get(app.url(url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("file");
+    assert_eq!(file.status().as_u16(), 200);
+    assert_eq!(
+        file.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("image/png")
+    );
+    let bytes = file.bytes().await.expect("bytes");
+    assert_eq!(&bytes[..4], b"\x89PNG");
+    let thumb = app
+        .client
+        .get(app.url(image["thumb_url"].as_str().unwrap_or_default()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("thumb");
+    assert_eq!(
+        thumb
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("image/webp")
+    );
+    assert_eq!(&thumb.bytes().await.expect("thumb bytes")[8..12], b"WEBP");
+
+    let ledger = app
+        .call(
+            Method::GET,
+            "/v1/credits/transactions?kind=reservation",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(ledger.json["data"][0]["generation_id"], id.as_str());
+    assert_eq!(app.count("images").await, 1);
+}
+
+#[tokio::test]
+async fn prefer_wait_returns_the_finished_generation() {
+    let app = TestApp::spawn().await;
+    let token = signup(&app, "waiter").await;
+    let reply = app
+        .send(
+            app.request(Method::POST, "/v1/generations")
+                .bearer_auth(&token)
+                .header("prefer", "wait=10")
+                .json(&json!({"prompt": "a red fox", "model": "easel-sketch", "num_outputs": 2})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["status"], "succeeded");
+    assert_eq!(reply.json["images"].as_array().map(Vec::len), Some(2));
+    assert_eq!(reply.json["credits_charged"], 2);
+}
+
+#[tokio::test]
+async fn a_failed_generation_is_refunded_once_and_says_why() {
+    let app = TestApp::spawn().await;
+    let token = signup(&app, "unlucky").await;
+    let before = app
+        .call(Method::GET, "/v1/credits", Some(&token), None)
+        .await
+        .json["total"]
+        .as_i64();
+    let accepted = generate(
+        &app,
+        &token,
+        json!({"prompt": "please [[fail]]", "model": "easel-sketch", "num_outputs": 3}),
+    )
+    .await;
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    let done = wait_until(&app, &token, &id_of(&accepted), terminal).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["error"]["code"], "model_failed");
+    assert_eq!(done["error"]["retryable"], false);
+    assert_eq!(done["credits_refunded"], 3);
+    assert_eq!(done["images"], json!([]));
+    let refunds = app
+        .call(
+            Method::GET,
+            "/v1/credits/transactions?kind=refund",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(refunds.json["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(refunds.json["data"][0]["delta"], 3);
+    let after = app
+        .call(Method::GET, "/v1/credits", Some(&token), None)
+        .await
+        .json["total"]
+        .as_i64();
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn insufficient_credits_create_nothing() {
+    let app = TestApp::spawn_with(&[
+        ("EASEL_SIGNUP_BONUS_CREDITS", "0"),
+        ("EASEL_DAILY_FREE_CREDITS", "2"),
+    ])
+    .await;
+    let token = signup(&app, "broke").await;
+    let reply = generate(
+        &app,
+        &token,
+        json!({"prompt": "a castle", "model": "easel-sketch", "num_outputs": 4}),
+    )
+    .await;
+    reply.assert_problem(402, "insufficient_credits");
+    assert_eq!(reply.json["needed"], 4);
+    assert_eq!(reply.json["available"], 2);
+    assert_eq!(app.count("generations").await, 0);
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_quotes_without_creating_anything() {
+    let app = TestApp::spawn().await;
+    let token = signup(&app, "careful").await;
+    let reply = generate(
+        &app,
+        &token,
+        json!({"prompt": "a castle", "model": "easel-sketch", "num_outputs": 4, "dry_run": true}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["credits_needed"], 4);
+    assert_eq!(reply.json["credits_available"], 30);
+    assert_eq!(reply.json["sufficient"], true);
+    assert_eq!(app.count("generations").await, 0);
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn invalid_requests_name_the_allowed_values_and_create_nothing() {
+    let app = TestApp::spawn().await;
+    let token = signup(&app, "sloppy").await;
+    let cases = [
+        (
+            json!({"prompt": "x", "model": "dall-e"}),
+            "model",
+            "easel-sketch",
+        ),
+        (
+            json!({"prompt": "x", "model": "easel-sketch", "aspect_ratio": "2:1"}),
+            "aspect_ratio",
+            "16:9",
+        ),
+        (
+            json!({"prompt": "x", "model": "easel-sketch", "num_outputs": 9}),
+            "num_outputs",
+            "between 1 and 4",
+        ),
+        (
+            json!({"prompt": "x", "model": "easel-sketch", "style": "cubist"}),
+            "style",
+            "watercolor",
+        ),
+        (
+            json!({"prompt": "   ", "model": "easel-sketch"}),
+            "prompt",
+            "1 to 2000",
+        ),
+        (
+            json!({"prompt": "x".repeat(2001), "model": "easel-sketch"}),
+            "prompt",
+            "1 to 2000",
+        ),
+        (
+            json!({"prompt": "x", "model": "easel-sketch", "credits_charged": 0}),
+            "credits_charged",
+            "unknown field",
+        ),
+    ];
+    for (body, field, hint) in cases {
+        let reply = generate(&app, &token, body.clone()).await;
+        reply.assert_problem(422, "validation_failed");
+        let error = reply.json["errors"]
+            .as_array()
+            .and_then(|errors| errors.iter().find(|e| e["field"] == field).cloned())
+            .unwrap_or_default();
+        assert!(
+            error["message"].as_str().unwrap_or_default().contains(hint),
+            "{body} → {}",
+            reply.text
+        );
+    }
+    assert_eq!(app.count("generations").await, 0);
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_creates_one_generation() {
+    let app = TestApp::spawn().await;
+    let token = signup(&app, "retry").await;
+    let send = || {
+        app.send(
+            app.request(Method::POST, "/v1/generations")
+                .bearer_auth(&token)
+                .header("idempotency-key", "gen-1")
+                .json(&json!({"prompt": "a boat", "model": "easel-sketch"})),
+        )
+    };
+    let first = send().await;
+    let second = send().await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    assert_eq!(second.status, 202);
+    assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    assert_eq!(first.json["id"], second.json["id"]);
+    assert_eq!(app.count("generations").await, 1);
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn cancel_refunds_once_and_is_idempotent() {
+    let app = TestApp::spawn().await;
+    let token = signup(&app, "canceler").await;
+    let accepted = generate(
+        &app,
+        &token,
+        json!({"prompt": "a long one [[slow]]", "model": "easel-sketch", "num_outputs": 2}),
+    )
+    .await;
+    let id = id_of(&accepted);
+    wait_until(&app, &token, &id, |g| g["status"] == "processing").await;
+    let canceled = app
+        .call(
+            Method::POST,
+            &format!("/v1/generations/{id}/cancel"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(canceled.status, 200, "{}", canceled.text);
+    assert_eq!(canceled.json["status"], "canceled");
+    assert_eq!(canceled.json["credits_refunded"], 2);
+    let again = app
+        .call(
+            Method::POST,
+            &format!("/v1/generations/{id}/cancel"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(again.json["status"], "canceled");
+    assert_eq!(app.count("credit_entries WHERE kind = 'refund'").await, 1);
+    // the worker notices and stops; no image appears later
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(app.count("images").await, 0);
+
+    let done = generate(
+        &app,
+        &token,
+        json!({"prompt": "quick", "model": "easel-sketch"}),
+    )
+    .await;
+    let done_id = id_of(&done);
+    wait_until(&app, &token, &done_id, terminal).await;
+    let late = app
+        .call(
+            Method::POST,
+            &format!("/v1/generations/{done_id}/cancel"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        late.json["status"], "succeeded",
+        "a finished generation is not changed"
+    );
+    assert_eq!(late.json["credits_refunded"], 0);
+}
+
+#[tokio::test]
+async fn a_job_past_its_deadline_fails_and_is_refunded() {
+    let app = TestApp::spawn_with(&[("EASEL_GENERATION_DEADLINE_SECS", "5")]).await;
+    let token = signup(&app, "late").await;
+    let accepted = generate(
+        &app,
+        &token,
+        json!({"prompt": "too slow [[slow]]", "model": "easel-sketch"}),
+    )
+    .await;
+    let done = wait_until(&app, &token, &id_of(&accepted), terminal).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["error"]["code"], "deadline_exceeded");
+    assert_eq!(done["error"]["retryable"], true);
+    assert_eq!(done["credits_refunded"], 1);
+}
+
+#[tokio::test]
+async fn a_job_claimed_by_a_dead_worker_is_resumed() {
+    let app = TestApp::spawn_with(&[
+        ("EASEL_JOB_WORKERS", "0"),
+        ("EASEL_JOB_HEARTBEAT_TIMEOUT_SECS", "2"),
+    ])
+    .await;
+    let token = signup(&app, "survivor").await;
+    let accepted = generate(
+        &app,
+        &token,
+        json!({"prompt": "a phoenix", "model": "easel-sketch"}),
+    )
+    .await;
+    let id = id_of(&accepted);
+    // A worker claims it and dies (kill -9): it never heartbeats again.
+    let mut conn = app.db().await;
+    let claimed = easel::generation::store::claim(&mut conn, "dead-worker")
+        .await
+        .expect("claim");
+    assert_eq!(claimed.map(|g| g.id.to_string()), Some(id.clone()));
+    app.execute("UPDATE generations SET heartbeat_at = now() - interval '1 hour'")
+        .await;
+
+    // A new process starts its workers and watchdog.
+    easel::generation::runner::spawn(app.shared.state.clone().into_inner(), 1);
+    let done = wait_until(&app, &token, &id, terminal).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["credits_refunded"], 0);
+    assert_eq!(app.count("generations WHERE attempts = 2").await, 1);
+    assert_eq!(app.count("images").await, 1);
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn nobody_else_can_read_cancel_or_fetch_a_private_generation() {
+    let app = TestApp::spawn().await;
+    let alice = signup(&app, "alice").await;
+    let bob = signup(&app, "bob").await;
+    let accepted = generate(
+        &app,
+        &alice,
+        json!({"prompt": "my secret garden", "model": "easel-sketch"}),
+    )
+    .await;
+    let id = id_of(&accepted);
+    let done = wait_until(&app, &alice, &id, terminal).await;
+    let url = done["images"][0]["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    app.call(
+        Method::GET,
+        &format!("/v1/generations/{id}"),
+        Some(&bob),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.call(
+        Method::POST,
+        &format!("/v1/generations/{id}/cancel"),
+        Some(&bob),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.call(Method::GET, &url, Some(&bob), None)
+        .await
+        .assert_problem(404, "not_found");
+    app.call(Method::GET, &url, None, None)
+        .await
+        .assert_problem(404, "not_found");
+    let listed = app
+        .call(Method::GET, "/v1/generations", Some(&bob), None)
+        .await;
+    assert_eq!(listed.json["data"], json!([]));
+    assert_eq!(
+        app.call(Method::GET, &url, Some(&alice), None).await.status,
+        200
+    );
+
+    // public images are open to all, cacheable, with ETag and ranges
+    let public = generate(
+        &app,
+        &alice,
+        json!({"prompt": "for everyone", "model": "easel-sketch", "visibility": "public"}),
+    )
+    .await;
+    let done = wait_until(&app, &alice, &id_of(&public), terminal).await;
+    let url = done["images"][0]["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let open = app
+        .client
+        .get(app.url(&url))
+        .send()
+        .await
+        .expect("anonymous get");
+    assert_eq!(open.status().as_u16(), 200);
+    assert_eq!(
+        open.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("public, max-age=31536000, immutable")
+    );
+    let etag = open
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let cached = app
+        .client
+        .get(app.url(&url))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("conditional");
+    assert_eq!(cached.status().as_u16(), 304);
+    let part = app
+        .client
+        .get(app.url(&url))
+        .header("range", "bytes=0-3")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(part.status().as_u16(), 206);
+    assert_eq!(&part.bytes().await.expect("range bytes")[..], b"\x89PNG");
+}
+
+#[tokio::test]
+async fn generations_in_flight_are_capped_per_user() {
+    let app = TestApp::spawn_with(&[("EASEL_MAX_IN_FLIGHT", "1")]).await;
+    let token = signup(&app, "eager").await;
+    let first = generate(
+        &app,
+        &token,
+        json!({"prompt": "slow one [[slow]]", "model": "easel-sketch"}),
+    )
+    .await;
+    assert_eq!(first.status, 202);
+    let second = generate(
+        &app,
+        &token,
+        json!({"prompt": "another", "model": "easel-sketch"}),
+    )
+    .await;
+    second.assert_problem(429, "too_many_in_flight");
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        1
+    );
+    let listed = app
+        .call(
+            Method::GET,
+            "/v1/generations?status=queued",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+}
+
+#[tokio::test]
+async fn pro_models_need_purchased_credits_or_the_admin_role() {
+    let app = TestApp::spawn_with(&[
+        ("EASEL_SIGNUP_BONUS_CREDITS", "0"),
+        ("EASEL_DAILY_FREE_CREDITS", "20"),
+    ])
+    .await;
+    let token = signup(&app, "free-rider").await;
+    let reply = generate(
+        &app,
+        &token,
+        json!({"prompt": "big", "model": "easel-canvas-pro"}),
+    )
+    .await;
+    reply.assert_problem(403, "pro_model_requires_purchase");
+    app.execute("UPDATE users SET role = 'admin'").await;
+    let admin = generate(
+        &app,
+        &token,
+        json!({"prompt": "big", "model": "easel-canvas-pro"}),
+    )
+    .await;
+    assert_eq!(admin.status, 202, "{}", admin.text);
+    assert_eq!(admin.json["credits_charged"], 4);
+    app.call(Method::GET, "/v1/models/easel-canvas-pro", None, None)
+        .await;
+    app.call(Method::GET, "/v1/models/nope", None, None)
+        .await
+        .assert_problem(404, "not_found");
+}
