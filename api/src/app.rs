@@ -23,6 +23,7 @@ pub struct AppState {
     pub identity: identity::Identity,
     pub rate_limits: Arc<dyn RateLimitStore>,
     pub catalog: crate::catalog::Catalog,
+    pub moderation: crate::generation::moderation::Moderation,
     pub storage: crate::storage::Storage,
     pub providers: crate::providers::Providers,
     /// Signalled when a job is queued in this process, so an idle worker starts at once.
@@ -57,6 +58,8 @@ impl Shared {
         let metrics = Metrics::new().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
         let identity = identity::Identity::new(&config)?;
         let catalog = crate::catalog::Catalog::load(&config.generation.models_path)?;
+        let moderation =
+            crate::generation::moderation::Moderation::load(&config.generation.moderation_path)?;
         let storage = crate::storage::Storage::local(&config.generation.storage_dir)?;
         let providers = crate::providers::Providers::new(&config);
         Ok(Self {
@@ -67,6 +70,7 @@ impl Shared {
                 identity,
                 rate_limits: Arc::new(InMemoryStore::default()),
                 catalog,
+                moderation,
                 storage,
                 providers,
                 jobs_waiting: Arc::new(tokio::sync::Notify::new()),

@@ -66,6 +66,7 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct GenerationConfig {
     pub models_path: PathBuf,
+    pub moderation_path: PathBuf,
     /// Where images are stored (a local folder).
     pub storage_dir: PathBuf,
     /// Generations one user may have queued or running at once.
@@ -242,6 +243,9 @@ impl Config {
         let generation = GenerationConfig {
             models_path: PathBuf::from(
                 get("EASEL_MODELS_PATH").unwrap_or_else(|| "config/models.toml".to_owned()),
+            ),
+            moderation_path: PathBuf::from(
+                get("EASEL_MODERATION_PATH").unwrap_or_else(|| "config/moderation.toml".to_owned()),
             ),
             storage_dir: get("EASEL_STORAGE_DIR")
                 .map_or_else(|| data_dir.join("images"), PathBuf::from),

@@ -48,6 +48,7 @@ pub enum ErrorCode {
     IdempotencyInProgress,
     ProModelRequiresPurchase,
     TooManyInFlight,
+    PromptRejected,
 }
 
 impl ErrorCode {
@@ -85,6 +86,7 @@ impl ErrorCode {
         Self::IdempotencyInProgress,
         Self::ProModelRequiresPurchase,
         Self::TooManyInFlight,
+        Self::PromptRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -121,13 +123,14 @@ impl ErrorCode {
             Self::IdempotencyInProgress => "idempotency_in_progress",
             Self::ProModelRequiresPurchase => "pro_model_requires_purchase",
             Self::TooManyInFlight => "too_many_in_flight",
+            Self::PromptRejected => "prompt_rejected",
         }
     }
 
     pub fn status(self) -> StatusCode {
         match self {
             Self::BadRequest | Self::MalformedJson | Self::InvalidCursor => StatusCode::BAD_REQUEST,
-            Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ValidationFailed | Self::PromptRejected => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized
             | Self::InvalidCredentials
             | Self::InvalidToken

@@ -128,6 +128,10 @@ impl TestApp {
                 "EASEL_MODELS_PATH",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/../config/models.toml"),
             ),
+            (
+                "EASEL_MODERATION_PATH",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../config/moderation.toml"),
+            ),
             ("EASEL_LOCAL_RENDER_MS", "50"),
             ("EASEL_WATCHDOG_INTERVAL_SECS", "1"),
         ]

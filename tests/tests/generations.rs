@@ -598,3 +598,112 @@ async fn pro_models_need_purchased_credits_or_the_admin_role() {
         .await
         .assert_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn events_stream_progress_to_the_end_and_resume_after_the_last_seen() {
+    let app = TestApp::spawn_with(&[("EASEL_LOCAL_RENDER_MS", "1500")]).await;
+    let token = signup(&app, "watcher").await;
+    let accepted = generate(
+        &app,
+        &token,
+        json!({"prompt": "a comet", "model": "easel-sketch"}),
+    )
+    .await;
+    let id = id_of(&accepted);
+    let stream = app
+        .client
+        .get(app.url(&format!("/v1/generations/{id}/events")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(stream.status().as_u16(), 200);
+    assert_eq!(
+        stream
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let body = tokio::time::timeout(Duration::from_secs(20), stream.text())
+        .await
+        .expect("stream ends")
+        .expect("body");
+    let events: Vec<serde_json::Value> = body
+        .split("\n\n")
+        .filter_map(|frame| frame.lines().find_map(|l| l.strip_prefix("data: ")))
+        .filter_map(|data| serde_json::from_str(data).ok())
+        .collect();
+    assert!(events.len() >= 2, "{body}");
+    let progress: Vec<i64> = events
+        .iter()
+        .filter_map(|e| e["progress"].as_i64())
+        .collect();
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress only grows: {progress:?}"
+    );
+    let last = events.last().cloned().unwrap_or_default();
+    assert_eq!(last["status"], "succeeded");
+    assert_eq!(last["progress"], 100);
+    assert!(body.contains("id: succeeded:100"), "{body}");
+
+    let resumed = app
+        .client
+        .get(app.url(&format!("/v1/generations/{id}/events")))
+        .bearer_auth(&token)
+        .header("last-event-id", "succeeded:100")
+        .send()
+        .await
+        .expect("resume");
+    assert_eq!(
+        resumed.text().await.expect("body"),
+        "",
+        "nothing new after the terminal event"
+    );
+
+    let stranger = signup(&app, "stranger").await;
+    app.call(
+        Method::GET,
+        &format!("/v1/generations/{id}/events"),
+        Some(&stranger),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn a_blocked_prompt_is_refused_before_any_credit_moves() {
+    let app = TestApp::spawn().await;
+    let token = signup(&app, "edgy").await;
+    let reply = generate(
+        &app,
+        &token,
+        json!({"prompt": "a FORBIDDEN-EXAMPLE-TERM poster", "model": "easel-sketch"}),
+    )
+    .await;
+    reply.assert_problem(422, "prompt_rejected");
+    assert!(
+        reply.json["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("example")
+    );
+    assert!(
+        !reply.text.to_lowercase().contains("forbidden-example-term"),
+        "the rule's terms stay secret"
+    );
+    let negative = generate(
+        &app,
+        &token,
+        json!({"prompt": "fine", "model": "easel-sketch", "negative_prompt": "example-blocked-7"}),
+    )
+    .await;
+    negative.assert_problem(422, "prompt_rejected");
+    assert_eq!(app.count("generations").await, 0);
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        0
+    );
+}

@@ -23,6 +23,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(list_generations)
         .service(get_generation)
         .service(create_generation_cancel)
+        .service(get_generation_events)
         .service(get_image_file);
 }
 
@@ -201,6 +202,46 @@ pub async fn create_generation_cancel(
     Ok(web::Json(
         service::cancel(&state, &principal, id.into_inner()).await?,
     ))
+}
+
+/// Server-Sent Events for one of my generations: an event whenever its status or progress changes,
+/// ending with the terminal state. A reconnect with `Last-Event-ID` resumes without repeating the
+/// state it had already seen.
+#[utoipa::path(
+    tag = "generations",
+    security(("session" = []), ("api_key" = ["read"])),
+    params(
+        ("id" = GenerationId, Path, description = "The generation"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The id of the last event received"),
+    ),
+    responses(
+        (status = 200, description = "`event: generation` with the generation as JSON; the id is `<status>:<progress>`",
+         content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such generation of mine", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/generations/{id}/events")]
+pub async fn get_generation_events(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<GenerationId>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(Scope::Read)?;
+    let id = id.into_inner();
+    // Checks ownership before the stream starts, so a stranger gets a plain 404.
+    service::get(&state, &principal, id).await?;
+    let last_seen = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let stream = super::events::stream(state.into_inner(), principal, id, last_seen);
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(stream))
 }
 
 /// An image's file. Private images only to their owner (others get 404). Supports `If-None-Match`

@@ -128,6 +128,10 @@ pub fn plan(state: &AppState, body: &CreateGenerationRequest) -> Result<Plan, Ap
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    state.moderation.check("prompt", &prompt)?;
+    if let Some(negative) = &negative_prompt {
+        state.moderation.check("negative_prompt", negative)?;
+    }
     let [width, height] = size.unwrap_or([512, 512]);
     Ok(Plan {
         model: model.clone(),

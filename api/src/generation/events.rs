@@ -1,0 +1,71 @@
+//! The Server-Sent Events stream of one generation: its state as JSON whenever status or progress
+//! changes, a keep-alive comment when nothing does, and the end after the terminal state.
+
+use super::GenerationId;
+use super::service;
+use crate::app::AppState;
+use crate::identity::Principal;
+use bytes::Bytes;
+use futures_util::Stream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const POLL: Duration = Duration::from_millis(250);
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+struct Cursor {
+    state: Arc<AppState>,
+    principal: Principal,
+    id: GenerationId,
+    last_sent: Option<String>,
+    last_write: Instant,
+    done: bool,
+}
+
+pub fn stream(
+    state: Arc<AppState>,
+    principal: Principal,
+    id: GenerationId,
+    last_seen: Option<String>,
+) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
+    let start = Cursor {
+        state,
+        principal,
+        id,
+        last_sent: last_seen,
+        last_write: Instant::now(),
+        done: false,
+    };
+    futures_util::stream::unfold(start, |mut cursor| async move {
+        if cursor.done {
+            return None;
+        }
+        loop {
+            let generation = match service::get(&cursor.state, &cursor.principal, cursor.id).await {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::warn!(generation.id = %cursor.id, error = %e, "event stream ended early");
+                    return None;
+                }
+            };
+            let event_id = format!("{}:{}", generation.status.as_str(), generation.progress);
+            let terminal = generation.status.is_terminal();
+            if cursor.last_sent.as_deref() != Some(event_id.as_str()) {
+                let data = serde_json::to_string(&generation).unwrap_or_default();
+                cursor.last_sent = Some(event_id.clone());
+                cursor.last_write = Instant::now();
+                cursor.done = terminal;
+                let frame = format!("id: {event_id}\nevent: generation\ndata: {data}\n\n");
+                return Some((Ok(Bytes::from(frame)), cursor));
+            }
+            if terminal {
+                return None;
+            }
+            if cursor.last_write.elapsed() >= KEEP_ALIVE {
+                cursor.last_write = Instant::now();
+                return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), cursor));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    })
+}
