@@ -5,6 +5,7 @@
 )]
 
 mod credits;
+mod downloads;
 mod errors;
 mod generations;
 mod harness;

@@ -2,6 +2,8 @@
 //! (`EASEL_DATA_DIR/images` by default) through `object_store`, so an S3-compatible store can take
 //! its place.
 
+pub mod download;
+
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;

@@ -1,0 +1,199 @@
+//! Downloading a provider's output: bounded in size and time, only from allowed hosts, never from
+//! private, loopback or link-local addresses (on the first request or any redirect), and typed by
+//! sniffing the bytes rather than trusting a header.
+
+use super::sniff;
+use reqwest::Url;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub max_bytes: usize,
+    pub timeout: Duration,
+    /// Host names (or their parent domains) downloads may come from; empty allows any public host.
+    pub allowed_hosts: Vec<String>,
+    /// Only for tests against a local fake: permits loopback and private addresses.
+    pub allow_private: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DownloadError {
+    #[error("refused URL: {0}")]
+    Refused(String),
+    #[error("the download failed: {0}")]
+    Failed(String),
+    #[error("the file is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the file is not an image")]
+    NotAnImage,
+}
+
+/// Loopback, private (RFC 1918, unique local), link-local (cloud metadata lives there), CGNAT,
+/// multicast, unspecified and documentation ranges.
+pub fn is_forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_forbidden(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+impl Policy {
+    fn host_allowed(&self, host: &str) -> bool {
+        self.allowed_hosts.is_empty()
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|allowed| host == allowed || host.ends_with(&format!(".{allowed}")))
+    }
+
+    fn check_url(&self, url: &Url) -> Result<(), DownloadError> {
+        let scheme_ok = url.scheme() == "https" || (self.allow_private && url.scheme() == "http");
+        if !scheme_ok {
+            return Err(DownloadError::Refused(format!(
+                "scheme {} is not allowed",
+                url.scheme()
+            )));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| DownloadError::Refused("no host".to_owned()))?;
+        if !self.host_allowed(host) {
+            return Err(DownloadError::Refused(format!(
+                "host {host} is not allowed"
+            )));
+        }
+        if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>()
+            && is_forbidden(ip)
+            && !self.allow_private
+        {
+            return Err(DownloadError::Refused(format!("address {ip} is private")));
+        }
+        Ok(())
+    }
+}
+
+/// Fetches `url` under `policy`; returns the bytes and their sniffed content type.
+pub async fn fetch(policy: &Policy, url: &str) -> Result<(Vec<u8>, &'static str), DownloadError> {
+    let url = Url::parse(url).map_err(|e| DownloadError::Refused(e.to_string()))?;
+    policy.check_url(&url)?;
+    let host = url.host_str().unwrap_or_default().to_owned();
+    let port = url.port_or_known_default().unwrap_or(443);
+    // Resolve once, check every address, and connect only to those: no DNS rebinding in between.
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| DownloadError::Failed(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    if addrs.is_empty() || (!policy.allow_private && addrs.iter().any(|a| is_forbidden(a.ip()))) {
+        return Err(DownloadError::Refused(format!(
+            "host {host} resolves to a private address"
+        )));
+    }
+    let redirect_policy = policy.clone();
+    let client = reqwest::Client::builder()
+        .timeout(policy.timeout)
+        .resolve_to_addrs(&host, &addrs)
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 {
+                return attempt.error("too many redirects");
+            }
+            match redirect_policy.check_url(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(e) => attempt.error(e.to_string()),
+            }
+        }))
+        .build()
+        .map_err(|e| DownloadError::Failed(e.to_string()))?;
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| DownloadError::Failed(describe(&e)))?
+        .error_for_status()
+        .map_err(|e| DownloadError::Failed(describe(&e)))?;
+    if response
+        .content_length()
+        .is_some_and(|n| n > policy.max_bytes as u64)
+    {
+        return Err(DownloadError::TooLarge(policy.max_bytes));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| DownloadError::Failed(describe(&e)))?
+    {
+        if bytes.len() + chunk.len() > policy.max_bytes {
+            return Err(DownloadError::TooLarge(policy.max_bytes));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let content_type = sniff(&bytes).ok_or(DownloadError::NotAnImage)?;
+    Ok((bytes, content_type))
+}
+
+/// An error with its causes: reqwest keeps the reason a redirect was refused in the source chain.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_special_addresses_are_forbidden() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(
+                is_forbidden(ip.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))),
+                "{ip}"
+            );
+        }
+        for ip in ["93.184.216.34", "2606:4700::1111"] {
+            assert!(
+                !is_forbidden(ip.parse().unwrap_or(IpAddr::from([127, 0, 0, 1]))),
+                "{ip}"
+            );
+        }
+    }
+}
