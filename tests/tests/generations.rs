@@ -149,6 +149,10 @@ async fn prefer_wait_returns_the_finished_generation() {
     assert_eq!(reply.json["status"], "succeeded");
     assert_eq!(reply.json["images"].as_array().map(Vec::len), Some(2));
     assert_eq!(reply.json["credits_charged"], 2);
+    assert_eq!(
+        reply.json["aspect_ratio"], "1:1",
+        "square unless asked otherwise"
+    );
 }
 
 #[tokio::test]

@@ -47,6 +47,7 @@ struct ModelEntry {
     #[serde(default)]
     weaknesses: Vec<String>,
     aspect_ratios: BTreeMap<String, [u32; 2]>,
+    default_aspect_ratio: Option<String>,
 }
 
 /// A model as the API shows it.
@@ -72,6 +73,8 @@ pub struct Model {
     pub styles: Vec<String>,
     /// Aspect ratio → [width, height] in pixels.
     pub aspect_ratios: BTreeMap<String, [u32; 2]>,
+    /// Used when a request names none.
+    pub default_aspect_ratio: String,
     pub strengths: Vec<String>,
     pub weaknesses: Vec<String>,
 }
@@ -146,7 +149,25 @@ impl Catalog {
                 entry.inputs.contains(&Input::Style) != entry.styles.is_empty(),
                 "{at}: list styles exactly when style is an input"
             );
+            // Unless the file says otherwise: square if offered, else the first listed.
+            let default_aspect_ratio = match entry.default_aspect_ratio {
+                Some(ratio) => {
+                    anyhow::ensure!(
+                        entry.aspect_ratios.contains_key(&ratio),
+                        "{at}: default_aspect_ratio {ratio} is not among aspect_ratios"
+                    );
+                    ratio
+                }
+                None if entry.aspect_ratios.contains_key("1:1") => "1:1".to_owned(),
+                None => entry
+                    .aspect_ratios
+                    .keys()
+                    .next()
+                    .cloned()
+                    .unwrap_or_default(),
+            };
             models.push(Model {
+                default_aspect_ratio,
                 id: entry.id,
                 name: entry.name,
                 description: entry.description,

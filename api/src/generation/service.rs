@@ -54,8 +54,7 @@ pub fn plan(state: &AppState, body: &CreateGenerationRequest) -> Result<Plan, Ap
     let aspect_ratio = body
         .aspect_ratio
         .clone()
-        .or_else(|| model.aspect_ratios.keys().next().cloned())
-        .unwrap_or_default();
+        .unwrap_or_else(|| model.default_aspect_ratio.clone());
     let size = model.aspect_ratios.get(&aspect_ratio).copied();
     if size.is_none() {
         let allowed: Vec<&str> = model.aspect_ratios.keys().map(String::as_str).collect();

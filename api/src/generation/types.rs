@@ -19,7 +19,7 @@ pub struct CreateGenerationRequest {
     /// A model id from `GET /v1/models`.
     #[schema(example = "easel-sketch")]
     pub model: String,
-    /// One of the model's aspect ratios; defaults to its first.
+    /// One of the model's aspect ratios; defaults to its `default_aspect_ratio`.
     pub aspect_ratio: Option<String>,
     /// Images to make, within the model's bounds; defaults to its minimum.
     #[schema(minimum = 1, maximum = 16)]
