@@ -3,8 +3,7 @@
 use super::service;
 use super::store;
 use super::types::{
-    CreateGenerationRequest, FileQuery, Generation, GenerationFilter, GenerationPage, Quote,
-    Variant,
+    CreateGenerationRequest, FileQuery, Generation, GenerationFilter, GenerationPage, Variant,
 };
 use super::{GenerationId, ImageId, Visibility};
 use crate::app::AppState;
@@ -48,7 +47,7 @@ fn prefer_wait(req: &HttpRequest) -> Option<Duration> {
     responses(
         (status = 202, description = "Accepted and queued (or still running after `Prefer: wait`)", body = Generation,
          headers(("Location" = String, description = "The generation"))),
-        (status = 200, description = "A dry run's quote, or a finished generation after `Prefer: wait`", body = Quote),
+        (status = 200, description = "A dry run's quote, or a finished generation after `Prefer: wait`", body = super::types::CreateGenerationOk),
         (status = 402, description = "`insufficient_credits` (with `needed` and `available`) or `credits_owed`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "`pro_model_requires_purchase`, or an API key without the generate scope", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid inputs, naming the allowed values", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -251,8 +250,9 @@ pub async fn get_generation_events(
     security((), ("session" = []), ("api_key" = ["read"])),
     params(("id" = ImageId, Path, description = "The image"), FileQuery),
     responses(
-        (status = 200, description = "The bytes", content_type = "image/png", body = Vec<u8>),
-        (status = 206, description = "A byte range", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The bytes: the original as stored (PNG), or the WebP thumbnail",
+         content((super::types::FileBytes = "image/png"), (super::types::FileBytes = "image/webp"))),
+        (status = 206, description = "A byte range of the file", content((super::types::FileBytes = "image/png"), (super::types::FileBytes = "image/webp"))),
         (status = 304, description = "Not modified (ETag matched)"),
         (status = 404, description = "No such image, or not yours", body = crate::error::Problem, content_type = "application/problem+json"),
     )

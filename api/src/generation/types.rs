@@ -51,6 +51,20 @@ pub struct Quote {
     pub sufficient: bool,
 }
 
+/// The 200 answer of `POST /v1/generations`: a dry run's quote, or the finished generation after
+/// `Prefer: wait`. (Only for the spec; handlers send one or the other.)
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CreateGenerationOk {
+    Quote(Quote),
+    Generation(Box<Generation>),
+}
+
+/// Raw file bytes, for the spec.
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(pub Vec<u8>);
+
 /// Why a generation failed.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GenerationError {
