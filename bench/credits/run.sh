@@ -25,10 +25,11 @@ psql() { "$PGBIN/psql" -q -X -v ON_ERROR_STOP=1 "$DATABASE_URL" "$@"; }
 
 app_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 EASEL_ENV=test EASEL_BIND="127.0.0.1:$app_port" EASEL_DATA_DIR=target/bench-data EASEL_LOG=warn \
-  EASEL_DB_POOL_SIZE=32 EASEL_RATE_LIMIT_API_PER_MINUTE=100000000 EASEL_RATE_LIMIT_AUTH_PER_MINUTE=1000 \
+  EASEL_DB_POOL_SIZE=32 EASEL_RATE_LIMIT_API_PER_MINUTE=1000000 EASEL_RATE_LIMIT_AUTH_PER_MINUTE=1000 \
   target/release/easel serve >target/bench-server.log 2>&1 &
 server=$!
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$app_port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+curl -fsS "http://127.0.0.1:$app_port/readyz" >/dev/null || { cat target/bench-server.log >&2; exit 1; }
 
 token=$(curl -fsS -X POST "http://127.0.0.1:$app_port/v1/auth/signup" -H 'content-type: application/json' \
   -d '{"email":"bench@example.com","username":"bench","password":"bench-password"}' \
