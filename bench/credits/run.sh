@@ -43,8 +43,8 @@ psql -c "
   INSERT INTO credit_balances (user_id, purchased, free_granted_on) SELECT md5(n::text)::uuid, 1000000000, current_date
     FROM generate_series(1, $many) n;
   INSERT INTO credit_entries (id, user_id, kind, free_delta, purchased_delta, free_after, purchased_after)
-    SELECT gen_random_uuid(), md5(n::text)::uuid, 'purchase', 0, 1000000000, 0, 1000000000 FROM generate_series(1, $many) n;
-  VACUUM ANALYZE;"
+    SELECT gen_random_uuid(), md5(n::text)::uuid, 'purchase', 0, 1000000000, 0, 1000000000 FROM generate_series(1, $many) n;"
+psql -c "VACUUM ANALYZE"
 ids() { psql -At -c "SELECT string_agg(md5(n::text)::uuid::text, ',') FROM generate_series(1, $1) n"; }
 
 http_rps() {
