@@ -79,6 +79,10 @@ pub async fn touch(
     config: &CreditsConfig,
     today: NaiveDate,
 ) -> Result<(), ApiError> {
+    // The common case, every call after the first of the day: one read, no lock, no transaction.
+    if store::granted_on(conn, user).await? == Some(Some(today)) {
+        return Ok(());
+    }
     conn.transaction::<_, ApiError, _>(async |conn| {
         if store::open(conn, user).await? && config.signup_bonus > 0 {
             let applied = store::add(conn, user, 0, config.signup_bonus).await?;
@@ -183,13 +187,19 @@ async fn spend(
     cause: &Cause,
 ) -> Result<Entry, ApiError> {
     positive(amount)?;
-    conn.transaction::<_, ApiError, _>(async |conn| {
-        match store::spend(conn, user, amount).await? {
-            Some(applied) => record(conn, user, kind, applied, cause, None, None).await,
-            None => Err(refusal(conn, user, amount).await?),
-        }
-    })
-    .await
+    let links = store::Links {
+        id: EntryId::new(),
+        kind: kind.as_str(),
+        generation_id: cause.generation_id,
+        purchase_id: cause.purchase_id,
+        admin_id: cause.admin_id,
+        reason: cause.reason.as_deref(),
+        idempotency_key: cause.idempotency_key.as_deref(),
+    };
+    match store::spend(conn, user, amount, &links).await? {
+        Some(entry) => Ok(entry),
+        None => Err(refusal(conn, user, amount).await?),
+    }
 }
 
 /// Reserves a generation's full quoted cost. The entry's id is what `refund` takes.

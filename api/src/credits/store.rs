@@ -49,28 +49,69 @@ pub async fn balance(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<
         .optional()
 }
 
-/// Takes `amount` from free credits first, then purchased, if the two cover it and nothing is owed.
-/// `None` when they do not: nothing changed.
+/// What an entry links to, besides its amounts.
+#[derive(Debug, Clone)]
+pub struct Links<'a> {
+    pub id: EntryId,
+    pub kind: &'a str,
+    pub generation_id: Option<uuid::Uuid>,
+    pub purchase_id: Option<uuid::Uuid>,
+    pub admin_id: Option<UserId>,
+    pub reason: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// Takes `amount` from free credits first, then purchased, if the two cover it and nothing is owed,
+/// and records the entry: one statement, so it is atomic even outside a transaction and costs one
+/// round trip. `None` when the credits do not cover it: nothing changed.
 pub async fn spend(
     conn: &mut AsyncPgConnection,
     user: UserId,
     amount: i64,
-) -> QueryResult<Option<Applied>> {
+    links: &Links<'_>,
+) -> QueryResult<Option<Entry>> {
     diesel::sql_query(
-        "UPDATE credit_balances AS b \
-         SET free = b.free - LEAST(b.free, $2), \
-             purchased = b.purchased - ($2 - LEAST(b.free, $2)), \
-             updated_at = now() \
-         FROM (SELECT user_id, free, purchased FROM credit_balances WHERE user_id = $1 FOR UPDATE) AS old \
-         WHERE b.user_id = old.user_id AND b.purchased >= 0 AND b.free + b.purchased >= $2 \
-         RETURNING b.free AS free_after, b.purchased AS purchased_after, \
-                   b.free - old.free AS free_delta, b.purchased - old.purchased AS purchased_delta",
+        "WITH old AS (SELECT user_id, free, purchased FROM credit_balances WHERE user_id = $1 FOR UPDATE), \
+         applied AS ( \
+             UPDATE credit_balances AS b \
+             SET free = b.free - LEAST(b.free, $2), \
+                 purchased = b.purchased - ($2 - LEAST(b.free, $2)), \
+                 updated_at = now() \
+             FROM old \
+             WHERE b.user_id = old.user_id AND b.purchased >= 0 AND b.free + b.purchased >= $2 \
+             RETURNING b.user_id, b.free AS free_after, b.purchased AS purchased_after, \
+                       b.free - old.free AS free_delta, b.purchased - old.purchased AS purchased_delta) \
+         INSERT INTO credit_entries (id, user_id, kind, free_delta, purchased_delta, free_after, purchased_after, \
+                                     generation_id, purchase_id, admin_id, reason, idempotency_key) \
+         SELECT $3, user_id, $4, free_delta, purchased_delta, free_after, purchased_after, $5, $6, $7, $8, $9 \
+         FROM applied \
+         RETURNING *",
     )
     .bind::<SqlUuid, _>(user)
     .bind::<BigInt, _>(amount)
+    .bind::<SqlUuid, _>(links.id)
+    .bind::<diesel::sql_types::Text, _>(links.kind)
+    .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(links.generation_id)
+    .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(links.purchase_id)
+    .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(links.admin_id)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(links.reason)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(links.idempotency_key)
     .get_result(conn)
     .await
     .optional()
+}
+
+/// The UTC day of the last daily grant, if the account has a balance row yet.
+pub async fn granted_on(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+) -> QueryResult<Option<Option<NaiveDate>>> {
+    credit_balances::table
+        .find(user)
+        .select(credit_balances::free_granted_on)
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Adds (or, with negative values, removes) credits unconditionally. Free credits cannot go below
@@ -129,7 +170,7 @@ pub async fn reset_free(
     .optional()
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = credit_entries, check_for_backend(diesel::pg::Pg))]
 pub struct Entry {
     pub id: EntryId,
