@@ -6,7 +6,7 @@ pub mod migrate;
 pub mod schema;
 
 use diesel_async::AsyncPgConnection;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use std::time::Duration;
 
 pub type Pool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
@@ -16,7 +16,11 @@ pub type Conn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnect
 /// A pool that waits at most a few seconds for a free connection, so an exhausted pool becomes a
 /// 503 the client can retry rather than a request that hangs.
 pub fn pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    // Fast recycling: no test query on every checkout (a round trip per request). A connection that
+    // broke is still detected and dropped, and the first query on a dead one fails over to a new one.
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     Pool::builder(manager)
         .max_size(max_size)
         .runtime(deadpool::Runtime::Tokio1)
