@@ -711,3 +711,176 @@ async fn a_blocked_prompt_is_refused_before_any_credit_moves() {
         0
     );
 }
+
+/// A real `easel serve` process on its own port against `database_url`.
+fn start_server(
+    database_url: &str,
+    data_dir: &std::path::Path,
+    port: u16,
+    render_ms: &str,
+) -> std::process::Child {
+    let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/easel");
+    assert!(
+        std::path::Path::new(binary).exists(),
+        "build the binary first: cargo build --bin easel (make test does)"
+    );
+    std::process::Command::new(binary)
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("EASEL_ENV", "test")
+        .env("DATABASE_URL", database_url)
+        .env("EASEL_BIND", format!("127.0.0.1:{port}"))
+        .env("EASEL_DATA_DIR", data_dir)
+        .env(
+            "EASEL_JWT_SECRET",
+            "crash-test-secret-long-enough-0123456789",
+        )
+        .env(
+            "EASEL_MODELS_PATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../config/models.toml"),
+        )
+        .env(
+            "EASEL_MODERATION_PATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../config/moderation.toml"),
+        )
+        .env("EASEL_LOCAL_RENDER_MS", render_ms)
+        .env("EASEL_JOB_WORKERS", "1")
+        .env("EASEL_JOB_HEARTBEAT_TIMEOUT_SECS", "2")
+        .env("EASEL_WATCHDOG_INTERVAL_SECS", "1")
+        .env("EASEL_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start easel serve")
+}
+
+async fn ready(client: &reqwest::Client, base: &str) {
+    for _ in 0..100 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("server at {base} did not become ready");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[tokio::test]
+async fn kill_9_mid_job_then_restart_and_the_job_completes() {
+    let (db_name, database_url) = easel_tests::create_database().await;
+    let data_dir = std::env::temp_dir().join("easel-tests").join(&db_name);
+    let client = reqwest::Client::new();
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut first = start_server(&database_url, &data_dir, port, "4000");
+    ready(&client, &base).await;
+    let signed: serde_json::Value = client
+        .post(format!("{base}/v1/auth/signup"))
+        .json(
+            &json!({"email": "crash@example.com", "username": "crash", "password": "long enough"}),
+        )
+        .send()
+        .await
+        .expect("signup")
+        .json()
+        .await
+        .expect("json");
+    let token = signed["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let accepted: serde_json::Value = client
+        .post(format!("{base}/v1/generations"))
+        .bearer_auth(&token)
+        .json(&json!({"prompt": "survive the crash", "model": "easel-sketch"}))
+        .send()
+        .await
+        .expect("submit")
+        .json()
+        .await
+        .expect("json");
+    let id = accepted["id"].as_str().unwrap_or_default().to_owned();
+    let status = |client: reqwest::Client, base: String, token: String, id: String| async move {
+        let g: serde_json::Value = client
+            .get(format!("{base}/v1/generations/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        g
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while status(client.clone(), base.clone(), token.clone(), id.clone()).await["status"]
+        != "processing"
+    {
+        assert!(Instant::now() < until, "never started processing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.kill().expect("kill -9");
+    first.wait().expect("reap");
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut second = start_server(&database_url, &data_dir, port, "50");
+    ready(&client, &base).await;
+    let until = Instant::now() + Duration::from_secs(20);
+    let done = loop {
+        let g = status(client.clone(), base.clone(), token.clone(), id.clone()).await;
+        if terminal(&g) {
+            break g;
+        }
+        assert!(
+            Instant::now() < until,
+            "the job stayed unfinished after the restart: {g}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    second.kill().expect("stop");
+    second.wait().expect("reap");
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["images"].as_array().map(Vec::len), Some(1));
+    assert_eq!(done["credits_refunded"], 0);
+
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Counts {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        reservations: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        images: i64,
+    }
+    let mut conn = diesel_async::AsyncPgConnection::establish(&database_url)
+        .await
+        .expect("connect");
+    let counts: Counts = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM credit_entries WHERE kind = 'reservation') AS reservations, \
+                (SELECT count(*) FROM images) AS images",
+    )
+    .get_result(&mut conn)
+    .await
+    .expect("counts");
+    assert_eq!(
+        (counts.reservations, counts.images),
+        (1, 1),
+        "charged once, one image"
+    );
+    drop(conn);
+    easel_tests::drop_database_blocking(&db_name);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
