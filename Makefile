@@ -28,6 +28,7 @@ openapi:
 
 bench:
 	bench/credits/run.sh
+	bench/generation/run.sh
 
 db:
 	scripts/pg.sh start .data/postgres $${EASEL_PG_PORT:-54320} durable

@@ -8,32 +8,11 @@ cd "$(dirname "$0")/../.."
 duration=${BENCH_SECONDS:-15}
 connections=32
 many=${BENCH_USERS:-200}
-pg_port=${EASEL_BENCH_PG_PORT:-54340}
+bench_name=credits
+. bench/lib.sh
 
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "installing wrk (apt)" >&2
-  apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
-fi
-cargo build --release --quiet --bin easel
-PGBIN=$(scripts/pg.sh bindir)
-
-scripts/pg.sh fresh target/bench-pg "$pg_port"
-trap 'kill $server 2>/dev/null || true; scripts/pg.sh stop target/bench-pg' EXIT
-scripts/pg.sh createdb "$pg_port" easel_bench
-export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/easel_bench"
-psql() { "$PGBIN/psql" -q -X -v ON_ERROR_STOP=1 "$DATABASE_URL" "$@"; }
-
-app_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-EASEL_ENV=test EASEL_BIND="127.0.0.1:$app_port" EASEL_DATA_DIR=target/bench-data EASEL_LOG=warn \
-  EASEL_DB_POOL_SIZE=32 EASEL_RATE_LIMIT_API_PER_MINUTE=1000000 EASEL_RATE_LIMIT_AUTH_PER_MINUTE=1000 \
-  target/release/easel serve >target/bench-server.log 2>&1 &
-server=$!
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$app_port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-curl -fsS "http://127.0.0.1:$app_port/readyz" >/dev/null || { cat target/bench-server.log >&2; exit 1; }
-
-token=$(curl -fsS -X POST "http://127.0.0.1:$app_port/v1/auth/signup" -H 'content-type: application/json' \
-  -d '{"email":"bench@example.com","username":"bench","password":"bench-password"}' \
-  | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+start_server
+token=$(token_for bench)
 target/release/easel admin set-role bench admin >/dev/null
 
 # Users 1..N with ids md5(n)::uuid (what reserve.sql picks) and a large, ledger-backed balance.

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# bench/generation: N users submit generations to the instant `local` model through HTTP (wrk);
+# reports accepted/s, completed/s and p50/p99 from submit to succeeded, then checks that no job was
+# lost or duplicated (images and ledger entries against generations). The floor is the same number
+# of clients inserting the bare row through pgbench.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+duration=${BENCH_SECONDS:-10}
+users=${BENCH_USERS:-16}
+bench_name=generation
+. bench/lib.sh
+
+start_server EASEL_SIGNUP_BONUS_CREDITS=1000000 EASEL_MAX_IN_FLIGHT=1000 EASEL_LOCAL_RENDER_MS=0 \
+  EASEL_JOB_WORKERS=${BENCH_JOB_WORKERS:-4} EASEL_GENERATION_DEADLINE_SECS=3600
+tokens=$(for i in $(seq 1 "$users"); do token_for "gen$i"; done | paste -sd, -)
+
+BENCH_TOKENS=$tokens wrk -t2 -c"$users" -d"${duration}s" -s bench/generation/submit.lua \
+  "http://127.0.0.1:$app_port" >target/bench-wrk-generation.log 2>&1
+line=$(grep BENCH_RESULT target/bench-wrk-generation.log)
+non2xx=$(echo "$line" | sed -E 's/.*non2xx=([0-9]+).*/\1/')
+[ "$non2xx" = 0 ] || { cat target/bench-wrk-generation.log >&2; echo "$non2xx submits were refused" >&2; exit 1; }
+accepted_per_s=$(echo "$line" | awk '{ split($2,r,"="); split($3,s,"="); printf "%.0f", r[2] / s[2] }')
+
+# Let the workers drain the queue.
+for _ in $(seq 1 600); do
+  active=$(psql -At -c "SELECT count(*) FROM generations WHERE status IN ('queued','starting','processing')")
+  [ "$active" = 0 ] && break
+  sleep 0.5
+done
+kill $server; wait $server 2>/dev/null || true; server=""
+
+read -r total succeeded completed_per_s p50 p99 < <(psql -At -F ' ' -c "
+  SELECT count(*), count(*) FILTER (WHERE status = 'succeeded'),
+         round(count(*) FILTER (WHERE status = 'succeeded')
+               / GREATEST(extract(epoch FROM max(completed_at) - min(created_at)), 0.001)),
+         round(1000 * extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY completed_at - created_at))),
+         round(1000 * extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY completed_at - created_at)))
+  FROM generations")
+read -r images reservations refunds duplicates < <(psql -At -F ' ' -c "
+  SELECT (SELECT count(*) FROM images),
+         (SELECT count(*) FROM credit_entries WHERE kind = 'reservation'),
+         (SELECT count(*) FROM credit_entries WHERE kind = 'refund'),
+         (SELECT count(*) FROM (SELECT generation_id FROM images GROUP BY 1 HAVING count(*) > 1) d)")
+target/release/easel admin verify-ledger >/dev/null
+
+floor=$("$PGBIN/pgbench" -n -c "$users" -j 2 -T "$duration" -f bench/generation/floor.sql "$DATABASE_URL" 2>/dev/null \
+  | awk '/^tps =/ { printf "%.0f", $3 }')
+
+echo "bench/generation: $users users, ${duration}s of submits"
+echo "accepted  $accepted_per_s/s   completed $completed_per_s/s   submit→succeeded p50 ${p50} ms, p99 ${p99} ms"
+echo "floor (bare row insert, pgbench): $floor/s   completed/floor $(python3 -c "print(f'{$completed_per_s / $floor:.2f}')") (target 0.5)"
+echo "generations $total, succeeded $succeeded, images $images, reservations $reservations, refunds $refunds, duplicated images $duplicates"
+if [ "$images" != "$succeeded" ] || [ "$reservations" != "$total" ] || [ "$duplicates" != 0 ]; then
+  echo "a job was lost or duplicated" >&2
+  exit 1
+fi

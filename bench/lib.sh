@@ -1,0 +1,37 @@
+# Shared by the benchmarks: a fresh PostgreSQL, a release `easel serve`, and wrk.
+# Source it from the repository root after setting `bench_name`.
+set -euo pipefail
+
+pg_port=${EASEL_BENCH_PG_PORT:-54340}
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "installing wrk (apt)" >&2
+  apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
+fi
+cargo build --release --quiet --bin easel
+PGBIN=$(scripts/pg.sh bindir)
+
+scripts/pg.sh fresh target/bench-pg "$pg_port"
+server=""
+trap 'if [ -n "$server" ]; then kill $server 2>/dev/null || true; fi; scripts/pg.sh stop target/bench-pg' EXIT
+scripts/pg.sh createdb "$pg_port" easel_bench
+export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/easel_bench"
+psql() { "$PGBIN/psql" -q -X -v ON_ERROR_STOP=1 "$DATABASE_URL" "$@"; }
+
+# Starts the release server with generous limits plus any extra VAR=value arguments.
+start_server() {
+  app_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  env EASEL_ENV=test EASEL_BIND="127.0.0.1:$app_port" EASEL_DATA_DIR="target/bench-data-$bench_name" EASEL_LOG=warn \
+    EASEL_DB_POOL_SIZE=32 EASEL_RATE_LIMIT_API_PER_MINUTE=1000000 EASEL_RATE_LIMIT_AUTH_PER_MINUTE=1000000 \
+    "$@" target/release/easel serve >"target/bench-server-$bench_name.log" 2>&1 &
+  server=$!
+  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$app_port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+  curl -fsS "http://127.0.0.1:$app_port/readyz" >/dev/null || { cat "target/bench-server-$bench_name.log" >&2; exit 1; }
+}
+
+# Signs up `name` and prints its access token.
+token_for() {
+  curl -fsS -X POST "http://127.0.0.1:$app_port/v1/auth/signup" -H 'content-type: application/json' \
+    -d "{\"email\":\"$1@bench.test\",\"username\":\"$1\",\"password\":\"bench-password\"}" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
