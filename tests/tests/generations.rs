@@ -884,3 +884,65 @@ async fn kill_9_mid_job_then_restart_and_the_job_completes() {
     easel_tests::drop_database_blocking(&db_name);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[tokio::test]
+async fn usage_counts_generations_and_net_credits_by_model() {
+    let app = TestApp::spawn().await;
+    let token = signup(&app, "counted").await;
+    for body in [
+        json!({"prompt": "one", "model": "easel-sketch", "num_outputs": 2}),
+        json!({"prompt": "two [[fail]]", "model": "easel-sketch", "num_outputs": 3}),
+    ] {
+        let accepted = generate(&app, &token, body).await;
+        wait_until(&app, &token, &id_of(&accepted), terminal).await;
+    }
+    let now = chrono::Utc::now();
+    let start =
+        (now - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let end = (now + chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let usage = app
+        .call(
+            Method::GET,
+            &format!("/v1/usage?start={start}&end={end}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(usage.status, 200, "{}", usage.text);
+    assert_eq!(
+        usage.json["models"],
+        json!([{"model": "easel-sketch", "generations": 2, "credits_spent": 2}])
+    );
+    assert_eq!(
+        usage.json["credits_spent"], 2,
+        "the failed one was refunded"
+    );
+    let before = app
+        .call(
+            Method::GET,
+            "/v1/usage?start=2020-01-01T00:00:00Z&end=2020-02-01T00:00:00Z",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(before.json["models"], json!([]));
+    app.call(
+        Method::GET,
+        &format!("/v1/usage?start={end}&end={start}"),
+        Some(&token),
+        None,
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.call(
+        Method::GET,
+        "/v1/usage?start=2000-01-01T00:00:00Z&end=2100-01-01T00:00:00Z",
+        Some(&token),
+        None,
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.call(Method::GET, "/v1/usage", Some(&token), None)
+        .await
+        .assert_problem(422, "validation_failed");
+}

@@ -2,8 +2,8 @@
 
 use super::store::{self, Entry};
 use super::types::{
-    AdjustCreditsRequest, CreditTransaction, CreditTransactionPage, Credits, TransactionFilter,
-    Usage, UsageQuery,
+    AdjustCreditsRequest, CreditTransaction, CreditTransactionPage, Credits, ModelUsage,
+    TransactionFilter, Usage, UsageQuery,
 };
 use super::{EntryId, EntryKind, service};
 use crate::app::AppState;
@@ -145,12 +145,21 @@ pub async fn get_usage(
         ));
     }
     let mut conn = state.pool.get().await?;
-    let credits_spent = store::spent_between(&mut conn, principal.user_id, start, end).await?;
+    let rows =
+        crate::generation::store::usage_by_model(&mut conn, principal.user_id, start, end).await?;
+    let models: Vec<ModelUsage> = rows
+        .into_iter()
+        .map(|r| ModelUsage {
+            model: r.model,
+            generations: r.generations,
+            credits_spent: r.credits_spent,
+        })
+        .collect();
     Ok(web::Json(Usage {
         start,
         end,
-        models: Vec::new(),
-        credits_spent,
+        credits_spent: models.iter().map(|m| m.credits_spent).sum(),
+        models,
     }))
 }
 

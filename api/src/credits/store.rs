@@ -297,31 +297,6 @@ pub async fn mismatches(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Mismatc
     .await
 }
 
-#[derive(QueryableByName)]
-struct Total {
-    #[diesel(sql_type = BigInt)]
-    total: i64,
-}
-
-/// Credits reserved minus credits refunded between `start` (inclusive) and `end` (exclusive).
-pub async fn spent_between(
-    conn: &mut AsyncPgConnection,
-    user: UserId,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-) -> QueryResult<i64> {
-    let row: Total = diesel::sql_query(
-        "SELECT COALESCE(-SUM(free_delta + purchased_delta), 0)::bigint AS total FROM credit_entries \
-         WHERE user_id = $1 AND kind IN ('reservation', 'refund') AND created_at >= $2 AND created_at < $3",
-    )
-    .bind::<SqlUuid, _>(user)
-    .bind::<diesel::sql_types::Timestamptz, _>(start)
-    .bind::<diesel::sql_types::Timestamptz, _>(end)
-    .get_result(conn)
-    .await?;
-    Ok(row.total)
-}
-
 /// Locks a user's balance row for the rest of the transaction: serialises that user's submissions.
 pub async fn lock(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<()> {
     credit_balances::table

@@ -75,14 +75,16 @@ pub struct Usage {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub models: Vec<ModelUsage>,
-    /// Credits reserved minus credits refunded over the period.
+    /// Credits charged less credits refunded, over all models.
     pub credits_spent: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ModelUsage {
     pub model: String,
+    /// Generations created in the period, whatever became of them.
     pub generations: i64,
+    /// Credits charged less credits refunded.
     pub credits_spent: i64,
 }
 

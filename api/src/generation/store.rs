@@ -355,3 +355,34 @@ pub async fn find_image(
         .await
         .optional()
 }
+
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ModelUsageRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub model: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub generations: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub credits_spent: i64,
+}
+
+/// A user's generations created in `[start, end)` by model: how many, and credits charged less
+/// credits refunded.
+pub async fn usage_by_model(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> QueryResult<Vec<ModelUsageRow>> {
+    diesel::sql_query(
+        "SELECT model, count(*) AS generations, \
+                COALESCE(SUM(credits_charged - credits_refunded), 0)::bigint AS credits_spent \
+         FROM generations WHERE user_id = $1 AND created_at >= $2 AND created_at < $3 \
+         GROUP BY model ORDER BY model",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(owner)
+    .bind::<diesel::sql_types::Timestamptz, _>(start)
+    .bind::<diesel::sql_types::Timestamptz, _>(end)
+    .load(conn)
+    .await
+}

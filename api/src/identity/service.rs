@@ -146,7 +146,7 @@ pub async fn login(
         ));
     }
     let mut conn = state.pool.get().await?;
-    let user = store::find_user_by_email(&mut conn, email.as_str()).await?;
+    let user = store::find_user_by(&mut conn, store::UserKey::Email(email.as_str())).await?;
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     if !password::verify(password_input.to_owned(), stored).await? {
         return Err(invalid_credentials());
@@ -403,7 +403,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
     };
     let claims = jwks.verify(token, &header).await?;
     let mut conn = state.pool.get().await?;
-    let user = match store::find_user_by_subject(&mut conn, &claims.sub).await? {
+    let user = match store::find_user_by(&mut conn, store::UserKey::Subject(&claims.sub)).await? {
         Some(user) => user,
         None => {
             create_external_user(
@@ -486,7 +486,7 @@ pub async fn create_external_user(
 ) -> Result<User, ApiError> {
     let email = match profile.email.as_deref().map(Email::parse) {
         Some(Ok(email))
-            if store::find_user_by_email(conn, email.as_str())
+            if store::find_user_by(conn, store::UserKey::Email(email.as_str()))
                 .await?
                 .is_none() =>
         {
@@ -553,7 +553,7 @@ pub async fn set_role(
     username: &str,
     role: Role,
 ) -> Result<User, ApiError> {
-    let user = store::find_user_by_username(conn, username)
+    let user = store::find_user_by(conn, store::UserKey::Username(username))
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
     let changes = UserChangeset {

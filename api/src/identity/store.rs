@@ -70,13 +70,12 @@ pub async fn upsert_external_user(
         .optional()?;
     match inserted {
         Some(user) => Ok(user),
-        None => {
-            users::table
-                .filter(users::external_subject.eq(new.external_subject))
-                .select(User::as_select())
-                .first(conn)
-                .await
-        }
+        None => find_user_by(
+            conn,
+            UserKey::Subject(new.external_subject.unwrap_or_default()),
+        )
+        .await?
+        .ok_or(diesel::result::Error::NotFound),
     }
 }
 
@@ -89,40 +88,26 @@ pub async fn find_user(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<
         .optional()
 }
 
-pub async fn find_user_by_email(
-    conn: &mut AsyncPgConnection,
-    email: &str,
-) -> QueryResult<Option<User>> {
-    users::table
-        .filter(users::email.eq(email))
-        .select(User::as_select())
-        .first(conn)
-        .await
-        .optional()
+/// A unique way to name an account.
+#[derive(Debug, Clone, Copy)]
+pub enum UserKey<'a> {
+    Email(&'a str),
+    Username(&'a str),
+    /// `sub` at the external identity provider.
+    Subject(&'a str),
 }
 
-pub async fn find_user_by_username(
+pub async fn find_user_by(
     conn: &mut AsyncPgConnection,
-    username: &str,
+    key: UserKey<'_>,
 ) -> QueryResult<Option<User>> {
-    users::table
-        .filter(users::username.eq(username))
-        .select(User::as_select())
-        .first(conn)
-        .await
-        .optional()
-}
-
-pub async fn find_user_by_subject(
-    conn: &mut AsyncPgConnection,
-    subject: &str,
-) -> QueryResult<Option<User>> {
-    users::table
-        .filter(users::external_subject.eq(subject))
-        .select(User::as_select())
-        .first(conn)
-        .await
-        .optional()
+    let query = users::table.select(User::as_select()).into_boxed();
+    let query = match key {
+        UserKey::Email(email) => query.filter(users::email.eq(email)),
+        UserKey::Username(username) => query.filter(users::username.eq(username)),
+        UserKey::Subject(subject) => query.filter(users::external_subject.eq(subject)),
+    };
+    query.first(conn).await.optional()
 }
 
 pub async fn update_user(

@@ -76,7 +76,7 @@ pub async fn receive(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
         if !store::record_identity_event(conn, &delivery.id, &event.event_type).await? {
             return Ok(false);
         }
-        let existing = store::find_user_by_subject(conn, &event.data.id).await?;
+        let existing = store::find_user_by(conn, store::UserKey::Subject(&event.data.id)).await?;
         match (event.event_type.as_str(), existing) {
             ("user.created" | "user.updated", None) => {
                 service::create_external_user(conn, &event.data.id, &event.data.profile()).await?;
