@@ -40,6 +40,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     crate::credits::routes::routes(cfg);
     crate::catalog::routes::routes(cfg);
     crate::generation::routes::routes(cfg);
+    crate::providers::routes::routes(cfg);
 }
 
 /// Everything computed once per process and handed to each worker's `App`.
@@ -61,7 +62,7 @@ impl Shared {
         let moderation =
             crate::generation::moderation::Moderation::load(&config.generation.moderation_path)?;
         let storage = crate::storage::Storage::local(&config.generation.storage_dir)?;
-        let providers = crate::providers::Providers::new(&config);
+        let providers = crate::providers::Providers::new(&config, &storage);
         Ok(Self {
             state: web::Data::new(AppState {
                 config: Arc::new(config),
@@ -113,5 +114,9 @@ pub fn build(
             Arc::clone(&shared.state.rate_limits),
             shared.state.config.rate_limits,
         ))
-        .wrap(Edge::new(Arc::clone(&shared.state.metrics), max_body))
+        .wrap(Edge::new(
+            Arc::clone(&shared.state.metrics),
+            max_body,
+            shared.state.config.providers.download_max_bytes,
+        ))
 }

@@ -61,6 +61,30 @@ pub struct Config {
     pub rate_limits: RateLimits,
     pub credits: CreditsConfig,
     pub generation: GenerationConfig,
+    pub providers: ProvidersConfig,
+}
+
+/// The remote model providers, and how their outputs are fetched.
+#[derive(Debug, Clone)]
+pub struct ProvidersConfig {
+    /// Replicate's API token; models with `provider = "replicate"` fail without it.
+    pub replicate_api_token: Option<Secret>,
+    pub replicate_api_base: String,
+    /// Replicate's webhook signing secret (`whsec_…`); fetched once from Replicate when unset.
+    pub replicate_webhook_secret: Option<Secret>,
+    /// Ask Replicate for webhooks at `EASEL_PUBLIC_URL/webhooks/replicate` (polling covers lost ones).
+    pub replicate_webhooks: bool,
+    /// How long a running remote prediction may go without news before we ask for it.
+    pub poll_interval: Duration,
+    /// The secret path segment Cog servers upload outputs under (`--upload-url`); uploads are
+    /// refused while it is unset, and Cog then sends outputs inline as data URIs.
+    pub cog_upload_secret: Option<Secret>,
+    pub download_max_bytes: usize,
+    pub download_timeout: Duration,
+    /// Hosts (and their subdomains) outputs may be downloaded from; empty allows any public host.
+    pub download_allowed_hosts: Vec<String>,
+    /// Tests only: downloads from loopback addresses (a local fake provider).
+    pub download_allow_loopback: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -274,6 +298,7 @@ impl Config {
                 |v| bounded(v, 1, 20).map(|n| n as i32),
             )?,
         };
+        let providers = providers_config(&get, environment)?;
         Ok(Self {
             environment,
             bind,
@@ -290,8 +315,96 @@ impl Config {
             rate_limits,
             credits,
             generation,
+            providers,
         })
     }
+}
+
+fn providers_config(
+    get: &impl Fn(&str) -> Option<String>,
+    environment: Environment,
+) -> Result<ProvidersConfig, ConfigError> {
+    let flag = |name: &'static str, default: &str| {
+        parse_with(name, get(name), default, |v| match v {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err("expected true or false".to_owned()),
+        })
+    };
+    let replicate_api_base = parse_with(
+        "EASEL_REPLICATE_API_BASE",
+        get("EASEL_REPLICATE_API_BASE"),
+        "https://api.replicate.com",
+        |v| {
+            if v.starts_with("https://") || v.starts_with("http://") {
+                Ok(v.trim_end_matches('/').to_owned())
+            } else {
+                Err("expected an http:// or https:// URL".to_owned())
+            }
+        },
+    )?;
+    let replicate_webhook_secret = get("EASEL_REPLICATE_WEBHOOK_SECRET").map(Secret::new);
+    if replicate_webhook_secret
+        .as_ref()
+        .is_some_and(|s| !s.expose().starts_with("whsec_"))
+    {
+        return Err(ConfigError {
+            variable: "EASEL_REPLICATE_WEBHOOK_SECRET",
+            reason: "expected a signing secret starting with whsec_".to_owned(),
+        });
+    }
+    let cog_upload_secret = get("EASEL_COG_UPLOAD_SECRET").map(Secret::new);
+    if cog_upload_secret.as_ref().is_some_and(|s| {
+        s.expose().len() < 16
+            || !s
+                .expose()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        return Err(ConfigError {
+            variable: "EASEL_COG_UPLOAD_SECRET",
+            reason: "expected at least 16 characters of A-Z, a-z, 0-9, '-' and '_'".to_owned(),
+        });
+    }
+    let download_allow_loopback = flag("EASEL_DOWNLOAD_ALLOW_LOOPBACK", "false")?;
+    if download_allow_loopback && environment == Environment::Production {
+        return Err(ConfigError {
+            variable: "EASEL_DOWNLOAD_ALLOW_LOOPBACK",
+            reason: "is for tests against a local fake and is refused in production".to_owned(),
+        });
+    }
+    Ok(ProvidersConfig {
+        replicate_api_token: get("EASEL_REPLICATE_API_TOKEN").map(Secret::new),
+        replicate_api_base,
+        replicate_webhook_secret,
+        replicate_webhooks: flag("EASEL_REPLICATE_WEBHOOKS", "true")?,
+        poll_interval: parse_with(
+            "EASEL_PROVIDER_POLL_SECS",
+            get("EASEL_PROVIDER_POLL_SECS"),
+            "10",
+            |v| bounded(v, 1, 3600).map(|s| Duration::from_secs(s as u64)),
+        )?,
+        cog_upload_secret,
+        download_max_bytes: parse_with(
+            "EASEL_DOWNLOAD_MAX_BYTES",
+            get("EASEL_DOWNLOAD_MAX_BYTES"),
+            "52428800",
+            |v| bounded(v, 1024, 1 << 30),
+        )?,
+        download_timeout: parse_with(
+            "EASEL_DOWNLOAD_TIMEOUT_SECS",
+            get("EASEL_DOWNLOAD_TIMEOUT_SECS"),
+            "60",
+            |v| bounded(v, 1, 3600).map(|s| Duration::from_secs(s as u64)),
+        )?,
+        download_allowed_hosts: get("EASEL_DOWNLOAD_ALLOWED_HOSTS")
+            .unwrap_or_else(|| "replicate.delivery".to_owned())
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty() && h != "*")
+            .collect(),
+        download_allow_loopback,
+    })
 }
 
 fn auth_config(

@@ -17,7 +17,7 @@ pub struct Running {
 }
 
 /// Runs pending migrations, builds the pool and binds `config.bind` (port 0 picks a free port).
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     let applied = db::migrate::run_pending(config.database_url.expose()).await?;
     if !applied.is_empty() {
         tracing::info!(versions = ?applied, "applied migrations");
@@ -30,6 +30,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })?;
     let pool = db::pool(config.database_url.expose(), config.db_pool_size)?;
     let bind = config.bind;
+    let listener = std::net::TcpListener::bind(bind)
+        .map_err(|e| anyhow::anyhow!("cannot listen on EASEL_BIND {bind}: {e}"))?;
+    let addr = listener.local_addr()?;
+    // With port 0 (tests) the default public URL only becomes known once bound; providers' webhooks
+    // need the real one.
+    if config.public_url == format!("http://{bind}") {
+        config.public_url = format!("http://{addr}");
+    }
     let shutdown_timeout = config.shutdown_timeout.as_secs();
     let workers = config.workers;
     let job_workers = config.generation.workers;
@@ -45,14 +53,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         server = server.workers(workers);
     }
     let server = server
-        .bind(bind)
-        .map_err(|e| anyhow::anyhow!("cannot listen on EASEL_BIND {bind}: {e}"))?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| anyhow::anyhow!("bound to no address"))?;
-    let server = server.run();
+        .listen(listener)
+        .map_err(|e| anyhow::anyhow!("cannot listen on EASEL_BIND {bind}: {e}"))?
+        .run();
     Ok(Running {
         addr,
         handle: server.handle(),

@@ -5,19 +5,7 @@ use easel::storage::download::{DownloadError, Policy, fetch};
 use std::time::Duration;
 
 async fn serve() -> (String, actix_web::dev::ServerHandle) {
-    let job = easel::providers::Job {
-        provider_model: "sketch".to_owned(),
-        prompt: "download me".to_owned(),
-        negative_prompt: None,
-        width: 64,
-        height: 64,
-        seed: 1,
-        style: None,
-        num_outputs: 1,
-    };
-    let png = easel::providers::local::render(&job, 1)
-        .expect("render")
-        .bytes;
+    let png = easel::providers::local::sample_png("download me", 64, 64, 1).expect("render");
     let server = HttpServer::new(move || {
         let png = png.clone();
         App::new()
@@ -49,6 +37,14 @@ async fn serve() -> (String, actix_web::dev::ServerHandle) {
                 }),
             )
             .route(
+                "/metadata",
+                web::get().to(|| async {
+                    HttpResponse::Found()
+                        .insert_header(("location", "http://169.254.169.254/latest/meta-data/"))
+                        .finish()
+                }),
+            )
+            .route(
                 "/elsewhere",
                 web::get().to(|| async {
                     HttpResponse::Found()
@@ -72,7 +68,7 @@ fn strict() -> Policy {
         max_bytes: 1024 * 1024,
         timeout: Duration::from_secs(5),
         allowed_hosts: Vec::new(),
-        allow_private: false,
+        allow_loopback: false,
     }
 }
 
@@ -106,7 +102,7 @@ async fn downloads_are_bounded_sniffed_and_redirects_checked() {
     let (base, handle) = serve().await;
     // The fake lives on loopback, so these runs permit it; the host list still applies.
     let local = Policy {
-        allow_private: true,
+        allow_loopback: true,
         allowed_hosts: vec!["127.0.0.1".to_owned()],
         ..strict()
     };
@@ -129,5 +125,22 @@ async fn downloads_are_bounded_sniffed_and_redirects_checked() {
         matches!(redirected, Err(DownloadError::Failed(ref m)) if m.contains("evil.test") || m.contains("not allowed")),
         "{redirected:?}"
     );
+    // Loopback being allowed for the fake opens no other private range, on a redirect or otherwise.
+    let anywhere_local = Policy {
+        allowed_hosts: Vec::new(),
+        ..local.clone()
+    };
+    let metadata = fetch(&anywhere_local, &format!("{base}/metadata")).await;
+    assert!(
+        matches!(metadata, Err(DownloadError::Failed(ref m)) if m.contains("169.254.169.254")),
+        "{metadata:?}"
+    );
+    for url in ["http://10.0.0.5/x.png", "http://169.254.169.254/"] {
+        let refused = fetch(&anywhere_local, url).await;
+        assert!(
+            matches!(refused, Err(DownloadError::Refused(_))),
+            "{url}: {refused:?}"
+        );
+    }
     drop(handle.stop(false));
 }

@@ -48,6 +48,31 @@ struct ModelEntry {
     weaknesses: Vec<String>,
     aspect_ratios: BTreeMap<String, [u32; 2]>,
     default_aspect_ratio: Option<String>,
+    /// Remote providers: how the size is passed (`width_height` or `aspect_ratio`).
+    #[serde(default)]
+    size_input: SizeInput,
+    /// Remote providers: fixed inputs sent with every prediction (`output_format = "png"` …).
+    #[serde(default)]
+    extra_input: toml::Table,
+    /// Replicate: hold the create request open up to this many seconds (`Prefer: wait`).
+    prefer_wait: Option<u32>,
+}
+
+/// How a remote model takes the image size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeInput {
+    #[default]
+    WidthHeight,
+    AspectRatio,
+}
+
+/// What a remote provider needs beyond the shared fields; not shown in the API.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteOptions {
+    pub size_input: SizeInput,
+    pub extra_input: serde_json::Map<String, serde_json::Value>,
+    pub prefer_wait: Option<u32>,
 }
 
 /// A model as the API shows it.
@@ -77,6 +102,8 @@ pub struct Model {
     pub default_aspect_ratio: String,
     pub strengths: Vec<String>,
     pub weaknesses: Vec<String>,
+    #[serde(skip)]
+    pub remote: RemoteOptions,
 }
 
 impl Model {
@@ -149,6 +176,26 @@ impl Catalog {
                 entry.inputs.contains(&Input::Style) != entry.styles.is_empty(),
                 "{at}: list styles exactly when style is an input"
             );
+            match entry.provider.as_str() {
+                "cog" => anyhow::ensure!(
+                    entry.provider_model.starts_with("http://")
+                        || entry.provider_model.starts_with("https://"),
+                    "{at}: a cog model's provider_model is its server's base URL (http:// or https://)"
+                ),
+                "replicate" => anyhow::ensure!(
+                    replicate_ref_ok(&entry.provider_model),
+                    "{at}: a replicate model's provider_model is owner/name, owner/name:version or a version id"
+                ),
+                _ => {}
+            }
+            anyhow::ensure!(
+                entry.prefer_wait.is_none_or(|s| (1..=60).contains(&s)),
+                "{at}: prefer_wait must be 1–60 seconds"
+            );
+            let extra_input = match serde_json::to_value(&entry.extra_input)? {
+                serde_json::Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            };
             // Unless the file says otherwise: square if offered, else the first listed.
             let default_aspect_ratio = match entry.default_aspect_ratio {
                 Some(ratio) => {
@@ -182,6 +229,11 @@ impl Catalog {
                 aspect_ratios: entry.aspect_ratios,
                 strengths: entry.strengths,
                 weaknesses: entry.weaknesses,
+                remote: RemoteOptions {
+                    size_input: entry.size_input,
+                    extra_input,
+                    prefer_wait: entry.prefer_wait,
+                },
             });
         }
         anyhow::ensure!(!models.is_empty(), "no models defined");
@@ -197,6 +249,26 @@ impl Catalog {
     }
 }
 
+/// `owner/name`, `owner/name:version`, or a bare 64-hex version id.
+fn replicate_ref_ok(reference: &str) -> bool {
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    let (model, version) = match reference.split_once(':') {
+        Some((model, version)) => (model, Some(version)),
+        None => (reference, None),
+    };
+    if version.is_none() && model.len() == 64 && model.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return true;
+    }
+    let model_ok = model
+        .split_once('/')
+        .is_some_and(|(owner, name)| name_ok(owner) && name_ok(name));
+    model_ok && version.is_none_or(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +282,21 @@ mod tests {
         assert!(catalog.all().iter().all(|m| m.provider == "local"));
         assert!(catalog.get("easel-sketch").is_some());
         Ok(())
+    }
+
+    #[test]
+    fn replicate_references_are_checked() {
+        let version = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa";
+        for ok in [
+            "black-forest-labs/flux-schnell",
+            &format!("stability-ai/sdxl:{version}"),
+            version,
+        ] {
+            assert!(replicate_ref_ok(ok), "{ok}");
+        }
+        for bad in ["flux", "a/b:", "a/b:xyz", "/b", "a/", "a/b c"] {
+            assert!(!replicate_ref_ok(bad), "{bad}");
+        }
     }
 
     #[test]

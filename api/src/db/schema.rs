@@ -91,7 +91,11 @@ diesel::table! {
         created_at -> Timestamptz,
         started_at -> Nullable<Timestamptz>,
         completed_at -> Nullable<Timestamptz>,
-        updated_at -> Timestamptz,
+        // updated_at is kept by a trigger and never read here; left out to stay within 32 columns.
+        provider_ref -> Nullable<Text>,
+        webhook_token -> Nullable<Text>,
+        provider_state -> Nullable<Jsonb>,
+        provider_rank -> Int2,
     }
 }
 

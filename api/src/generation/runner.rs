@@ -7,10 +7,12 @@ use super::service::end_with_refund;
 use super::store::{self, GenerationRow, NewImage};
 use super::{ImageId, Status};
 use crate::app::AppState;
-use crate::providers::{Job, Output, ProviderError};
+use crate::catalog::Model;
+use crate::providers::{Job, Output, ProviderError, Tracker};
 use crate::storage;
 use chrono::Utc;
 use diesel_async::AsyncConnection;
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -54,9 +56,14 @@ async fn work(state: Arc<AppState>, worker: String) {
     }
 }
 
-fn job_of(row: &GenerationRow, provider_model: String) -> Job {
+fn job_of(row: &GenerationRow, model: &Model) -> Job {
     Job {
-        provider_model,
+        id: row.id.0,
+        provider_model: model.provider_model.clone(),
+        aspect_ratio: row.aspect_ratio.clone(),
+        remote: model.remote.clone(),
+        provider_ref: row.provider_ref.clone(),
+        webhook_token: row.webhook_token.clone(),
         prompt: row.prompt.clone(),
         negative_prompt: row.negative_prompt.clone(),
         width: u32::try_from(row.width).unwrap_or(512),
@@ -93,15 +100,23 @@ pub async fn run(state: &AppState, worker: &str, row: GenerationRow) {
         .await;
         return;
     };
-    let job = job_of(&row, model.provider_model.clone());
+    let job = job_of(&row, &model);
     let (progress_tx, progress_rx) = watch::channel(0_u8);
+    let tracker = RowTracker {
+        state,
+        id,
+        progress: progress_tx,
+    };
     let outcome = tokio::select! {
-        result = provider.run(&job, &progress_tx) => Some(result),
+        result = provider.run(&job, &tracker) => Some(result),
         () = heartbeats(state, id, worker, progress_rx) => None,
     };
     match outcome {
         // Canceled, or reclaimed by the watchdog: this worker no longer owns the job.
-        None => tracing::info!(generation.id = %id, "job left this worker; stopped"),
+        None => {
+            tracing::info!(generation.id = %id, "job left this worker; stopped");
+            stop_remote(state, provider.as_ref(), &job).await;
+        }
         Some(Ok(outputs)) => {
             if let Err(e) = complete(state, worker, &row, outputs).await {
                 tracing::error!(generation.id = %id, error = %e, "storing outputs failed; will retry");
@@ -119,6 +134,69 @@ pub async fn run(state: &AppState, worker: &str, row: GenerationRow) {
         }
         Some(Err(ProviderError::Transient { code, message })) => {
             retry_or_fail(state, &row, &code, &message).await
+        }
+    }
+}
+
+/// A job's side of a provider run, backed by its row.
+struct RowTracker<'a> {
+    state: &'a AppState,
+    id: super::GenerationId,
+    progress: watch::Sender<u8>,
+}
+
+impl Tracker for RowTracker<'_> {
+    fn progress(&self, percent: u8) {
+        self.progress.send_if_modified(|current| {
+            let changed = *current != percent;
+            *current = percent;
+            changed
+        });
+    }
+
+    fn remember<'b>(
+        &'b self,
+        provider_ref: &'b str,
+        webhook_token: Option<&'b str>,
+    ) -> BoxFuture<'b, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut conn = self.state.pool.get().await?;
+            store::remember_provider(&mut conn, self.id, provider_ref, webhook_token).await?;
+            Ok(())
+        })
+    }
+
+    fn delivered(&self) -> BoxFuture<'_, anyhow::Result<Option<(i16, serde_json::Value)>>> {
+        Box::pin(async move {
+            let mut conn = self.state.pool.get().await?;
+            Ok(store::delivered_state(&mut conn, self.id).await?)
+        })
+    }
+}
+
+/// A job that left its worker because it ended (canceled, or failed at its deadline) has its remote
+/// prediction stopped, so nobody pays for work that will be thrown away. One reclaimed by the
+/// watchdog keeps running: its next worker follows the same prediction.
+async fn stop_remote(state: &AppState, provider: &dyn crate::providers::Provider, job: &Job) {
+    let Ok(mut conn) = state.pool.get().await else {
+        return;
+    };
+    let Ok(Some(row)) = store::find(&mut conn, super::GenerationId(job.id)).await else {
+        return;
+    };
+    drop(conn);
+    let ended = matches!(row.status.as_str(), "canceled" | "failed");
+    if !ended || row.provider_ref.is_none() {
+        return;
+    }
+    let job = Job {
+        provider_ref: row.provider_ref,
+        ..job.clone()
+    };
+    match provider.cancel(&job).await {
+        Ok(()) => tracing::info!(generation.id = %row.id, "remote prediction canceled"),
+        Err(e) => {
+            tracing::warn!(generation.id = %row.id, error = %e, "could not cancel the remote prediction")
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct GenerationRow {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub provider_ref: Option<String>,
+    pub webhook_token: Option<String>,
 }
 
 #[derive(Debug, Insertable)]
@@ -278,6 +280,127 @@ pub async fn stale(
         .limit(100)
         .load(conn)
         .await
+}
+
+// ---- remote providers ----
+
+/// Records the remote prediction a job started (and Cog's webhook token for it).
+pub async fn remember_provider(
+    conn: &mut AsyncPgConnection,
+    id: GenerationId,
+    provider_ref: &str,
+    webhook_token: Option<&str>,
+) -> QueryResult<usize> {
+    diesel::update(generations::table.find(id))
+        .set((
+            generations::provider_ref.eq(provider_ref),
+            generations::webhook_token.eq(webhook_token),
+        ))
+        .execute(conn)
+        .await
+}
+
+/// The newest prediction state a webhook delivered for a job, with its rank.
+pub async fn delivered_state(
+    conn: &mut AsyncPgConnection,
+    id: GenerationId,
+) -> QueryResult<Option<(i16, serde_json::Value)>> {
+    let row: Option<(i16, Option<serde_json::Value>)> = generations::table
+        .find(id)
+        .select((generations::provider_rank, generations::provider_state))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.and_then(|(rank, state)| state.map(|s| (rank, s))))
+}
+
+/// Which job a webhook delivery is for.
+pub enum DeliveryFor<'a> {
+    /// Replicate: the prediction id, and the generation our webhook URL named (when it did). The
+    /// generation may not know its prediction yet: the first webhook can beat our own record of it.
+    Replicate {
+        prediction: &'a str,
+        generation: Option<GenerationId>,
+    },
+    /// Cog: the per-job token in the webhook URL.
+    CogToken(&'a str),
+}
+
+/// Stores a delivered prediction state on an active job unless a newer one is already there (a
+/// lower rank: a late or out-of-order delivery). Returns whether anything changed; a repeat changes
+/// nothing, so each delivery applies at most once.
+pub async fn deliver(
+    conn: &mut AsyncPgConnection,
+    to: DeliveryFor<'_>,
+    rank: i16,
+    state: &serde_json::Value,
+) -> QueryResult<bool> {
+    let active = "status IN ('queued', 'starting', 'processing')                   AND (provider_rank < $2 OR (provider_rank = $2 AND provider_state IS DISTINCT FROM $1))";
+    let updated = match to {
+        DeliveryFor::Replicate {
+            prediction,
+            generation: Some(generation),
+        } => {
+            diesel::sql_query(format!(
+                "UPDATE generations SET provider_state = $1, provider_rank = $2,                         provider_ref = COALESCE(provider_ref, $3)                  WHERE id = $4 AND (provider_ref IS NULL OR provider_ref = $3) AND {active}"
+            ))
+            .bind::<diesel::sql_types::Jsonb, _>(state)
+            .bind::<diesel::sql_types::SmallInt, _>(rank)
+            .bind::<diesel::sql_types::Text, _>(prediction)
+            .bind::<diesel::sql_types::Uuid, _>(generation)
+            .execute(conn)
+            .await?
+        }
+        DeliveryFor::Replicate {
+            prediction,
+            generation: None,
+        } => {
+            diesel::sql_query(format!(
+                "UPDATE generations SET provider_state = $1, provider_rank = $2                  WHERE provider_ref = $3 AND {active}"
+            ))
+            .bind::<diesel::sql_types::Jsonb, _>(state)
+            .bind::<diesel::sql_types::SmallInt, _>(rank)
+            .bind::<diesel::sql_types::Text, _>(prediction)
+            .execute(conn)
+            .await?
+        }
+        DeliveryFor::CogToken(token) => {
+            diesel::sql_query(format!(
+                "UPDATE generations SET provider_state = $1, provider_rank = $2                  WHERE webhook_token = $3 AND {active}"
+            ))
+            .bind::<diesel::sql_types::Jsonb, _>(state)
+            .bind::<diesel::sql_types::SmallInt, _>(rank)
+            .bind::<diesel::sql_types::Text, _>(token)
+            .execute(conn)
+            .await?
+        }
+    };
+    Ok(updated == 1)
+}
+
+/// Whether some generation was ever given this Cog webhook token.
+pub async fn cog_token_known(conn: &mut AsyncPgConnection, token: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        generations::table.filter(generations::webhook_token.eq(token)),
+    ))
+    .get_result(conn)
+    .await
+}
+
+/// Whether a Cog prediction of ours (by its id, the generation's) is still running: only those may
+/// upload outputs.
+pub async fn cog_prediction_active(
+    conn: &mut AsyncPgConnection,
+    prediction: &str,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        generations::table
+            .filter(generations::provider_ref.eq(prediction))
+            .filter(generations::webhook_token.is_not_null())
+            .filter(generations::status.eq_any(ACTIVE)),
+    ))
+    .get_result(conn)
+    .await
 }
 
 // ---- images ----

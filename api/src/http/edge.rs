@@ -24,13 +24,16 @@ pub struct RequestId(pub String);
 pub struct Edge {
     metrics: Arc<Metrics>,
     max_body_bytes: usize,
+    /// File uploads (under `/uploads/`) carry images and have their own, larger limit.
+    max_upload_bytes: usize,
 }
 
 impl Edge {
-    pub fn new(metrics: Arc<Metrics>, max_body_bytes: usize) -> Self {
+    pub fn new(metrics: Arc<Metrics>, max_body_bytes: usize, max_upload_bytes: usize) -> Self {
         Self {
             metrics,
             max_body_bytes,
+            max_upload_bytes,
         }
     }
 }
@@ -80,16 +83,18 @@ where
         Box::pin(async move {
             let method = req.method().clone();
             let span = tracing::info_span!("request", request_id = %id);
-            let too_large = content_length(&req).is_some_and(|n| n > edge.max_body_bytes);
+            let limit = if req.path().starts_with("/uploads/") {
+                edge.max_upload_bytes
+            } else {
+                edge.max_body_bytes
+            };
+            let too_large = content_length(&req).is_some_and(|n| n > limit);
 
             let outcome = request_id::scope(id.clone(), async move {
                 if too_large {
                     let error = ApiError::new(
                         ErrorCode::PayloadTooLarge,
-                        format!(
-                            "the body is larger than the limit of {} bytes",
-                            edge.max_body_bytes
-                        ),
+                        format!("the body is larger than the limit of {limit} bytes"),
                     );
                     return Ok(req.into_response(error.error_response()));
                 }
@@ -247,7 +252,7 @@ mod tests {
     async fn a_panicking_handler_answers_500_problem_without_internals() {
         let app = test::init_service(
             App::new()
-                .wrap(Edge::new(metrics(), 1024))
+                .wrap(Edge::new(metrics(), 1024, 1024))
                 .route("/boom", web::get().to(panics)),
         )
         .await;
@@ -280,7 +285,7 @@ mod tests {
     async fn plain_error_responses_become_problems_with_the_request_id() {
         let app = test::init_service(
             App::new()
-                .wrap(Edge::new(metrics(), 1024))
+                .wrap(Edge::new(metrics(), 1024, 1024))
                 .route("/plain", web::get().to(plain_error)),
         )
         .await;
@@ -304,7 +309,7 @@ mod tests {
     async fn declared_oversized_bodies_are_refused_before_routing() {
         let app = test::init_service(
             App::new()
-                .wrap(Edge::new(metrics(), 16))
+                .wrap(Edge::new(metrics(), 16, 16))
                 .route("/x", web::post().to(HttpResponse::Ok)),
         )
         .await;

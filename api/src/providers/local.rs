@@ -3,12 +3,11 @@
 //! give the same bytes. Prompts may carry test switches only this provider reads: `[[fail]]` fails as
 //! a model failure, `[[slow]]` takes 10 seconds.
 
-use super::{Job, Output, Provider, ProviderError};
+use super::{Job, Output, Provider, ProviderError, Tracker};
 use futures_util::future::BoxFuture;
 use image::{ImageEncoder, Rgb, RgbImage};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-use tokio::sync::watch;
 
 pub struct Local {
     /// Simulated render time per request, spread over five progress steps.
@@ -21,7 +20,7 @@ impl Provider for Local {
     fn run<'a>(
         &'a self,
         job: &'a Job,
-        progress: &'a watch::Sender<u8>,
+        tracker: &'a dyn Tracker,
     ) -> BoxFuture<'a, Result<Vec<Output>, ProviderError>> {
         Box::pin(async move {
             let total = if job.prompt.contains("[[slow]]") {
@@ -39,7 +38,7 @@ impl Provider for Local {
                     });
                 }
                 // Rendering is the last step; report up to 80 % for the simulated work.
-                let _ = progress.send((step * 80 / STEPS) as u8);
+                tracker.progress((step * 80 / STEPS) as u8);
             }
             let job = job.clone();
             let outputs = tokio::task::spawn_blocking(move || {
@@ -52,7 +51,7 @@ impl Provider for Local {
                 code: "renderer_crashed".to_owned(),
                 message: e.to_string(),
             })??;
-            let _ = progress.send(100);
+            tracker.progress(100);
             Ok(outputs)
         })
     }
@@ -126,12 +125,42 @@ pub fn render(job: &Job, seed: u64) -> Result<Output, ProviderError> {
     })
 }
 
+/// A PNG of `prompt` at a size, for anything that needs a real image (fakes, fixtures, benches).
+pub fn sample_png(
+    prompt: &str,
+    width: u32,
+    height: u32,
+    seed: u64,
+) -> Result<Vec<u8>, ProviderError> {
+    let job = Job {
+        id: uuid::Uuid::nil(),
+        provider_model: "sketch".to_owned(),
+        prompt: prompt.to_owned(),
+        negative_prompt: None,
+        aspect_ratio: "1:1".to_owned(),
+        width,
+        height,
+        seed,
+        style: None,
+        num_outputs: 1,
+        remote: Default::default(),
+        provider_ref: None,
+        webhook_token: None,
+    };
+    Ok(render(&job, seed)?.bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn job(prompt: &str) -> Job {
         Job {
+            id: uuid::Uuid::nil(),
+            aspect_ratio: "3:2".to_owned(),
+            remote: Default::default(),
+            provider_ref: None,
+            webhook_token: None,
             provider_model: "sketch".to_owned(),
             prompt: prompt.to_owned(),
             negative_prompt: None,
@@ -160,18 +189,40 @@ mod tests {
         Ok(())
     }
 
+    /// Keeps the last progress; the local provider needs nothing else from a tracker.
+    #[derive(Default)]
+    struct Progress(std::sync::atomic::AtomicU8);
+
+    impl Tracker for Progress {
+        fn progress(&self, percent: u8) {
+            self.0.store(percent, std::sync::atomic::Ordering::SeqCst);
+        }
+
+        fn remember<'a>(
+            &'a self,
+            _: &'a str,
+            _: Option<&'a str>,
+        ) -> BoxFuture<'a, anyhow::Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn delivered(&self) -> BoxFuture<'_, anyhow::Result<Option<(i16, serde_json::Value)>>> {
+            Box::pin(async { Ok(None) })
+        }
+    }
+
     #[tokio::test]
     async fn fail_switch_fails_as_a_model_failure() {
         let local = Local {
             render_time: Duration::ZERO,
         };
-        let (tx, _rx) = watch::channel(0);
-        let result = local.run(&job("please [[fail]]"), &tx).await;
+        let tracker = Progress::default();
+        let result = local.run(&job("please [[fail]]"), &tracker).await;
         assert!(
             matches!(result, Err(ProviderError::Permanent { code, .. }) if code == "model_failed")
         );
-        let ok = local.run(&job("fine"), &tx).await;
+        let ok = local.run(&job("fine"), &tracker).await;
         assert_eq!(ok.map(|o| o.len()).ok(), Some(1));
-        assert_eq!(*tx.borrow(), 100);
+        assert_eq!(tracker.0.load(std::sync::atomic::Ordering::SeqCst), 100);
     }
 }

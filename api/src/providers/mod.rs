@@ -1,22 +1,38 @@
-//! Model providers behind one trait. `local` renders in-process and needs no network; `replicate`
-//! and `cog` arrive with their own issue.
+//! Model providers behind one trait: `local` renders in-process and needs no network; `replicate`
+//! calls Replicate's API; `cog` calls a self-hosted Cog server. Remote providers learn of progress by
+//! webhook (stored on the job by whichever process receives it) and, where the provider allows, by
+//! polling when no webhook comes.
 
+pub mod cog;
 pub mod local;
+pub mod remote;
+pub mod replicate;
+pub mod routes;
 
+use crate::catalog::RemoteOptions;
 use futures_util::future::BoxFuture;
-use tokio::sync::watch;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// What a provider is asked to make.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The generation's id; Cog uses it as the prediction id, so a resubmission is idempotent.
+    pub id: uuid::Uuid,
     pub provider_model: String,
     pub prompt: String,
     pub negative_prompt: Option<String>,
+    pub aspect_ratio: String,
     pub width: u32,
     pub height: u32,
     pub seed: u64,
     pub style: Option<String>,
     pub num_outputs: u32,
+    pub remote: RemoteOptions,
+    /// The remote prediction an earlier attempt started: a resumed job follows it instead of
+    /// starting (and paying for) another.
+    pub provider_ref: Option<String>,
+    pub webhook_token: Option<String>,
 }
 
 /// One finished output, already downloaded (or rendered) into memory.
@@ -37,33 +53,73 @@ pub enum ProviderError {
     Transient { code: String, message: String },
 }
 
+impl ProviderError {
+    pub fn permanent(code: &str, message: impl Into<String>) -> Self {
+        Self::Permanent {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn transient(code: &str, message: impl Into<String>) -> Self {
+        Self::Transient {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The job's side of a run: progress, the remote prediction's id, and what webhooks delivered.
+pub trait Tracker: Send + Sync {
+    fn progress(&self, percent: u8);
+    /// Records the remote prediction (and Cog's webhook token) before anything can be delivered for it.
+    fn remember<'a>(
+        &'a self,
+        provider_ref: &'a str,
+        webhook_token: Option<&'a str>,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// The newest prediction state a webhook delivered, with its rank (see `remote::rank`).
+    fn delivered(&self) -> BoxFuture<'_, anyhow::Result<Option<(i16, serde_json::Value)>>>;
+}
+
 pub trait Provider: Send + Sync {
-    /// Runs `job` to completion, reporting progress (0–100) on `progress` as it goes.
+    /// Runs `job` to completion, reporting through `tracker` as it goes.
     fn run<'a>(
         &'a self,
         job: &'a Job,
-        progress: &'a watch::Sender<u8>,
+        tracker: &'a dyn Tracker,
     ) -> BoxFuture<'a, Result<Vec<Output>, ProviderError>>;
+
+    /// Stops the job's remote prediction, where the provider can.
+    fn cancel<'a>(&'a self, _job: &'a Job) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The configured providers by name, as the catalog's `provider` field names them.
-#[derive(Clone, Default)]
-pub struct Providers(std::collections::HashMap<String, std::sync::Arc<dyn Provider>>);
+#[derive(Clone)]
+pub struct Providers {
+    by_name: HashMap<String, Arc<dyn Provider>>,
+    pub replicate: Arc<replicate::Replicate>,
+}
 
 impl Providers {
-    pub fn new(config: &crate::config::Config) -> Self {
-        let mut map: std::collections::HashMap<String, std::sync::Arc<dyn Provider>> =
-            std::collections::HashMap::new();
-        map.insert(
+    pub fn new(config: &crate::config::Config, storage: &crate::storage::Storage) -> Self {
+        let fetcher = remote::Fetcher::new(config, storage.clone());
+        let replicate = Arc::new(replicate::Replicate::new(config, fetcher.clone()));
+        let mut by_name: HashMap<String, Arc<dyn Provider>> = HashMap::new();
+        by_name.insert(
             "local".to_owned(),
-            std::sync::Arc::new(local::Local {
+            Arc::new(local::Local {
                 render_time: config.generation.local_render_time,
             }),
         );
-        Self(map)
+        by_name.insert("replicate".to_owned(), replicate.clone());
+        by_name.insert("cog".to_owned(), Arc::new(cog::Cog::new(config, fetcher)));
+        Self { by_name, replicate }
     }
 
-    pub fn get(&self, name: &str) -> Option<&std::sync::Arc<dyn Provider>> {
-        self.0.get(name)
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.by_name.get(name)
     }
 }

@@ -13,8 +13,24 @@ pub struct Policy {
     pub timeout: Duration,
     /// Host names (or their parent domains) downloads may come from; empty allows any public host.
     pub allowed_hosts: Vec<String>,
-    /// Only for tests against a local fake: permits loopback and private addresses.
-    pub allow_private: bool,
+    /// Only for tests against a local fake: permits loopback addresses (and plain http). Private,
+    /// link-local and the other special ranges stay forbidden.
+    pub allow_loopback: bool,
+}
+
+impl Policy {
+    pub fn from_config(config: &crate::config::ProvidersConfig) -> Self {
+        Self {
+            max_bytes: config.download_max_bytes,
+            timeout: config.download_timeout,
+            allowed_hosts: config.download_allowed_hosts.clone(),
+            allow_loopback: config.download_allow_loopback,
+        }
+    }
+
+    fn refuses(&self, ip: IpAddr) -> bool {
+        is_forbidden(ip) && !(self.allow_loopback && ip.to_canonical().is_loopback())
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -69,7 +85,7 @@ impl Policy {
     }
 
     fn check_url(&self, url: &Url) -> Result<(), DownloadError> {
-        let scheme_ok = url.scheme() == "https" || (self.allow_private && url.scheme() == "http");
+        let scheme_ok = url.scheme() == "https" || (self.allow_loopback && url.scheme() == "http");
         if !scheme_ok {
             return Err(DownloadError::Refused(format!(
                 "scheme {} is not allowed",
@@ -85,8 +101,7 @@ impl Policy {
             )));
         }
         if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>()
-            && is_forbidden(ip)
-            && !self.allow_private
+            && self.refuses(ip)
         {
             return Err(DownloadError::Refused(format!("address {ip} is private")));
         }
@@ -105,7 +120,7 @@ pub async fn fetch(policy: &Policy, url: &str) -> Result<(Vec<u8>, &'static str)
         .await
         .map_err(|e| DownloadError::Failed(format!("cannot resolve {host}: {e}")))?
         .collect();
-    if addrs.is_empty() || (!policy.allow_private && addrs.iter().any(|a| is_forbidden(a.ip()))) {
+    if addrs.is_empty() || addrs.iter().any(|a| policy.refuses(a.ip())) {
         return Err(DownloadError::Refused(format!(
             "host {host} resolves to a private address"
         )));
