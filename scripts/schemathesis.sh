@@ -5,11 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pg_port=$1
 
+scripts/venv.sh
 venv=target/venv
-if [ ! -x "$venv/bin/schemathesis" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet -r scripts/requirements-test.txt
-fi
 
 db=easel_schemathesis
 scripts/pg.sh createdb "$pg_port" "$db"

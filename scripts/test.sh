@@ -20,6 +20,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "build"
 cargo build --workspace --all-targets --quiet
 
+step "Python test tools (target/venv: schemathesis, cog)"
+scripts/venv.sh
+
 step "Rust tests"
 cargo test --workspace --quiet 2>&1 | tee target/test-output.log
 grep -E '^test result:' target/test-output.log | awk '

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod cog;
 pub mod idp;
+pub mod replicate;
 
 pub use reqwest;
 pub use serde_json::{Value, json};
@@ -225,6 +227,21 @@ impl TestApp {
             .await
             .expect("count")
             .n
+    }
+
+    /// The first column of the first row of a query, as text (None when there is no row or it is null).
+    pub async fn text(&self, sql: &str) -> Option<String> {
+        #[derive(diesel::QueryableByName)]
+        struct Text {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            v: Option<String>,
+        }
+        let mut conn = self.db().await;
+        sql_query(format!("SELECT ({sql})::text AS v"))
+            .get_result::<Text>(&mut conn)
+            .await
+            .ok()
+            .and_then(|t| t.v)
     }
 
     /// Runs a statement in this test's database.

@@ -12,3 +12,4 @@ mod harness;
 mod identity;
 mod identity_provider;
 mod ops;
+mod providers;

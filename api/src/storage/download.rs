@@ -33,7 +33,7 @@ impl Policy {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DownloadError {
     #[error("refused URL: {0}")]
     Refused(String),
@@ -135,7 +135,7 @@ pub async fn fetch(policy: &Policy, url: &str) -> Result<(Vec<u8>, &'static str)
             }
             match redirect_policy.check_url(attempt.url()) {
                 Ok(()) => attempt.follow(),
-                Err(e) => attempt.error(e.to_string()),
+                Err(e) => attempt.error(e),
             }
         }))
         .build()
@@ -144,7 +144,7 @@ pub async fn fetch(policy: &Policy, url: &str) -> Result<(Vec<u8>, &'static str)
         .get(url)
         .send()
         .await
-        .map_err(|e| DownloadError::Failed(describe(&e)))?
+        .map_err(|e| refusal(&e).unwrap_or_else(|| DownloadError::Failed(describe(&e))))?
         .error_for_status()
         .map_err(|e| DownloadError::Failed(describe(&e)))?;
     if response
@@ -166,6 +166,18 @@ pub async fn fetch(policy: &Policy, url: &str) -> Result<(Vec<u8>, &'static str)
     }
     let content_type = sniff(&bytes).ok_or(DownloadError::NotAnImage)?;
     Ok((bytes, content_type))
+}
+
+/// A redirect our policy refused, which reqwest reports wrapped in its own error.
+fn refusal(error: &(dyn std::error::Error + 'static)) -> Option<DownloadError> {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<DownloadError>() {
+            return Some(refused.clone());
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// An error with its causes: reqwest keeps the reason a redirect was refused in the source chain.

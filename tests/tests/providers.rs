@@ -1,0 +1,472 @@
+//! Real model providers: Replicate (a fake at the HTTP boundary speaking its real shapes and
+//! signatures) and Cog (the real runtime serving a Pillow predictor). The same guarantees hold for
+//! every provider: images or a refund, cancel stops the remote work, and nothing is charged twice.
+
+use easel_tests::cog::{CogServer, free_port};
+use easel_tests::replicate::{FakeReplicate, webhook_headers};
+use easel_tests::{Reply, TestApp, json};
+use reqwest::Method;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A catalog with one model, `painter`, on the given provider.
+fn catalog(provider: &str, provider_model: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("easel-catalog-{}.toml", uuid::Uuid::now_v7()));
+    let text = format!(
+        r#"
+[[models]]
+id = "painter"
+name = "Painter"
+description = "A test model"
+provider = "{provider}"
+provider_model = "{provider_model}"
+cost_per_image = 2
+min_outputs = 1
+max_outputs = 2
+inputs = ["seed", "negative_prompt"]
+aspect_ratios = {{ "1:1" = [128, 128], "4:3" = [160, 120] }}
+"#
+    );
+    std::fs::write(&path, text).expect("write catalog");
+    path
+}
+
+async fn spawn(catalog: &Path, extra: Vec<(&'static str, String)>) -> TestApp {
+    let mut settings = vec![
+        ("EASEL_MODELS_PATH", catalog.display().to_string()),
+        ("EASEL_JOB_WORKERS", "2".to_owned()),
+    ];
+    settings.extend(extra);
+    let app = TestApp::spawn_with(&settings).await;
+    // Read once at start-up.
+    let _ = std::fs::remove_file(catalog);
+    app
+}
+
+async fn token(app: &TestApp, name: &str) -> String {
+    app.signup(name).await["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn generate(app: &TestApp, token: &str, prompt: &str, outputs: u32) -> String {
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/generations",
+            Some(token),
+            Some(json!({"prompt": prompt, "model": "painter", "num_outputs": outputs, "seed": 11})),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    reply.json["id"].as_str().unwrap_or_default().to_owned()
+}
+
+async fn get(app: &TestApp, token: &str, id: &str) -> serde_json::Value {
+    let reply = app
+        .call(
+            Method::GET,
+            &format!("/v1/generations/{id}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json
+}
+
+async fn wait_for(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let generation = get(app, token, id).await;
+        if done(&generation) {
+            return generation;
+        }
+        assert!(Instant::now() < until, "gave up waiting: {generation}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ended(g: &serde_json::Value) -> bool {
+    matches!(
+        g["status"].as_str(),
+        Some("succeeded" | "failed" | "canceled")
+    )
+}
+
+async fn balance(app: &TestApp, token: &str) -> i64 {
+    let reply = app
+        .call(Method::GET, "/v1/credits", Some(token), None)
+        .await;
+    reply.json["total"].as_i64().unwrap_or(-1)
+}
+
+/// What every provider must do: two images for a request of two, a model failure refunded with its
+/// reason, and a cancel that refunds. Returns the canceled generation's id.
+async fn same_guarantees(app: &TestApp) -> String {
+    let token = token(app, "painter").await;
+    let start = balance(app, &token).await;
+
+    let id = generate(app, &token, "a harbor at dawn", 2).await;
+    let done = wait_for(app, &token, &id, ended).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["credits_charged"], 4);
+    assert_eq!(done["progress"], 100);
+    let images = done["images"].as_array().cloned().unwrap_or_default();
+    assert_eq!(images.len(), 2, "{done}");
+    for image in &images {
+        let url = image["url"].as_str().unwrap_or_default();
+        let file = app
+            .client
+            .get(app.url(url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("file");
+        assert_eq!(file.status(), 200);
+        let bytes = file.bytes().await.expect("bytes");
+        let decoded = image::load_from_memory(&bytes).expect("a real image");
+        assert_eq!(
+            (i64::from(decoded.width()), i64::from(decoded.height())),
+            (
+                image["width"].as_i64().unwrap_or(0),
+                image["height"].as_i64().unwrap_or(0)
+            )
+        );
+    }
+    assert_eq!(balance(app, &token).await, start - 4);
+
+    let failed_id = generate(app, &token, "a storm [[fail]]", 1).await;
+    let failed = wait_for(app, &token, &failed_id, ended).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error"]["code"], "model_failed");
+    assert_eq!(failed["error"]["retryable"], false);
+    assert_eq!(failed["credits_refunded"], 2);
+    assert!(failed["images"].as_array().is_some_and(Vec::is_empty));
+    assert_eq!(balance(app, &token).await, start - 4);
+
+    let slow_id = generate(app, &token, "a long exposure [[slow]]", 1).await;
+    wait_for(app, &token, &slow_id, |g| g["status"] == "processing").await;
+    let canceled = app
+        .call(
+            Method::POST,
+            &format!("/v1/generations/{slow_id}/cancel"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(canceled.status, 200, "{}", canceled.text);
+    assert_eq!(canceled.json["status"], "canceled");
+    assert_eq!(canceled.json["credits_refunded"], 2);
+    assert_eq!(balance(app, &token).await, start - 4);
+    // One reservation per generation, one refund per failure: nothing twice.
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        3
+    );
+    assert_eq!(app.count("credit_entries WHERE kind = 'refund'").await, 2);
+    assert_eq!(app.count("images").await, 2);
+    slow_id
+}
+
+/// Waits (up to 10 s) for `check` to hold.
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < until, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn local_provider_gives_the_same_guarantees() {
+    let catalog = catalog("local", "sketch");
+    let app = spawn(&catalog, vec![]).await;
+    same_guarantees(&app).await;
+}
+
+#[tokio::test]
+async fn replicate_works_through_signed_webhooks() {
+    let fake = FakeReplicate::start().await;
+    let catalog = catalog("replicate", "acme/painter");
+    let mut settings = fake.settings();
+    // Polling only after a long silence: everything here must arrive by webhook.
+    settings.push(("EASEL_PROVIDER_POLL_SECS", "60".to_owned()));
+    let app = spawn(&catalog, settings).await;
+    let slow_id = same_guarantees(&app).await;
+
+    let slow_ref = app
+        .text(&format!(
+            "SELECT provider_ref FROM generations WHERE id = '{slow_id}'"
+        ))
+        .await
+        .unwrap_or_default();
+    eventually("the remote cancel", || {
+        fake.ledger().cancels.contains(&slow_ref)
+    })
+    .await;
+    let ledger = fake.ledger();
+    assert_eq!(ledger.creates, 3, "one prediction per generation");
+    assert_eq!(ledger.polls, 0, "webhooks carried every state");
+    let body = &ledger.create_bodies[0];
+    assert_eq!(body["input"]["prompt"], "a harbor at dawn");
+    assert_eq!(body["input"]["num_outputs"], 2);
+    assert_eq!(body["input"]["width"], 128);
+    assert_eq!(
+        body["webhook_events_filter"],
+        json!(["start", "output", "logs", "completed"])
+    );
+    let webhook = body["webhook"].as_str().unwrap_or_default();
+    assert!(
+        webhook.starts_with(&app.url("/webhooks/replicate?generation=")),
+        "{webhook}"
+    );
+    assert!(
+        body["version"].is_null(),
+        "an official model is called by name"
+    );
+}
+
+#[tokio::test]
+async fn replicate_is_polled_when_webhooks_are_lost() {
+    let fake = FakeReplicate::start().await;
+    fake.ledger().send_webhooks = false;
+    let version = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa";
+    let catalog = catalog("replicate", &format!("acme/painter:{version}"));
+    let app = spawn(&catalog, fake.settings()).await;
+    let token = token(&app, "poller").await;
+    let id = generate(&app, &token, "a lighthouse", 1).await;
+    let done = wait_for(&app, &token, &id, ended).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["images"].as_array().map(Vec::len), Some(1));
+    let ledger = fake.ledger();
+    assert!(ledger.polls >= 1, "the state came by polling");
+    assert_eq!(
+        ledger.create_bodies[0]["version"], version,
+        "a version is created through /v1/predictions"
+    );
+}
+
+#[tokio::test]
+async fn replicate_deliveries_apply_once_in_order_and_only_when_signed() {
+    let fake = FakeReplicate::start().await;
+    fake.ledger().send_webhooks = false;
+    let catalog = catalog("replicate", "acme/painter");
+    let mut settings = fake.settings();
+    settings.push(("EASEL_PROVIDER_POLL_SECS", "600".to_owned()));
+    let app = spawn(&catalog, settings).await;
+    let token = token(&app, "deliveries").await;
+    let id = generate(&app, &token, "a quiet street", 1).await;
+
+    let until = Instant::now() + Duration::from_secs(10);
+    let prediction = loop {
+        if let Some(p) = app
+            .text(&format!(
+                "SELECT provider_ref FROM generations WHERE id = '{id}'"
+            ))
+            .await
+        {
+            break p;
+        }
+        assert!(Instant::now() < until, "no prediction recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let succeeded = fake.prediction(&prediction).expect("prediction");
+    assert_eq!(succeeded["status"], "succeeded");
+    let mut processing = succeeded.clone();
+    processing["status"] = json!("processing");
+    processing["output"] = json!(null);
+    let url = format!("/webhooks/replicate?generation={id}");
+    let send = async |body: &serde_json::Value, secret: &str, timestamp: i64| -> Reply {
+        let bytes = serde_json::to_vec(body).expect("json");
+        let mut request = app
+            .request(Method::POST, &url)
+            .header("content-type", "application/json")
+            .body(bytes.clone());
+        for (name, value) in webhook_headers(
+            secret,
+            &format!("msg_{}", uuid::Uuid::now_v7().simple()),
+            timestamp,
+            &bytes,
+        ) {
+            request = request.header(name, value);
+        }
+        app.send(request).await
+    };
+    let now = chrono::Utc::now().timestamp();
+
+    let forged = send(&succeeded, "whsec_Zm9yZ2VkLXNlY3JldC1mb3ItdGVzdHM=", now).await;
+    forged.assert_problem(401, "invalid_signature");
+    let stale = send(&succeeded, &fake.secret, now - 600).await;
+    stale.assert_problem(401, "invalid_signature");
+    let malformed = send(&json!({"not": "a prediction"}), &fake.secret, now).await;
+    malformed.assert_problem(400, "bad_request");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        get(&app, &token, &id).await["status"],
+        "processing",
+        "nothing changed"
+    );
+    assert_eq!(
+        app.count(&format!(
+            "generations WHERE id = '{id}' AND provider_state IS NULL"
+        ))
+        .await,
+        1
+    );
+
+    let applied = send(&succeeded, &fake.secret, now).await;
+    assert_eq!(applied.status, 200, "{}", applied.text);
+    assert_eq!(applied.json["applied"], true);
+    let done = wait_for(&app, &token, &id, ended).await;
+    assert_eq!(done["status"], "succeeded");
+    for late in [&succeeded, &processing, &succeeded] {
+        let reply = send(late, &fake.secret, now).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(
+            reply.json["applied"], false,
+            "a repeat or late delivery changes nothing"
+        );
+    }
+    assert_eq!(get(&app, &token, &id).await["status"], "succeeded");
+    assert_eq!(app.count("images").await, 1);
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        1
+    );
+    assert_eq!(app.count("credit_entries WHERE kind = 'refund'").await, 0);
+}
+
+#[tokio::test]
+async fn replicate_outages_are_retried_and_refusals_are_final() {
+    let fake = FakeReplicate::start().await;
+    fake.ledger().failing_creates = 1;
+    let catalog = catalog("replicate", "acme/painter");
+    let app = spawn(&catalog, fake.settings()).await;
+    let token = token(&app, "retrier").await;
+
+    let id = generate(&app, &token, "a bridge in fog", 1).await;
+    let done = wait_for(&app, &token, &id, ended).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(fake.ledger().creates, 2, "a 500, then a retry that worked");
+    assert_eq!(
+        app.text(&format!(
+            "SELECT attempts FROM generations WHERE id = '{id}'"
+        ))
+        .await
+        .as_deref(),
+        Some("2")
+    );
+
+    // An output URL that redirects to the cloud metadata address is never fetched.
+    let refused_id = generate(&app, &token, "steal credentials [[private-output]]", 1).await;
+    let refused = wait_for(&app, &token, &refused_id, ended).await;
+    assert_eq!(refused["status"], "failed", "{refused}");
+    assert_eq!(refused["error"]["code"], "output_refused");
+    assert_eq!(refused["credits_refunded"], 2);
+    assert_eq!(
+        app.count(&format!("images WHERE generation_id = '{refused_id}'"))
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn cog_runs_for_real_with_uploads_and_cancel() {
+    let port = free_port();
+    let catalog = catalog("cog", &format!("http://127.0.0.1:{port}"));
+    let secret = "cog-upload-secret-for-tests";
+    let app = spawn(
+        &catalog,
+        vec![("EASEL_COG_UPLOAD_SECRET", secret.to_owned())],
+    )
+    .await;
+    let _cog = CogServer::start(port, Some(&app.url(&format!("/uploads/cog/{secret}/")))).await;
+    same_guarantees(&app).await;
+    assert!(
+        std::fs::read_dir(app.data_dir.join("images/uploads")).is_ok(),
+        "outputs came through the upload endpoint"
+    );
+    // The upload endpoint takes nothing without the secret, or for a prediction not running.
+    let png = easel::providers::local::sample_png("x", 64, 64, 1).expect("png");
+    let wrong = app
+        .send(
+            app.request(Method::PUT, "/uploads/cog/not-the-secret-at-all/x.png")
+                .header("x-prediction-id", "abc")
+                .body(png.clone()),
+        )
+        .await;
+    wrong.assert_problem(404, "not_found");
+    let idle = app
+        .send(
+            app.request(Method::PUT, &format!("/uploads/cog/{secret}/x.png"))
+                .header("x-prediction-id", "abc")
+                .body(png),
+        )
+        .await;
+    idle.assert_problem(404, "not_found");
+    let unknown = app
+        .call(
+            Method::POST,
+            "/webhooks/cog/not-a-token",
+            None,
+            Some(json!({"id": "x", "status": "succeeded"})),
+        )
+        .await;
+    unknown.assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn cog_at_capacity_is_retried_and_data_uris_work() {
+    let port = free_port();
+    let catalog = catalog("cog", &format!("http://127.0.0.1:{port}"));
+    let app = spawn(&catalog, vec![]).await;
+    let _cog = CogServer::start(port, None).await;
+    let token = token(&app, "capacity").await;
+
+    let busy = generate(&app, &token, "a slow sunset [[slow]]", 1).await;
+    wait_for(&app, &token, &busy, |g| g["status"] == "processing").await;
+    // Cog runs one prediction at a time: this one hears 409 and goes back to the queue.
+    let waiting = generate(&app, &token, "a quick sketch", 1).await;
+    let until = Instant::now() + Duration::from_secs(15);
+    while app
+        .count(&format!(
+            "generations WHERE id = '{waiting}' AND status = 'queued' AND attempts >= 1"
+        ))
+        .await
+        == 0
+    {
+        assert!(
+            Instant::now() < until,
+            "the second job never met a full server"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let canceled = app
+        .call(
+            Method::POST,
+            &format!("/v1/generations/{busy}/cancel"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(canceled.json["status"], "canceled", "{}", canceled.text);
+    let done = wait_for(&app, &token, &waiting, ended).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["images"].as_array().map(Vec::len), Some(1));
+    assert!(
+        app.text(&format!(
+            "SELECT attempts FROM generations WHERE id = '{waiting}'"
+        ))
+        .await
+        .and_then(|a| a.parse::<i32>().ok())
+        .is_some_and(|a| a >= 2)
+    );
+}
