@@ -11,6 +11,11 @@ use std::time::{Duration, Instant};
 
 /// A catalog with one model, `painter`, on the given provider.
 fn catalog(provider: &str, provider_model: &str) -> PathBuf {
+    catalog_with(provider, provider_model, "")
+}
+
+/// The same, with more keys for the model (`extra` is TOML).
+fn catalog_with(provider: &str, provider_model: &str, extra: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("easel-catalog-{}.toml", uuid::Uuid::now_v7()));
     let text = format!(
         r#"
@@ -25,6 +30,7 @@ min_outputs = 1
 max_outputs = 2
 inputs = ["seed", "negative_prompt"]
 aspect_ratios = {{ "1:1" = [128, 128], "4:3" = [160, 120] }}
+{extra}
 "#
     );
     std::fs::write(&path, text).expect("write catalog");
@@ -238,7 +244,11 @@ async fn replicate_is_polled_when_webhooks_are_lost() {
     let fake = FakeReplicate::start().await;
     fake.ledger().send_webhooks = false;
     let version = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa";
-    let catalog = catalog("replicate", &format!("acme/painter:{version}"));
+    let catalog = catalog_with(
+        "replicate",
+        &format!("acme/painter:{version}"),
+        "prefer_wait = 5\nsize_input = \"aspect_ratio\"\nextra_input = { output_format = \"png\" }",
+    );
     let app = spawn(&catalog, fake.settings()).await;
     let token = token(&app, "poller").await;
     let id = generate(&app, &token, "a lighthouse", 1).await;
@@ -247,10 +257,15 @@ async fn replicate_is_polled_when_webhooks_are_lost() {
     assert_eq!(done["images"].as_array().map(Vec::len), Some(1));
     let ledger = fake.ledger();
     assert!(ledger.polls >= 1, "the state came by polling");
+    let body = &ledger.create_bodies[0];
     assert_eq!(
-        ledger.create_bodies[0]["version"], version,
-        "a version is created through /v1/predictions"
+        body["version"], version,
+        "a version goes through /v1/predictions"
     );
+    assert_eq!(body["input"]["aspect_ratio"], "1:1");
+    assert!(body["input"]["width"].is_null());
+    assert_eq!(body["input"]["output_format"], "png");
+    assert_eq!(ledger.prefer_headers[0].as_deref(), Some("wait=5"));
 }
 
 #[tokio::test]

@@ -284,6 +284,36 @@ mod tests {
         Ok(())
     }
 
+    /// The commented Replicate and Cog examples in the shipped catalog stay valid entries.
+    #[test]
+    fn the_commented_examples_are_valid() -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../config/models.toml"
+        ))?;
+        let uncommented: String = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# "))
+            .filter(|line| {
+                line.starts_with("[[models]]")
+                    || line.split_once(" = ").is_some_and(|(key, _)| {
+                        key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    })
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let catalog = Catalog::parse(&uncommented)?;
+        let providers: Vec<&str> = catalog.all().iter().map(|m| m.provider.as_str()).collect();
+        assert_eq!(providers, ["replicate", "cog"]);
+        let flux = catalog
+            .get("flux-schnell")
+            .ok_or_else(|| anyhow::anyhow!("flux"))?;
+        assert_eq!(flux.remote.size_input, SizeInput::AspectRatio);
+        assert_eq!(flux.remote.prefer_wait, Some(10));
+        assert_eq!(flux.remote.extra_input["output_format"], "png");
+        Ok(())
+    }
+
     #[test]
     fn replicate_references_are_checked() {
         let version = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa";
