@@ -61,7 +61,7 @@ impl Shared {
         let catalog = crate::catalog::Catalog::load(&config.generation.models_path)?;
         let moderation =
             crate::generation::moderation::Moderation::load(&config.generation.moderation_path)?;
-        let storage = crate::storage::Storage::local(&config.generation.storage_dir)?;
+        let storage = crate::storage::Storage::from_config(&config.generation)?;
         let providers = crate::providers::Providers::new(&config, &storage);
         Ok(Self {
             state: web::Data::new(AppState {

@@ -91,8 +91,10 @@ pub struct ProvidersConfig {
 pub struct GenerationConfig {
     pub models_path: PathBuf,
     pub moderation_path: PathBuf,
-    /// Where images are stored (a local folder).
+    /// Where images are stored (a local folder) when `s3` is not set.
     pub storage_dir: PathBuf,
+    /// An S3-compatible bucket instead of the local folder.
+    pub s3: Option<S3Config>,
     /// Generations one user may have queued or running at once.
     pub max_in_flight: i64,
     /// Job workers inside this process (`easel serve`); 0 leaves the work to `easel worker`.
@@ -106,6 +108,20 @@ pub struct GenerationConfig {
     pub watchdog_interval: Duration,
     /// Attempts before a transient failure becomes final.
     pub max_attempts: i32,
+}
+
+/// An S3-compatible bucket (AWS, MinIO, R2 …). Credentials not given here come from the usual
+/// `AWS_*` variables or the instance's role.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    /// For S3-compatible services; requests are then path-style (`endpoint/bucket/key`).
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: Option<Secret>,
+    pub secret_access_key: Option<Secret>,
+    /// Plain http to the endpoint (a local MinIO); refused in production.
+    pub allow_http: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -273,6 +289,7 @@ impl Config {
             ),
             storage_dir: get("EASEL_STORAGE_DIR")
                 .map_or_else(|| data_dir.join("images"), PathBuf::from),
+            s3: s3_config(&get, environment)?,
             max_in_flight: parse_with(
                 "EASEL_MAX_IN_FLIGHT",
                 get("EASEL_MAX_IN_FLIGHT"),
@@ -318,6 +335,62 @@ impl Config {
             providers,
         })
     }
+}
+
+fn s3_config(
+    get: &impl Fn(&str) -> Option<String>,
+    environment: Environment,
+) -> Result<Option<S3Config>, ConfigError> {
+    let backend = parse_with(
+        "EASEL_STORAGE_BACKEND",
+        get("EASEL_STORAGE_BACKEND"),
+        "local",
+        |v| match v {
+            "local" | "s3" => Ok(v.to_owned()),
+            _ => Err("expected local or s3".to_owned()),
+        },
+    )?;
+    if backend == "local" {
+        return Ok(None);
+    }
+    let bucket = get("EASEL_S3_BUCKET").ok_or(ConfigError {
+        variable: "EASEL_S3_BUCKET",
+        reason: "is required when EASEL_STORAGE_BACKEND=s3".to_owned(),
+    })?;
+    let endpoint = get("EASEL_S3_ENDPOINT");
+    if endpoint
+        .as_ref()
+        .is_some_and(|e| !(e.starts_with("https://") || e.starts_with("http://")))
+    {
+        return Err(ConfigError {
+            variable: "EASEL_S3_ENDPOINT",
+            reason: "expected an http:// or https:// URL".to_owned(),
+        });
+    }
+    let allow_http = parse_with(
+        "EASEL_S3_ALLOW_HTTP",
+        get("EASEL_S3_ALLOW_HTTP"),
+        "false",
+        |v| match v {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err("expected true or false".to_owned()),
+        },
+    )?;
+    if allow_http && environment == Environment::Production {
+        return Err(ConfigError {
+            variable: "EASEL_S3_ALLOW_HTTP",
+            reason: "plain http to object storage is refused in production".to_owned(),
+        });
+    }
+    Ok(Some(S3Config {
+        bucket,
+        endpoint,
+        region: get("EASEL_S3_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
+        access_key_id: get("EASEL_S3_ACCESS_KEY_ID").map(Secret::new),
+        secret_access_key: get("EASEL_S3_SECRET_ACCESS_KEY").map(Secret::new),
+        allow_http,
+    }))
 }
 
 fn providers_config(

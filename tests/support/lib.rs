@@ -15,6 +15,7 @@ use std::path::PathBuf;
 pub mod cog;
 pub mod idp;
 pub mod replicate;
+pub mod s3;
 
 pub use reqwest;
 pub use serde_json::{Value, json};

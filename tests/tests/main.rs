@@ -13,3 +13,4 @@ mod identity;
 mod identity_provider;
 mod ops;
 mod providers;
+mod storage;

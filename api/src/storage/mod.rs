@@ -1,6 +1,5 @@
-//! Object storage for images: content-addressed keys (the SHA-256 of the bytes) in a local folder
-//! (`EASEL_DATA_DIR/images` by default) through `object_store`, so an S3-compatible store can take
-//! its place.
+//! Object storage for images: content-addressed keys (the SHA-256 of the bytes) through
+//! `object_store`, in a local folder (`EASEL_DATA_DIR/images` by default) or an S3-compatible bucket.
 
 pub mod download;
 
@@ -26,6 +25,38 @@ fn key(kind: &str, hash: &str) -> Path {
 }
 
 impl Storage {
+    /// The store the configuration names: the S3 bucket when set, else the local folder.
+    pub fn from_config(config: &crate::config::GenerationConfig) -> anyhow::Result<Self> {
+        match &config.s3 {
+            Some(s3) => Self::s3(s3),
+            None => Self::local(&config.storage_dir),
+        }
+    }
+
+    pub fn s3(config: &crate::config::S3Config) -> anyhow::Result<Self> {
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(&config.bucket)
+            .with_region(&config.region)
+            .with_allow_http(config.allow_http);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
+        }
+        if let Some(key) = &config.access_key_id {
+            builder = builder.with_access_key_id(key.expose());
+        }
+        if let Some(secret) = &config.secret_access_key {
+            builder = builder.with_secret_access_key(secret.expose());
+        }
+        let store = builder
+            .build()
+            .map_err(|e| anyhow::anyhow!("S3 storage (EASEL_S3_*): {e}"))?;
+        Ok(Self {
+            store: Arc::new(store),
+        })
+    }
+
     pub fn local(dir: &std::path::Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let store = LocalFileSystem::new_with_prefix(dir)?;

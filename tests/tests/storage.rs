@@ -1,0 +1,105 @@
+//! Image storage in an S3-compatible bucket: the same generation flow, with the files in the bucket
+//! rather than on local disk.
+
+use easel_tests::s3::S3Server;
+use easel_tests::{TestApp, json};
+use reqwest::Method;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn images_are_kept_in_an_s3_compatible_bucket() {
+    let s3 = S3Server::start("easel-images").await;
+    let app = TestApp::spawn_with(&[
+        ("EASEL_STORAGE_BACKEND", "s3"),
+        ("EASEL_S3_BUCKET", "easel-images"),
+        ("EASEL_S3_ENDPOINT", s3.endpoint.as_str()),
+        ("EASEL_S3_ALLOW_HTTP", "true"),
+        ("EASEL_S3_ACCESS_KEY_ID", "easel-test-key"),
+        ("EASEL_S3_SECRET_ACCESS_KEY", "easel-test-secret"),
+    ])
+    .await;
+    let token = app.signup("bucketeer").await["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let accepted = app
+        .call(
+            Method::POST,
+            "/v1/generations",
+            Some(&token),
+            Some(json!({"prompt": "a lighthouse in a bucket", "model": "easel-sketch", "seed": 5})),
+        )
+        .await;
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    let id = accepted.json["id"].as_str().unwrap_or_default().to_owned();
+    let until = Instant::now() + Duration::from_secs(20);
+    let done = loop {
+        let g = app
+            .call(
+                Method::GET,
+                &format!("/v1/generations/{id}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        if g.json["status"] == "succeeded" {
+            break g.json;
+        }
+        assert!(Instant::now() < until, "{}", g.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let keys = s3.keys("easel-images").await;
+    assert_eq!(
+        keys.iter().filter(|k| k.starts_with("originals/")).count(),
+        1,
+        "{keys:?}"
+    );
+    assert_eq!(
+        keys.iter().filter(|k| k.starts_with("thumbs/")).count(),
+        1,
+        "{keys:?}"
+    );
+    assert!(
+        !app.data_dir.join("images/originals").exists(),
+        "nothing went to the local folder"
+    );
+
+    let url = done["images"][0]["url"].as_str().unwrap_or_default();
+    let file = app
+        .client
+        .get(app.url(url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("file");
+    assert_eq!(file.status(), 200);
+    let bytes = file.bytes().await.expect("bytes");
+    let image = image::load_from_memory(&bytes).expect("the stored PNG");
+    assert_eq!((image.width(), image.height()), (512, 512));
+    let thumb_url = done["images"][0]["thumb_url"].as_str().unwrap_or_default();
+    let thumb = app
+        .client
+        .get(app.url(thumb_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("thumb");
+    assert_eq!(
+        thumb
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("image/webp")
+    );
+}
+
+#[tokio::test]
+async fn an_s3_backend_without_a_bucket_is_a_clear_start_up_error() {
+    let error =
+        easel::Config::from_lookup(|k| (k == "EASEL_STORAGE_BACKEND").then(|| "s3".to_owned()))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+    assert!(error.contains("EASEL_S3_BUCKET"), "{error}");
+}
