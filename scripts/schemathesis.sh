@@ -13,14 +13,17 @@ scripts/pg.sh createdb "$pg_port" "$db"
 app_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 log=target/schemathesis-server.log
 
-# Generous rate limits (schemathesis is fast) and a webhook secret, so every operation's own logic
-# is exercised rather than its 429 or 503.
+# Generous rate limits (schemathesis is fast) and the webhook and upload secrets, so every
+# operation's own logic is exercised rather than its 429 or 503. Replicate's API base points at a
+# closed port: no catalog model uses it, and nothing may leave this machine.
 webhook_secret="whsec_$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(24)).decode())')"
 EASEL_ENV=test DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/$db" EASEL_BIND="127.0.0.1:$app_port" \
   EASEL_DATA_DIR=target/schemathesis-data EASEL_LOG=warn EASEL_WORKERS=2 \
   EASEL_RATE_LIMIT_AUTH_PER_MINUTE=1000000 EASEL_RATE_LIMIT_API_PER_MINUTE=1000000 \
   EASEL_RATE_LIMIT_ANONYMOUS_PER_MINUTE=1000000 EASEL_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE=1000000 \
   EASEL_IDENTITY_WEBHOOK_SECRET="$webhook_secret" \
+  EASEL_REPLICATE_API_TOKEN=r8_schemathesis EASEL_REPLICATE_API_BASE=http://127.0.0.1:9 \
+  EASEL_REPLICATE_WEBHOOK_SECRET="$webhook_secret" EASEL_COG_UPLOAD_SECRET=schemathesis-upload-secret \
   target/debug/easel serve >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT

@@ -41,6 +41,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     crate::catalog::routes::routes(cfg);
     crate::generation::routes::routes(cfg);
     crate::providers::routes::routes(cfg);
+    crate::gallery::routes::routes(cfg);
 }
 
 /// Everything computed once per process and handed to each worker's `App`.

@@ -6,6 +6,7 @@ pub mod config;
 pub mod credits;
 pub mod db;
 pub mod error;
+pub mod gallery;
 pub mod generation;
 pub mod http;
 pub mod identity;

@@ -118,6 +118,41 @@ diesel::table! {
         nsfw -> Bool,
         created_at -> Timestamptz,
         deleted_at -> Nullable<Timestamptz>,
+        title -> Nullable<Text>,
+        like_count -> Int4,
+        trending_score -> Float8,
+        // `search` (a generated tsvector) is only used from raw SQL.
+        files_removed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    image_likes (image_id, user_id) {
+        image_id -> Uuid,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    collections (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        slug -> Text,
+        description -> Nullable<Text>,
+        visibility -> Text,
+        cover_image_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    collection_images (collection_id, image_id) {
+        collection_id -> Uuid,
+        image_id -> Uuid,
+        added_at -> Timestamptz,
     }
 }
 
@@ -162,10 +197,15 @@ diesel::table! {
         disabled_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        avatar_image_id -> Nullable<Uuid>,
     }
 }
 
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(collection_images -> collections (collection_id));
+diesel::joinable!(collection_images -> images (image_id));
+diesel::joinable!(collections -> users (user_id));
+diesel::joinable!(image_likes -> images (image_id));
 diesel::joinable!(credit_balances -> users (user_id));
 diesel::joinable!(generations -> credit_entries (reservation_id));
 diesel::joinable!(generations -> users (user_id));
@@ -177,10 +217,13 @@ diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
+    collection_images,
+    collections,
     credit_balances,
     credit_entries,
     generations,
     identity_events,
+    image_likes,
     images,
     idempotency_keys,
     refresh_tokens,

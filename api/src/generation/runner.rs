@@ -224,6 +224,19 @@ async fn heartbeats(
     }
 }
 
+/// An output stored under its hashes, with the bytes kept until its image row is committed.
+struct Stored {
+    content_hash: String,
+    thumb_hash: String,
+    content_type: &'static str,
+    size: usize,
+    width: u32,
+    height: u32,
+    nsfw: bool,
+    bytes: Vec<u8>,
+    thumb: Vec<u8>,
+}
+
 /// Stores each output (original and thumbnail, content-addressed) the moment it arrives, then in one
 /// transaction records the images and marks the job succeeded.
 async fn complete(
@@ -244,17 +257,19 @@ async fn complete(
         let (width, height) = image::ImageReader::new(std::io::Cursor::new(&output.bytes))
             .with_guessed_format()?
             .into_dimensions()?;
-        let content_hash = state.storage.put("originals", output.bytes).await?;
-        let thumb_hash = state.storage.put("thumbs", thumb).await?;
-        stored.push((
+        let content_hash = state.storage.put("originals", output.bytes.clone()).await?;
+        let thumb_hash = state.storage.put("thumbs", thumb.clone()).await?;
+        stored.push(Stored {
             content_hash,
             thumb_hash,
             content_type,
             size,
             width,
             height,
-            output.nsfw,
-        ));
+            nsfw: output.nsfw,
+            bytes: output.bytes,
+            thumb,
+        });
     }
     let mut conn = state.pool.get().await?;
     let finished = conn
@@ -262,9 +277,18 @@ async fn complete(
             if !store::finish_success(conn, row.id, worker).await? {
                 return Ok(false);
             }
-            for (index, (content_hash, thumb_hash, content_type, size, width, height, nsfw)) in
-                stored.iter().enumerate()
-            {
+            for (index, item) in stored.iter().enumerate() {
+                // Content-addressed files are shared: the sweep may have removed this one for a
+                // deleted image a moment ago. Under the file's lock, make sure it is there.
+                for (kind, hash, bytes) in [
+                    ("originals", &item.content_hash, &item.bytes),
+                    ("thumbs", &item.thumb_hash, &item.thumb),
+                ] {
+                    crate::gallery::store::lock_file(conn, hash).await?;
+                    if !state.storage.exists(kind, hash).await? {
+                        state.storage.put(kind, bytes.clone()).await?;
+                    }
+                }
                 let new = NewImage {
                     id: ImageId::new(),
                     user_id: row.user_id,
@@ -272,15 +296,15 @@ async fn complete(
                     output_index: i32::try_from(index)?,
                     model: &row.model,
                     prompt: &row.prompt,
-                    width: i32::try_from(*width)?,
-                    height: i32::try_from(*height)?,
+                    width: i32::try_from(item.width)?,
+                    height: i32::try_from(item.height)?,
                     seed: row.seed + i64::try_from(index)?,
                     visibility: &row.visibility,
-                    content_hash,
-                    thumb_hash,
-                    content_type,
-                    byte_size: i64::try_from(*size)?,
-                    nsfw: *nsfw,
+                    content_hash: &item.content_hash,
+                    thumb_hash: &item.thumb_hash,
+                    content_type: item.content_type,
+                    byte_size: i64::try_from(item.size)?,
+                    nsfw: item.nsfw,
                 };
                 store::insert_image(conn, &new).await?;
             }
@@ -336,6 +360,11 @@ async fn watchdog(state: Arc<AppState>) {
         tick.tick().await;
         if let Err(e) = sweep(&state).await {
             tracing::warn!(error = %e, "watchdog sweep failed");
+        }
+        match crate::gallery::service::sweep_files(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(images = n, "files of deleted images removed"),
+            Err(e) => tracing::warn!(error = %e, "file sweep failed"),
         }
     }
 }

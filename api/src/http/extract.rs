@@ -271,3 +271,14 @@ mod tests {
         );
     }
 }
+
+/// Distinguishes an absent field (leave as is) from `null` (clear it).
+pub mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(deserializer).map(Some)
+    }
+}

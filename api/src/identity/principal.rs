@@ -115,3 +115,32 @@ impl FromRequest for Principal {
         })
     }
 }
+
+/// The caller of an endpoint anyone may call: signed in (and then checked like any `Principal`)
+/// or anonymous. A credential that is sent but invalid is a 401, never silently anonymous. An API
+/// key counts as signed in only with the `read` scope.
+#[derive(Debug, Clone)]
+pub struct Viewer(pub Option<Principal>);
+
+impl Viewer {
+    pub fn user_id(&self) -> Option<UserId> {
+        self.0.as_ref().map(|p| p.user_id)
+    }
+}
+
+impl FromRequest for Viewer {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if !req.headers().contains_key(header::AUTHORIZATION) {
+            return Box::pin(async { Ok(Self(None)) });
+        }
+        let principal = Principal::from_request(req, payload);
+        Box::pin(async move {
+            let principal = principal.await?;
+            principal.require(Scope::Read)?;
+            Ok(Self(Some(principal)))
+        })
+    }
+}

@@ -21,6 +21,7 @@ pub struct User {
     pub disabled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub avatar_image_id: Option<crate::generation::ImageId>,
 }
 
 #[derive(Debug, Insertable)]
@@ -45,6 +46,7 @@ pub struct UserChangeset {
     pub bio: Option<Option<String>>,
     pub role: Option<String>,
     pub disabled_at: Option<Option<DateTime<Utc>>>,
+    pub avatar_image_id: Option<Option<crate::generation::ImageId>>,
 }
 
 pub async fn insert_user(conn: &mut AsyncPgConnection, new: &NewUser<'_>) -> QueryResult<User> {
@@ -91,6 +93,7 @@ pub async fn find_user(conn: &mut AsyncPgConnection, id: UserId) -> QueryResult<
 /// A unique way to name an account.
 #[derive(Debug, Clone, Copy)]
 pub enum UserKey<'a> {
+    Id(UserId),
     Email(&'a str),
     Username(&'a str),
     /// `sub` at the external identity provider.
@@ -103,6 +106,7 @@ pub async fn find_user_by(
 ) -> QueryResult<Option<User>> {
     let query = users::table.select(User::as_select()).into_boxed();
     let query = match key {
+        UserKey::Id(id) => query.filter(users::id.eq(id)),
         UserKey::Email(email) => query.filter(users::email.eq(email)),
         UserKey::Username(username) => query.filter(users::username.eq(username)),
         UserKey::Subject(subject) => query.filter(users::external_subject.eq(subject)),

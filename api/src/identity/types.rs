@@ -66,25 +66,14 @@ pub struct Me {
 pub struct UpdateMeRequest {
     /// Up to 64 characters; null clears it.
     #[schema(max_length = 64)]
-    #[serde(default, with = "double_option")]
+    #[serde(default, with = "crate::http::extract::double_option")]
     pub display_name: Option<Option<String>>,
     #[schema(pattern = "^[A-Za-z0-9_-]{3,32}$")]
     pub username: Option<String>,
     /// Up to 500 characters; null clears it.
     #[schema(max_length = 500)]
-    #[serde(default, with = "double_option")]
+    #[serde(default, with = "crate::http::extract::double_option")]
     pub bio: Option<Option<String>>,
-}
-
-/// Distinguishes an absent field (leave as is) from `null` (clear it).
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<Option<T>>, D::Error> {
-        Option::<T>::deserialize(deserializer).map(Some)
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -78,6 +78,14 @@ impl Storage {
         Ok(self.store.get(&key(kind, hash)).await?.bytes().await?)
     }
 
+    pub async fn exists(&self, kind: &str, hash: &str) -> anyhow::Result<bool> {
+        match self.store.head(&key(kind, hash)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn delete(&self, kind: &str, hash: &str) -> anyhow::Result<()> {
         self.store.delete(&key(kind, hash)).await?;
         Ok(())

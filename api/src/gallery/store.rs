@@ -1,0 +1,714 @@
+//! Gallery queries. Feeds are raw SQL built from a few fixed fragments (the keyset conditions differ
+//! per sort), so the statements the benchmark runs directly in PostgreSQL are the ones served.
+
+use super::CollectionId;
+use super::types::Sort;
+use crate::db::schema::{collection_images, collections, images};
+use crate::generation::{GenerationId, ImageId};
+use crate::identity::UserId;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{
+    BigInt, Bool, Double, Float, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+/// What anyone may see in a list: public, not flagged, not deleted. The feed indexes are partial
+/// on exactly this, so it must stay word for word the same as in the migration.
+pub const PUBLIC: &str = "i.visibility = 'public' AND NOT i.nsfw AND i.deleted_at IS NULL";
+
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ImageRow {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: ImageId,
+    #[diesel(sql_type = SqlUuid)]
+    pub user_id: UserId,
+    #[diesel(sql_type = SqlUuid)]
+    pub generation_id: GenerationId,
+    #[diesel(sql_type = Integer)]
+    pub width: i32,
+    #[diesel(sql_type = Integer)]
+    pub height: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub title: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub prompt: String,
+    #[diesel(sql_type = Text)]
+    pub model: String,
+    #[diesel(sql_type = BigInt)]
+    pub seed: i64,
+    #[diesel(sql_type = Text)]
+    pub visibility: String,
+    #[diesel(sql_type = Bool)]
+    pub nsfw: bool,
+    #[diesel(sql_type = Integer)]
+    pub like_count: i32,
+    #[diesel(sql_type = Double)]
+    pub trending_score: f64,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    pub username: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub display_name: Option<String>,
+    #[diesel(sql_type = Bool)]
+    pub liked: bool,
+    /// Relevance to the search (0 without one).
+    #[diesel(sql_type = Float)]
+    pub rank: f32,
+    /// When it was added to the collection being listed (null elsewhere).
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub added_at: Option<DateTime<Utc>>,
+}
+
+enum Bind {
+    Uuid(uuid::Uuid),
+    OptUuid(Option<uuid::Uuid>),
+    Text(String),
+    Int(i32),
+    Double(f64),
+    Real(f32),
+    Time(DateTime<Utc>),
+}
+
+/// SQL text with numbered parameters added as it is built.
+struct Sql {
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn new(viewer: Option<UserId>) -> Self {
+        // $1 is always the viewer: `liked` needs it.
+        Self {
+            text: String::new(),
+            binds: vec![Bind::OptUuid(viewer.map(|v| v.0))],
+        }
+    }
+
+    fn param(&mut self, bind: Bind) -> String {
+        self.binds.push(bind);
+        format!("${}", self.binds.len())
+    }
+
+    async fn load(self, conn: &mut AsyncPgConnection) -> QueryResult<Vec<ImageRow>> {
+        let mut query = diesel::sql_query(self.text).into_boxed();
+        for bind in self.binds {
+            query = match bind {
+                Bind::Uuid(v) => query.bind::<SqlUuid, _>(v),
+                Bind::OptUuid(v) => query.bind::<Nullable<SqlUuid>, _>(v),
+                Bind::Text(v) => query.bind::<Text, _>(v),
+                Bind::Int(v) => query.bind::<Integer, _>(v),
+                Bind::Double(v) => query.bind::<Double, _>(v),
+                Bind::Real(v) => query.bind::<Float, _>(v),
+                Bind::Time(v) => query.bind::<Timestamptz, _>(v),
+            };
+        }
+        query.load(conn).await
+    }
+}
+
+fn select(rank: &str, added_at: &str) -> String {
+    format!(
+        "SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, \
+                i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, \
+                u.username, u.display_name, \
+                ($1::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM image_likes l \
+                                                  WHERE l.image_id = i.id AND l.user_id = $1)) AS liked, \
+                {rank} AS rank, {added_at} AS added_at \
+         FROM images i JOIN users u ON u.id = i.user_id"
+    )
+}
+
+/// Where a public list continues: the last item's sort value and id.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FeedKey(pub f64, pub ImageId);
+
+pub struct Feed {
+    pub viewer: Option<UserId>,
+    /// Only this user's images (an artist page).
+    pub owner: Option<UserId>,
+    pub model: Option<String>,
+    pub q: Option<String>,
+    pub sort: Sort,
+    /// For `top`: only images this recent.
+    pub since: Option<DateTime<Utc>>,
+    pub after: Option<FeedKey>,
+    pub limit: i64,
+}
+
+/// The sort value a row continues from, for the cursor.
+pub fn feed_key(sort: Sort, row: &ImageRow) -> FeedKey {
+    let value = match sort {
+        Sort::New => 0.0,
+        Sort::Top => f64::from(row.like_count),
+        Sort::Trending => row.trending_score,
+        Sort::Relevance => f64::from(row.rank),
+    };
+    FeedKey(value, row.id)
+}
+
+/// A page of public images.
+pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<ImageRow>> {
+    let mut sql = Sql::new(feed.viewer);
+    let query = feed.q.as_ref().map(|q| {
+        format!(
+            "websearch_to_tsquery('english', {})",
+            sql.param(Bind::Text(q.clone()))
+        )
+    });
+    let rank = query.as_ref().map_or_else(
+        || "0::real".to_owned(),
+        |q| format!("ts_rank(i.search, {q})"),
+    );
+    let mut text = format!("{} WHERE {PUBLIC}", select(&rank, "NULL::timestamptz"));
+    if let Some(q) = &query {
+        text.push_str(&format!(" AND i.search @@ {q}"));
+    }
+    if let Some(owner) = feed.owner {
+        text.push_str(&format!(
+            " AND i.user_id = {}",
+            sql.param(Bind::Uuid(owner.0))
+        ));
+    }
+    if let Some(model) = feed.model {
+        text.push_str(&format!(" AND i.model = {}", sql.param(Bind::Text(model))));
+    }
+    if let Some(since) = feed.since {
+        text.push_str(&format!(
+            " AND i.created_at >= {}",
+            sql.param(Bind::Time(since))
+        ));
+    }
+    let (key, order) = match feed.sort {
+        Sort::New => ("i.id", "i.id DESC"),
+        Sort::Top => ("(i.like_count, i.id)", "i.like_count DESC, i.id DESC"),
+        Sort::Trending => (
+            "(i.trending_score, i.id)",
+            "i.trending_score DESC, i.id DESC",
+        ),
+        Sort::Relevance => ("", "rank DESC, i.id DESC"),
+    };
+    if let Some(FeedKey(value, id)) = feed.after {
+        let id = sql.param(Bind::Uuid(id.0));
+        let condition = match feed.sort {
+            Sort::New => format!("{key} < {id}"),
+            // Counts are whole numbers; the cursor carries them as a float.
+            Sort::Top => format!("{key} < ({}, {id})", sql.param(Bind::Int(value as i32))),
+            Sort::Trending => format!("{key} < ({}, {id})", sql.param(Bind::Double(value))),
+            Sort::Relevance => format!(
+                "({rank}, i.id) < ({}, {id})",
+                sql.param(Bind::Real(value as f32))
+            ),
+        };
+        text.push_str(&format!(" AND {condition}"));
+    }
+    text.push_str(&format!(" ORDER BY {order} LIMIT {}", feed.limit + 1));
+    sql.text = text;
+    sql.load(conn).await
+}
+
+pub struct Mine {
+    pub owner: UserId,
+    pub model: Option<String>,
+    pub visibility: Option<&'static str>,
+    pub collection: Option<CollectionId>,
+    pub after: Option<ImageId>,
+    pub limit: i64,
+}
+
+/// A page of the owner's live images, newest first.
+pub async fn mine(conn: &mut AsyncPgConnection, mine: Mine) -> QueryResult<Vec<ImageRow>> {
+    let mut sql = Sql::new(Some(mine.owner));
+    let mut text = format!(
+        "{} WHERE i.user_id = $1 AND i.deleted_at IS NULL",
+        select("0::real", "NULL::timestamptz")
+    );
+    if let Some(model) = mine.model {
+        text.push_str(&format!(" AND i.model = {}", sql.param(Bind::Text(model))));
+    }
+    if let Some(visibility) = mine.visibility {
+        text.push_str(&format!(
+            " AND i.visibility = {}",
+            sql.param(Bind::Text(visibility.to_owned()))
+        ));
+    }
+    if let Some(collection) = mine.collection {
+        text.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM collection_images ci WHERE ci.collection_id = {} AND ci.image_id = i.id)",
+            sql.param(Bind::Uuid(collection.0))
+        ));
+    }
+    if let Some(after) = mine.after {
+        text.push_str(&format!(" AND i.id < {}", sql.param(Bind::Uuid(after.0))));
+    }
+    text.push_str(&format!(" ORDER BY i.id DESC LIMIT {}", mine.limit + 1));
+    sql.text = text;
+    sql.load(conn).await
+}
+
+/// One live image (whoever owns it: the caller decides what the viewer may see).
+pub async fn image(
+    conn: &mut AsyncPgConnection,
+    viewer: Option<UserId>,
+    id: ImageId,
+) -> QueryResult<Option<ImageRow>> {
+    let mut sql = Sql::new(viewer);
+    let id = sql.param(Bind::Uuid(id.0));
+    sql.text = format!(
+        "{} WHERE i.id = {id} AND i.deleted_at IS NULL",
+        select("0::real", "NULL::timestamptz")
+    );
+    Ok(sql.load(conn).await?.pop())
+}
+
+/// The images of a collection that `viewer` may see, most recently added first.
+pub async fn collection_images(
+    conn: &mut AsyncPgConnection,
+    viewer: Option<UserId>,
+    collection: CollectionId,
+    after: Option<(DateTime<Utc>, ImageId)>,
+    limit: i64,
+) -> QueryResult<Vec<ImageRow>> {
+    let mut sql = Sql::new(viewer);
+    let collection = sql.param(Bind::Uuid(collection.0));
+    let mut text = format!(
+        "{} JOIN collection_images ci ON ci.image_id = i.id \
+         WHERE ci.collection_id = {collection} AND i.deleted_at IS NULL \
+           AND (i.user_id = $1 OR (i.visibility <> 'private' AND NOT i.nsfw))",
+        select("0::real", "ci.added_at")
+    );
+    if let Some((added_at, id)) = after {
+        let added_at = sql.param(Bind::Time(added_at));
+        let id = sql.param(Bind::Uuid(id.0));
+        text.push_str(&format!(
+            " AND (ci.added_at, ci.image_id) < ({added_at}, {id})"
+        ));
+    }
+    text.push_str(&format!(
+        " ORDER BY ci.added_at DESC, ci.image_id DESC LIMIT {}",
+        limit + 1
+    ));
+    sql.text = text;
+    sql.load(conn).await
+}
+
+/// The negative prompt of an image's generation (shown to the owner only).
+pub async fn negative_prompt(
+    conn: &mut AsyncPgConnection,
+    generation: GenerationId,
+) -> QueryResult<Option<String>> {
+    use crate::db::schema::generations;
+    generations::table
+        .find(generation)
+        .select(generations::negative_prompt)
+        .first(conn)
+        .await
+        .optional()
+        .map(Option::flatten)
+}
+
+pub async fn update_image(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+    id: ImageId,
+    visibility: Option<&str>,
+    title: Option<Option<&str>>,
+) -> QueryResult<usize> {
+    let target = images::table
+        .find(id)
+        .filter(images::user_id.eq(owner))
+        .filter(images::deleted_at.is_null());
+    match (visibility, title) {
+        (Some(v), Some(t)) => {
+            diesel::update(target)
+                .set((images::visibility.eq(v), images::title.eq(t)))
+                .execute(conn)
+                .await
+        }
+        (Some(v), None) => {
+            diesel::update(target)
+                .set(images::visibility.eq(v))
+                .execute(conn)
+                .await
+        }
+        (None, Some(t)) => {
+            diesel::update(target)
+                .set(images::title.eq(t))
+                .execute(conn)
+                .await
+        }
+        (None, None) => images::table
+            .find(id)
+            .filter(images::user_id.eq(owner))
+            .filter(images::deleted_at.is_null())
+            .count()
+            .get_result::<i64>(conn)
+            .await
+            .map(|n| n as usize),
+    }
+}
+
+/// Deletes an image of the owner's from every list at once (its files go later, in the sweep).
+pub async fn delete_image(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+    id: ImageId,
+) -> QueryResult<bool> {
+    use crate::db::schema::users;
+    let deleted = diesel::update(
+        images::table
+            .find(id)
+            .filter(images::user_id.eq(owner))
+            .filter(images::deleted_at.is_null()),
+    )
+    .set(images::deleted_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?;
+    if deleted == 0 {
+        return Ok(false);
+    }
+    diesel::delete(collection_images::table.filter(collection_images::image_id.eq(id)))
+        .execute(conn)
+        .await?;
+    diesel::update(collections::table.filter(collections::cover_image_id.eq(id)))
+        .set(collections::cover_image_id.eq(None::<ImageId>))
+        .execute(conn)
+        .await?;
+    diesel::update(users::table.filter(users::avatar_image_id.eq(id)))
+        .set(users::avatar_image_id.eq(None::<ImageId>))
+        .execute(conn)
+        .await?;
+    Ok(true)
+}
+
+#[derive(Debug, QueryableByName)]
+struct Count {
+    #[diesel(sql_type = Integer)]
+    like_count: i32,
+}
+
+/// Adds or removes `user`'s like and returns the count after it. The like row's key makes it
+/// idempotent; the count moves in the same statement, under the image's row lock.
+pub async fn set_like(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    image: ImageId,
+    liked: bool,
+) -> QueryResult<i32> {
+    let change = if liked {
+        "WITH changed AS (INSERT INTO image_likes (image_id, user_id) VALUES ($1, $2) \
+                          ON CONFLICT DO NOTHING RETURNING image_id) \
+         UPDATE images SET like_count = like_count + 1 WHERE id IN (SELECT image_id FROM changed) \
+         RETURNING like_count"
+    } else {
+        "WITH changed AS (DELETE FROM image_likes WHERE image_id = $1 AND user_id = $2 \
+                          RETURNING image_id) \
+         UPDATE images SET like_count = like_count - 1 WHERE id IN (SELECT image_id FROM changed) \
+         RETURNING like_count"
+    };
+    let changed: Option<Count> = diesel::sql_query(change)
+        .bind::<SqlUuid, _>(image)
+        .bind::<SqlUuid, _>(user)
+        .get_result(conn)
+        .await
+        .optional()?;
+    match changed {
+        Some(c) => Ok(c.like_count),
+        None => {
+            images::table
+                .find(image)
+                .select(images::like_count)
+                .first(conn)
+                .await
+        }
+    }
+}
+
+// ---- collections ----
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = collections, check_for_backend(diesel::pg::Pg))]
+pub struct CollectionRow {
+    pub id: CollectionId,
+    pub user_id: UserId,
+    pub name: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub visibility: String,
+    pub cover_image_id: Option<ImageId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = collections)]
+pub struct NewCollection<'a> {
+    pub id: CollectionId,
+    pub user_id: UserId,
+    pub name: &'a str,
+    pub slug: &'a str,
+    pub description: Option<&'a str>,
+    pub visibility: &'a str,
+}
+
+pub async fn insert_collection(
+    conn: &mut AsyncPgConnection,
+    new: &NewCollection<'_>,
+) -> QueryResult<CollectionRow> {
+    diesel::insert_into(collections::table)
+        .values(new)
+        .returning(CollectionRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Slugs of the owner's collections equal to `base` or `base-<n>`.
+pub async fn slugs_like(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+    base: &str,
+) -> QueryResult<Vec<String>> {
+    collections::table
+        .filter(collections::user_id.eq(owner))
+        .filter(
+            collections::slug
+                .eq(base)
+                .or(collections::slug.like(format!("{base}-%"))),
+        )
+        .select(collections::slug)
+        .load(conn)
+        .await
+}
+
+pub async fn find_collection(
+    conn: &mut AsyncPgConnection,
+    id: CollectionId,
+) -> QueryResult<Option<CollectionRow>> {
+    collections::table
+        .find(id)
+        .select(CollectionRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn list_collections(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+    public_only: bool,
+    after: Option<CollectionId>,
+    limit: i64,
+) -> QueryResult<Vec<CollectionRow>> {
+    let mut query = collections::table
+        .filter(collections::user_id.eq(owner))
+        .select(CollectionRow::as_select())
+        .order(collections::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    if public_only {
+        query = query.filter(collections::visibility.eq("public"));
+    }
+    if let Some(after) = after {
+        query = query.filter(collections::id.lt(after));
+    }
+    query.load(conn).await
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = collections)]
+pub struct CollectionChangeset {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub description: Option<Option<String>>,
+    pub visibility: Option<String>,
+    pub cover_image_id: Option<Option<ImageId>>,
+}
+
+pub async fn update_collection(
+    conn: &mut AsyncPgConnection,
+    id: CollectionId,
+    changes: &CollectionChangeset,
+) -> QueryResult<CollectionRow> {
+    diesel::update(collections::table.find(id))
+        .set(changes)
+        .returning(CollectionRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn delete_collection(
+    conn: &mut AsyncPgConnection,
+    id: CollectionId,
+) -> QueryResult<usize> {
+    diesel::delete(collections::table.find(id))
+        .execute(conn)
+        .await
+}
+
+/// Adds an image (idempotent: adding it again keeps its first place).
+pub async fn add_to_collection(
+    conn: &mut AsyncPgConnection,
+    collection: CollectionId,
+    image: ImageId,
+) -> QueryResult<usize> {
+    diesel::insert_into(collection_images::table)
+        .values((
+            collection_images::collection_id.eq(collection),
+            collection_images::image_id.eq(image),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await
+}
+
+pub async fn remove_from_collection(
+    conn: &mut AsyncPgConnection,
+    collection: CollectionId,
+    image: ImageId,
+) -> QueryResult<usize> {
+    diesel::delete(
+        collection_images::table
+            .filter(collection_images::collection_id.eq(collection))
+            .filter(collection_images::image_id.eq(image)),
+    )
+    .execute(conn)
+    .await?;
+    // A removed image stops being the cover.
+    diesel::update(
+        collections::table
+            .find(collection)
+            .filter(collections::cover_image_id.eq(image)),
+    )
+    .set(collections::cover_image_id.eq(None::<ImageId>))
+    .execute(conn)
+    .await
+}
+
+pub async fn in_collection(
+    conn: &mut AsyncPgConnection,
+    collection: CollectionId,
+    image: ImageId,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        collection_images::table
+            .filter(collection_images::collection_id.eq(collection))
+            .filter(collection_images::image_id.eq(image)),
+    ))
+    .get_result(conn)
+    .await
+}
+
+#[derive(Debug, QueryableByName)]
+pub struct CollectionStats {
+    #[diesel(sql_type = SqlUuid)]
+    pub collection_id: CollectionId,
+    #[diesel(sql_type = BigInt)]
+    pub image_count: i64,
+}
+
+/// How many images of each collection `viewer` may see: one query for a page of collections.
+pub async fn collection_counts(
+    conn: &mut AsyncPgConnection,
+    viewer: Option<UserId>,
+    ids: &[CollectionId],
+) -> QueryResult<Vec<CollectionStats>> {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|c| c.0).collect();
+    diesel::sql_query(
+        "SELECT ci.collection_id, count(*) AS image_count \
+         FROM collection_images ci JOIN images i ON i.id = ci.image_id \
+         WHERE ci.collection_id = ANY($1) AND i.deleted_at IS NULL \
+           AND (i.user_id = $2 OR (i.visibility <> 'private' AND NOT i.nsfw)) \
+         GROUP BY ci.collection_id",
+    )
+    .bind::<diesel::sql_types::Array<SqlUuid>, _>(ids)
+    .bind::<Nullable<SqlUuid>, _>(viewer.map(|v| v.0))
+    .load(conn)
+    .await
+}
+
+// ---- profiles ----
+
+#[derive(Debug, QueryableByName)]
+pub struct ProfileStats {
+    #[diesel(sql_type = BigInt)]
+    pub public_images: i64,
+    #[diesel(sql_type = BigInt)]
+    pub likes_received: i64,
+}
+
+pub async fn profile_stats(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+) -> QueryResult<ProfileStats> {
+    diesel::sql_query(format!(
+        "SELECT count(*) AS public_images, COALESCE(sum(i.like_count), 0)::bigint AS likes_received \
+         FROM images i WHERE i.user_id = $1 AND {PUBLIC}"
+    ))
+    .bind::<SqlUuid, _>(owner)
+    .get_result(conn)
+    .await
+}
+
+// ---- the file sweep ----
+
+#[derive(Debug, QueryableByName)]
+pub struct DeletedFiles {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: ImageId,
+    #[diesel(sql_type = Text)]
+    pub content_hash: String,
+    #[diesel(sql_type = Text)]
+    pub thumb_hash: String,
+}
+
+/// Deleted images whose files have not been dealt with yet.
+pub async fn deleted_with_files(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> QueryResult<Vec<DeletedFiles>> {
+    diesel::sql_query(
+        "SELECT id, content_hash, thumb_hash FROM images \
+         WHERE deleted_at IS NOT NULL AND files_removed_at IS NULL ORDER BY deleted_at LIMIT $1",
+    )
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await
+}
+
+/// Serialises everything that stores or removes the file with this hash, until the transaction ends.
+pub async fn lock_file(conn: &mut AsyncPgConnection, hash: &str) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<Text, _>(hash)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Whether a live image still uses this original (or thumbnail) file.
+pub async fn file_in_use(
+    conn: &mut AsyncPgConnection,
+    hash: &str,
+    thumb: bool,
+) -> QueryResult<bool> {
+    let column = if thumb { "thumb_hash" } else { "content_hash" };
+    #[derive(QueryableByName)]
+    struct Used {
+        #[diesel(sql_type = Bool)]
+        used: bool,
+    }
+    let used: Used = diesel::sql_query(format!(
+        "SELECT EXISTS (SELECT 1 FROM images WHERE {column} = $1 AND deleted_at IS NULL) AS used"
+    ))
+    .bind::<Text, _>(hash)
+    .get_result(conn)
+    .await?;
+    Ok(used.used)
+}
+
+pub async fn mark_files_removed(conn: &mut AsyncPgConnection, id: ImageId) -> QueryResult<usize> {
+    diesel::update(images::table.find(id))
+        .set(images::files_removed_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
+}
