@@ -7,6 +7,7 @@
 mod credits;
 mod downloads;
 mod errors;
+mod gallery;
 mod generations;
 mod harness;
 mod identity;

@@ -21,6 +21,7 @@ pub fn me(user: &User) -> Me {
         username: user.username.clone(),
         display_name: user.display_name.clone(),
         bio: user.bio.clone(),
+        avatar_image_id: user.avatar_image_id,
         role: Role::from_db(&user.role),
         created_at: user.created_at,
     }
@@ -262,6 +263,21 @@ pub async fn update_me(
             message: "must be at most 500 characters".to_owned(),
         });
     }
+    let mut conn = state.pool.get().await?;
+    // The avatar is shown on the public profile: it must be a public image of mine.
+    if let Some(Some(image)) = body.avatar_image_id {
+        let usable = crate::gallery::store::image(&mut conn, None, image)
+            .await?
+            .is_some_and(|row| {
+                row.user_id == principal.user_id && row.visibility == "public" && !row.nsfw
+            });
+        if !usable {
+            errors.push(FieldError {
+                field: "avatar_image_id".to_owned(),
+                message: "must be a public image of yours".to_owned(),
+            });
+        }
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -269,17 +285,20 @@ pub async fn update_me(
         username,
         display_name,
         bio,
+        avatar_image_id: body.avatar_image_id,
         ..UserChangeset::default()
     };
-    let mut conn = state.pool.get().await?;
-    let user =
-        if changes.username.is_none() && changes.display_name.is_none() && changes.bio.is_none() {
-            store::find_user(&mut conn, principal.user_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("account"))?
-        } else {
-            store::update_user(&mut conn, principal.user_id, &changes).await?
-        };
+    let user = if changes.username.is_none()
+        && changes.display_name.is_none()
+        && changes.bio.is_none()
+        && changes.avatar_image_id.is_none()
+    {
+        store::find_user(&mut conn, principal.user_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("account"))?
+    } else {
+        store::update_user(&mut conn, principal.user_id, &changes).await?
+    };
     Ok(me(&user))
 }
 

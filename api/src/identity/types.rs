@@ -57,6 +57,8 @@ pub struct Me {
     pub username: String,
     pub display_name: Option<String>,
     pub bio: Option<String>,
+    /// The public image of mine shown as my avatar.
+    pub avatar_image_id: Option<crate::generation::ImageId>,
     pub role: Role,
     pub created_at: DateTime<Utc>,
 }
@@ -74,6 +76,9 @@ pub struct UpdateMeRequest {
     #[schema(max_length = 500)]
     #[serde(default, with = "crate::http::extract::double_option")]
     pub bio: Option<Option<String>>,
+    /// A public image of mine to show as my avatar; null clears it.
+    #[serde(default, with = "crate::http::extract::double_option")]
+    pub avatar_image_id: Option<Option<crate::generation::ImageId>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

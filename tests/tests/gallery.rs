@@ -1,0 +1,1105 @@
+//! The gallery: my images, the public feed, likes, artist pages and collections, with every access
+//! rule tried as an attack by another user and by an anonymous caller.
+
+use easel_tests::{Reply, TestApp, Value, json};
+use reqwest::Method;
+use std::time::{Duration, Instant};
+
+struct Person {
+    token: String,
+    id: String,
+    username: String,
+}
+
+async fn person(app: &TestApp, name: &str) -> Person {
+    let signed_up = app.signup(name).await;
+    Person {
+        token: signed_up["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        id: signed_up["user"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        username: name.to_owned(),
+    }
+}
+
+async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    who: Option<&Person>,
+    body: Option<Value>,
+) -> Reply {
+    app.call(method, path, who.map(|p| p.token.as_str()), body)
+        .await
+}
+
+/// A finished image made through the API (the local provider), private as generations start.
+async fn generated_image(app: &TestApp, who: &Person, prompt: &str) -> String {
+    let accepted = call(app, Method::POST, "/v1/generations", Some(who), Some(json!({"prompt": prompt, "model": "easel-sketch", "negative_prompt": "blur", "seed": 3}))).await;
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    let id = accepted.json["id"].as_str().unwrap_or_default().to_owned();
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let g = call(
+            app,
+            Method::GET,
+            &format!("/v1/generations/{id}"),
+            Some(who),
+            None,
+        )
+        .await;
+        if g.json["status"] == "succeeded" {
+            return g.json["images"][0]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+        }
+        assert!(Instant::now() < until, "{}", g.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Inserts a finished image straight into the database (for lists that need many).
+async fn seeded_image(
+    app: &TestApp,
+    owner: &Person,
+    prompt: &str,
+    visibility: &str,
+    title: Option<&str>,
+    likes: i32,
+    nsfw: bool,
+) -> String {
+    let generation = uuid::Uuid::now_v7();
+    let image = uuid::Uuid::now_v7();
+    let prompt = prompt.replace('\'', "''");
+    let title = title.map_or("NULL".to_owned(), |t| {
+        format!("'{}'", t.replace('\'', "''"))
+    });
+    app.execute(&format!(
+        "INSERT INTO generations (id, user_id, model, prompt, aspect_ratio, width, height, num_outputs, seed, visibility, status, progress, credits_charged, deadline_at, completed_at) \
+         VALUES ('{generation}', '{}', 'easel-sketch', '{prompt}', '1:1', 64, 64, 1, 1, '{visibility}', 'succeeded', 100, 1, now(), now())",
+        owner.id
+    ))
+    .await;
+    app.execute(&format!(
+        "INSERT INTO images (id, user_id, generation_id, output_index, model, prompt, width, height, seed, visibility, content_hash, thumb_hash, content_type, byte_size, nsfw, title, like_count) \
+         VALUES ('{image}', '{}', '{generation}', 0, 'easel-sketch', '{prompt}', 64, 64, 1, '{visibility}', '{}', '{}', 'image/png', 10, {nsfw}, {title}, {likes})",
+        owner.id,
+        "a".repeat(64),
+        "b".repeat(64)
+    ))
+    .await;
+    image.to_string()
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every item of a list, page by page; `between` runs before each next page.
+async fn all_pages(
+    app: &TestApp,
+    path: &str,
+    who: Option<&Person>,
+    mut between: impl AsyncFnMut(),
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let url = match &cursor {
+            Some(c) => format!("{path}{separator}limit=7&cursor={c}"),
+            None => format!("{path}{separator}limit=7"),
+        };
+        let page = call(app, Method::GET, &url, who, None).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        seen.extend(ids(&page.json));
+        match page.json["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return seen,
+        }
+        between().await;
+    }
+}
+
+#[tokio::test]
+async fn a_published_image_reaches_the_gallery_and_is_liked_once_per_person() {
+    let app = TestApp::spawn().await;
+    let ada = person(&app, "ada").await;
+    let bob = person(&app, "bob").await;
+    let image = generated_image(&app, &ada, "a lighthouse at dusk").await;
+
+    // Private: only Ada.
+    let mine = call(
+        &app,
+        Method::GET,
+        &format!("/v1/images/{image}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    assert_eq!(mine.status, 200, "{}", mine.text);
+    assert_eq!(mine.json["negative_prompt"], "blur");
+    assert_eq!(mine.json["visibility"], "private");
+    call(
+        &app,
+        Method::GET,
+        &format!("/v1/images/{image}"),
+        Some(&bob),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    call(
+        &app,
+        Method::GET,
+        &format!("/v1/images/{image}"),
+        None,
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    assert!(
+        ids(&call(&app, Method::GET, "/v1/gallery", None, None)
+            .await
+            .json)
+        .is_empty()
+    );
+    assert_eq!(
+        ids(&call(&app, Method::GET, "/v1/images", Some(&ada), None)
+            .await
+            .json),
+        [image.clone()]
+    );
+
+    let published = call(
+        &app,
+        Method::PATCH,
+        &format!("/v1/images/{image}"),
+        Some(&ada),
+        Some(json!({"visibility": "public", "title": "Dusk"})),
+    )
+    .await;
+    assert_eq!(published.status, 200, "{}", published.text);
+    assert_eq!(published.json["title"], "Dusk");
+    let feed = call(&app, Method::GET, "/v1/gallery", None, None).await;
+    assert_eq!(ids(&feed.json), [image.clone()]);
+    assert_eq!(feed.json["data"][0]["owner"]["username"], "ada");
+    assert!(
+        feed.json["data"][0]["negative_prompt"].is_null(),
+        "only the owner sees it"
+    );
+    let seen_by_bob = call(
+        &app,
+        Method::GET,
+        &format!("/v1/images/{image}"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert!(seen_by_bob.json["negative_prompt"].is_null());
+    let file = app
+        .client
+        .get(app.url(&format!("/v1/images/{image}/file")))
+        .send()
+        .await
+        .expect("file");
+    assert_eq!(file.status(), 200, "a public file needs no credential");
+
+    for _ in 0..2 {
+        let liked = call(
+            &app,
+            Method::PUT,
+            &format!("/v1/images/{image}/like"),
+            Some(&bob),
+            None,
+        )
+        .await;
+        assert_eq!(
+            liked.json,
+            json!({"liked": true, "like_count": 1}),
+            "{}",
+            liked.text
+        );
+    }
+    let as_bob = call(
+        &app,
+        Method::GET,
+        &format!("/v1/images/{image}"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(as_bob.json["liked_by_me"], true);
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            &format!("/v1/images/{image}"),
+            Some(&ada),
+            None
+        )
+        .await
+        .json["liked_by_me"],
+        false
+    );
+    call(
+        &app,
+        Method::PUT,
+        &format!("/v1/images/{image}/like"),
+        None,
+        None,
+    )
+    .await
+    .assert_problem(401, "unauthorized");
+    for _ in 0..2 {
+        let unliked = call(
+            &app,
+            Method::DELETE,
+            &format!("/v1/images/{image}/like"),
+            Some(&bob),
+            None,
+        )
+        .await;
+        assert_eq!(unliked.json, json!({"liked": false, "like_count": 0}));
+    }
+
+    let avatar = call(
+        &app,
+        Method::PATCH,
+        "/v1/me",
+        Some(&ada),
+        Some(json!({"avatar_image_id": image})),
+    )
+    .await;
+    assert_eq!(avatar.status, 200, "{}", avatar.text);
+    call(
+        &app,
+        Method::PATCH,
+        "/v1/me",
+        Some(&bob),
+        Some(json!({"avatar_image_id": image})),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    let profile = call(&app, Method::GET, "/v1/users/ada", None, None).await;
+    assert_eq!(
+        profile.json["avatar_url"],
+        format!("/v1/images/{image}/file?variant=thumb")
+    );
+    assert_eq!(profile.status, 200, "{}", profile.text);
+    assert_eq!(profile.json["public_images"], 1);
+    assert_eq!(
+        ids(&call(&app, Method::GET, "/v1/users/ada/images", None, None)
+            .await
+            .json),
+        [image.clone()]
+    );
+
+    // Unlisted: readable by id, listed nowhere.
+    call(
+        &app,
+        Method::PATCH,
+        &format!("/v1/images/{image}"),
+        Some(&ada),
+        Some(json!({"visibility": "unlisted"})),
+    )
+    .await;
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            &format!("/v1/images/{image}"),
+            None,
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    assert!(
+        ids(&call(&app, Method::GET, "/v1/gallery", None, None)
+            .await
+            .json)
+        .is_empty()
+    );
+    assert!(
+        ids(&call(&app, Method::GET, "/v1/users/ada/images", None, None)
+            .await
+            .json)
+        .is_empty()
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/v1/users/ada", None, None)
+            .await
+            .json["public_images"],
+        0
+    );
+    call(&app, Method::GET, "/v1/users/nobody-here", None, None)
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn likes_count_right_under_concurrency() {
+    let app = TestApp::spawn().await;
+    let ada = person(&app, "ada").await;
+    let image = seeded_image(&app, &ada, "a crowd", "public", None, 0, false).await;
+    let mut people = Vec::new();
+    for n in 0..12 {
+        people.push(person(&app, &format!("fan{n}")).await);
+    }
+    let like_path = format!("/v1/images/{image}/like");
+    let likes = people
+        .iter()
+        .flat_map(|p| [p, p])
+        .map(|p| call(&app, Method::PUT, &like_path, Some(p), None));
+    for reply in futures_util::future::join_all(likes).await {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    let unlikes = people[..5]
+        .iter()
+        .map(|p| call(&app, Method::DELETE, &like_path, Some(p), None));
+    futures_util::future::join_all(unlikes).await;
+    let shown = call(
+        &app,
+        Method::GET,
+        &format!("/v1/images/{image}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(shown.json["like_count"], 7);
+    assert_eq!(
+        app.count(&format!("image_likes WHERE image_id = '{image}'"))
+            .await,
+        7
+    );
+}
+
+#[tokio::test]
+async fn others_cannot_see_change_or_use_private_images_and_collections() {
+    let app = TestApp::spawn().await;
+    let ada = person(&app, "ada").await;
+    let eve = person(&app, "eve").await;
+    let secret = seeded_image(
+        &app,
+        &ada,
+        "a secret garden",
+        "private",
+        Some("mine"),
+        0,
+        false,
+    )
+    .await;
+    let flagged = seeded_image(&app, &ada, "a flagged picture", "public", None, 0, true).await;
+    let collection = call(
+        &app,
+        Method::POST,
+        "/v1/collections",
+        Some(&ada),
+        Some(json!({"name": "Private things"})),
+    )
+    .await;
+    assert_eq!(collection.status, 201, "{}", collection.text);
+    let collection = collection.json["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    call(
+        &app,
+        Method::PUT,
+        &format!("/v1/collections/{collection}/images/{secret}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    let eves = call(
+        &app,
+        Method::POST,
+        "/v1/collections",
+        Some(&eve),
+        Some(json!({"name": "Loot", "visibility": "public"})),
+    )
+    .await;
+    let eves = eves.json["id"].as_str().unwrap_or_default().to_owned();
+
+    for who in [Some(&eve), None] {
+        for image in [&secret, &flagged] {
+            call(&app, Method::GET, &format!("/v1/images/{image}"), who, None)
+                .await
+                .assert_problem(404, "not_found");
+            let file = app
+                .client
+                .get(app.url(&format!("/v1/images/{image}/file")))
+                .send()
+                .await
+                .expect("file");
+            assert_eq!(file.status(), 404);
+        }
+        call(
+            &app,
+            Method::GET,
+            &format!("/v1/collections/{collection}"),
+            who,
+            None,
+        )
+        .await
+        .assert_problem(404, "not_found");
+        call(
+            &app,
+            Method::GET,
+            &format!("/v1/collections/{collection}/images"),
+            who,
+            None,
+        )
+        .await
+        .assert_problem(404, "not_found");
+    }
+    // Changes by Eve: each a 404, and nothing moves.
+    for (method, path, body) in [
+        (
+            Method::PATCH,
+            format!("/v1/images/{secret}"),
+            Some(json!({"visibility": "public", "title": "stolen"})),
+        ),
+        (Method::DELETE, format!("/v1/images/{secret}"), None),
+        (Method::PUT, format!("/v1/images/{secret}/like"), None),
+        (Method::PUT, format!("/v1/images/{flagged}/like"), None),
+        (
+            Method::PATCH,
+            format!("/v1/collections/{collection}"),
+            Some(json!({"name": "pwned", "visibility": "public"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/collections/{collection}"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/v1/collections/{collection}/images/{flagged}"),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/collections/{collection}/images/{secret}"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/v1/collections/{eves}/images/{secret}"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/v1/collections/{eves}/images/{flagged}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/v1/images?collection={collection}"),
+            None,
+        ),
+    ] {
+        let reply = call(&app, method.clone(), &path, Some(&eve), body).await;
+        reply.assert_problem(404, "not_found");
+        let anonymous = call(&app, method.clone(), &path, None, None).await;
+        assert_eq!(
+            anonymous.status, 401,
+            "{method} {path} anonymously: {}",
+            anonymous.text
+        );
+    }
+    let kept = call(
+        &app,
+        Method::GET,
+        &format!("/v1/images/{secret}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            kept.json["visibility"].as_str(),
+            kept.json["title"].as_str(),
+            kept.json["like_count"].as_i64()
+        ),
+        (Some("private"), Some("mine"), Some(0))
+    );
+    let ada_collection = call(
+        &app,
+        Method::GET,
+        &format!("/v1/collections/{collection}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            ada_collection.json["name"].as_str(),
+            ada_collection.json["visibility"].as_str(),
+            ada_collection.json["image_count"].as_i64()
+        ),
+        (Some("Private things"), Some("private"), Some(1))
+    );
+    assert_eq!(
+        app.count(&format!("collection_images WHERE collection_id = '{eves}'"))
+            .await,
+        0
+    );
+    assert_eq!(app.count("image_likes").await, 0);
+    // Lists show nothing of it either.
+    assert!(
+        ids(&call(&app, Method::GET, "/v1/gallery", Some(&eve), None)
+            .await
+            .json)
+        .is_empty()
+    );
+    assert!(
+        ids(&call(&app, Method::GET, "/v1/users/ada/images", None, None)
+            .await
+            .json)
+        .is_empty()
+    );
+    assert!(
+        call(&app, Method::GET, "/v1/users/ada/collections", None, None)
+            .await
+            .json["data"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+    assert!(
+        ids(&call(&app, Method::GET, "/v1/images", Some(&eve), None)
+            .await
+            .json)
+        .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn collections_have_unique_slugs_keep_order_and_show_only_what_a_viewer_may_see() {
+    let app = TestApp::spawn().await;
+    let ada = person(&app, "ada").await;
+    let bob = person(&app, "bob").await;
+    let first = call(
+        &app,
+        Method::POST,
+        "/v1/collections",
+        Some(&ada),
+        Some(json!({"name": "Summer Trip!", "visibility": "public"})),
+    )
+    .await;
+    let second = call(
+        &app,
+        Method::POST,
+        "/v1/collections",
+        Some(&ada),
+        Some(json!({"name": "summer   trip"})),
+    )
+    .await;
+    assert_eq!(first.json["slug"], "summer-trip");
+    assert_eq!(second.json["slug"], "summer-trip-2");
+    assert_eq!(
+        first.header("location"),
+        Some(
+            format!(
+                "/v1/collections/{}",
+                first.json["id"].as_str().unwrap_or_default()
+            )
+            .as_str()
+        )
+    );
+    call(
+        &app,
+        Method::POST,
+        "/v1/collections",
+        Some(&ada),
+        Some(json!({"name": "  "})),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    call(
+        &app,
+        Method::POST,
+        "/v1/collections",
+        Some(&ada),
+        Some(json!({"name": "x", "user_id": bob.id})),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    let trip = first.json["id"].as_str().unwrap_or_default().to_owned();
+
+    let own_private = seeded_image(&app, &ada, "my private beach", "private", None, 0, false).await;
+    let own_public = seeded_image(&app, &ada, "my public beach", "public", None, 0, false).await;
+    let bobs_public = seeded_image(&app, &bob, "bob's harbour", "public", None, 0, false).await;
+    for image in [&own_private, &own_public, &bobs_public] {
+        let added = call(
+            &app,
+            Method::PUT,
+            &format!("/v1/collections/{trip}/images/{image}"),
+            Some(&ada),
+            None,
+        )
+        .await;
+        assert_eq!(added.status, 204, "{}", added.text);
+    }
+    // Adding again keeps its place.
+    call(
+        &app,
+        Method::PUT,
+        &format!("/v1/collections/{trip}/images/{own_private}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    let as_ada = call(
+        &app,
+        Method::GET,
+        &format!("/v1/collections/{trip}/images"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    assert_eq!(
+        ids(&as_ada.json),
+        [bobs_public.clone(), own_public.clone(), own_private.clone()],
+        "most recently added first"
+    );
+    let as_bob = call(
+        &app,
+        Method::GET,
+        &format!("/v1/collections/{trip}/images"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(
+        ids(&as_bob.json),
+        [bobs_public.clone(), own_public.clone()],
+        "a private image stays private inside a public collection"
+    );
+    assert_eq!(
+        call(
+            &app,
+            Method::GET,
+            &format!("/v1/collections/{trip}"),
+            None,
+            None
+        )
+        .await
+        .json["image_count"],
+        2
+    );
+    assert_eq!(
+        ids(&call(
+            &app,
+            Method::GET,
+            &format!("/v1/images?collection={trip}"),
+            Some(&ada),
+            None
+        )
+        .await
+        .json),
+        [own_public.clone(), own_private.clone()]
+    );
+
+    call(&app, Method::PATCH, &format!("/v1/collections/{trip}"), Some(&ada), Some(json!({"cover_image_id": seeded_image(&app, &ada, "elsewhere", "public", None, 0, false).await}))).await.assert_problem(422, "validation_failed");
+    let covered = call(
+        &app,
+        Method::PATCH,
+        &format!("/v1/collections/{trip}"),
+        Some(&ada),
+        Some(json!({"cover_image_id": own_public, "name": "Autumn trip", "description": "leaves"})),
+    )
+    .await;
+    assert_eq!(covered.status, 200, "{}", covered.text);
+    assert_eq!(covered.json["slug"], "autumn-trip");
+    assert_eq!(
+        covered.json["cover_thumb_url"],
+        format!("/v1/images/{own_public}/file?variant=thumb")
+    );
+
+    let listed = call(&app, Method::GET, "/v1/users/ada/collections", None, None).await;
+    assert_eq!(
+        listed.json["data"].as_array().map(Vec::len),
+        Some(1),
+        "only the public one: {}",
+        listed.text
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/v1/collections", Some(&ada), None)
+            .await
+            .json["data"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+
+    let removed = call(
+        &app,
+        Method::DELETE,
+        &format!("/v1/collections/{trip}/images/{own_public}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    assert_eq!(removed.status, 204);
+    let after = call(
+        &app,
+        Method::GET,
+        &format!("/v1/collections/{trip}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    assert!(
+        after.json["cover_image_id"].is_null(),
+        "a removed image stops being the cover"
+    );
+    assert_eq!(after.json["image_count"], 2);
+    assert_eq!(
+        call(
+            &app,
+            Method::DELETE,
+            &format!("/v1/collections/{trip}"),
+            Some(&ada),
+            None
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        app.count("images").await,
+        4,
+        "deleting a collection keeps its images"
+    );
+}
+
+#[tokio::test]
+async fn feed_pages_never_repeat_or_skip_while_new_images_arrive() {
+    let app = TestApp::spawn().await;
+    let ada = person(&app, "ada").await;
+    let mut expected = Vec::new();
+    for n in 0..30 {
+        expected.push(
+            seeded_image(
+                &app,
+                &ada,
+                &format!("picture {n}"),
+                "public",
+                None,
+                n % 5,
+                false,
+            )
+            .await,
+        );
+    }
+    expected.reverse();
+    let mut arrivals = 0;
+    let new = all_pages(&app, "/v1/gallery?sort=new", None, async || {
+        arrivals += 1;
+        seeded_image(
+            &app,
+            &ada,
+            &format!("late arrival {arrivals}"),
+            "public",
+            None,
+            9,
+            false,
+        )
+        .await;
+    })
+    .await;
+    assert_eq!(
+        new, expected,
+        "exactly the images there when the first page was read, newest first"
+    );
+
+    for sort in ["top", "top&period=week", "trending"] {
+        let seen = all_pages(
+            &app,
+            &format!("/v1/gallery?sort={sort}"),
+            None,
+            async || {
+                seeded_image(&app, &ada, "another late one", "public", None, 0, false).await;
+            },
+        )
+        .await;
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "{sort}: no image twice");
+        for image in &expected {
+            assert!(seen.contains(image), "{sort}: {image} skipped");
+        }
+    }
+    let top = call(
+        &app,
+        Method::GET,
+        "/v1/gallery?sort=top&limit=3",
+        None,
+        None,
+    )
+    .await;
+    let counts: Vec<i64> = top.json["data"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|i| i["like_count"].as_i64()).collect())
+        .unwrap_or_default();
+    assert_eq!(counts, [9, 9, 9]);
+
+    // A cursor belongs to its list.
+    let page = call(
+        &app,
+        Method::GET,
+        "/v1/gallery?sort=new&limit=2",
+        None,
+        None,
+    )
+    .await;
+    let cursor = page.json["next_cursor"].as_str().unwrap_or_default();
+    call(
+        &app,
+        Method::GET,
+        &format!("/v1/gallery?sort=top&cursor={cursor}"),
+        None,
+        None,
+    )
+    .await
+    .assert_problem(400, "invalid_cursor");
+    call(&app, Method::GET, "/v1/gallery?sort=relevance", None, None)
+        .await
+        .assert_problem(422, "validation_failed");
+    call(
+        &app,
+        Method::GET,
+        "/v1/gallery?sort=new&period=week",
+        None,
+        None,
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+}
+
+#[tokio::test]
+async fn search_matches_prompts_and_titles_best_first() {
+    let app = TestApp::spawn().await;
+    let ada = person(&app, "ada").await;
+    let in_prompt = seeded_image(
+        &app,
+        &ada,
+        "a red lighthouse on a cliff",
+        "public",
+        None,
+        0,
+        false,
+    )
+    .await;
+    let in_title = seeded_image(
+        &app,
+        &ada,
+        "waves at night",
+        "public",
+        Some("Lighthouse keeper"),
+        0,
+        false,
+    )
+    .await;
+    seeded_image(&app, &ada, "a forest in fog", "public", None, 0, false).await;
+    seeded_image(
+        &app,
+        &ada,
+        "a private lighthouse",
+        "private",
+        None,
+        0,
+        false,
+    )
+    .await;
+    seeded_image(&app, &ada, "a flagged lighthouse", "public", None, 0, true).await;
+    let found = call(&app, Method::GET, "/v1/gallery?q=lighthouses", None, None).await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(
+        ids(&found.json),
+        [in_title.clone(), in_prompt.clone()],
+        "stemmed, titles weigh more, only public unflagged"
+    );
+    let phrase = call(
+        &app,
+        Method::GET,
+        "/v1/gallery?q=%22red%20lighthouse%22%20-forest&sort=new",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(ids(&phrase.json), [in_prompt]);
+    let by_model = call(
+        &app,
+        Method::GET,
+        "/v1/gallery?model=no-such-model",
+        None,
+        None,
+    )
+    .await;
+    assert!(ids(&by_model.json).is_empty());
+}
+
+#[tokio::test]
+async fn a_deleted_image_leaves_every_list_and_its_unshared_files_go() {
+    let app = TestApp::spawn().await;
+    let ada = person(&app, "ada").await;
+    // The same prompt and seed twice: the same bytes, so one shared file.
+    let first = generated_image(&app, &ada, "twin towers of sand").await;
+    let twin = generated_image(&app, &ada, "twin towers of sand").await;
+    let other = generated_image(&app, &ada, "a single tower").await;
+    for image in [&first, &twin, &other] {
+        call(
+            &app,
+            Method::PATCH,
+            &format!("/v1/images/{image}"),
+            Some(&ada),
+            Some(json!({"visibility": "public"})),
+        )
+        .await;
+    }
+    let collection = call(
+        &app,
+        Method::POST,
+        "/v1/collections",
+        Some(&ada),
+        Some(json!({"name": "Towers", "visibility": "public"})),
+    )
+    .await;
+    let collection = collection.json["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    call(
+        &app,
+        Method::PUT,
+        &format!("/v1/collections/{collection}/images/{first}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    let hash = |id: &str| format!("SELECT content_hash FROM images WHERE id = '{id}'");
+    let shared_hash = app.text(&hash(&first)).await.unwrap_or_default();
+    assert_eq!(
+        app.text(&hash(&twin)).await.as_deref(),
+        Some(shared_hash.as_str())
+    );
+    let other_hash = app.text(&hash(&other)).await.unwrap_or_default();
+    let file = |hash: &str| {
+        app.data_dir.join(format!(
+            "images/originals/{}/{}/{hash}",
+            &hash[..2],
+            &hash[2..4]
+        ))
+    };
+    let balance_before = call(&app, Method::GET, "/v1/credits", Some(&ada), None)
+        .await
+        .json["total"]
+        .clone();
+
+    for image in [&first, &other] {
+        assert_eq!(
+            call(
+                &app,
+                Method::DELETE,
+                &format!("/v1/images/{image}"),
+                Some(&ada),
+                None
+            )
+            .await
+            .status,
+            204
+        );
+        call(
+            &app,
+            Method::DELETE,
+            &format!("/v1/images/{image}"),
+            Some(&ada),
+            None,
+        )
+        .await
+        .assert_problem(404, "not_found");
+        call(
+            &app,
+            Method::GET,
+            &format!("/v1/images/{image}"),
+            Some(&ada),
+            None,
+        )
+        .await
+        .assert_problem(404, "not_found");
+    }
+    assert_eq!(
+        ids(&call(&app, Method::GET, "/v1/gallery", None, None)
+            .await
+            .json),
+        [twin.clone()]
+    );
+    assert_eq!(
+        ids(&call(&app, Method::GET, "/v1/images", Some(&ada), None)
+            .await
+            .json),
+        [twin.clone()]
+    );
+    assert!(
+        ids(&call(
+            &app,
+            Method::GET,
+            &format!("/v1/collections/{collection}/images"),
+            None,
+            None
+        )
+        .await
+        .json)
+        .is_empty()
+    );
+
+    let removed = easel::gallery::service::sweep_files(&app.shared.state)
+        .await
+        .expect("sweep");
+    assert_eq!(removed, 2);
+    assert!(!file(&other_hash).exists(), "an unshared file is removed");
+    assert!(
+        file(&shared_hash).exists(),
+        "a file another image uses stays"
+    );
+    let twin_file = app
+        .client
+        .get(app.url(&format!("/v1/images/{twin}/file")))
+        .send()
+        .await
+        .expect("file");
+    assert_eq!(twin_file.status(), 200);
+    assert_eq!(
+        easel::gallery::service::sweep_files(&app.shared.state)
+            .await
+            .expect("sweep"),
+        0,
+        "each image is swept once"
+    );
+    // The history stays: generations and the ledger are untouched.
+    assert_eq!(app.count("generations WHERE status = 'succeeded'").await, 3);
+    assert_eq!(
+        call(&app, Method::GET, "/v1/credits", Some(&ada), None)
+            .await
+            .json["total"],
+        balance_before
+    );
+}
