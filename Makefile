@@ -29,6 +29,7 @@ openapi:
 bench:
 	bench/credits/run.sh
 	bench/generation/run.sh
+	bench/gallery/run.sh
 
 db:
 	scripts/pg.sh start .data/postgres $${EASEL_PG_PORT:-54320} durable
