@@ -14,7 +14,7 @@ deep=${BENCH_DEEP_PAGES:-10000}
 bench_name=gallery
 . bench/lib.sh
 
-start_server EASEL_JOB_WORKERS=0 EASEL_RATE_LIMIT_ANONYMOUS_PER_MINUTE=100000000
+start_server EASEL_JOB_WORKERS=0 EASEL_RATE_LIMIT_ANONYMOUS_PER_MINUTE=1000000
 export BENCH_IMAGES=$images BENCH_USERS=$users
 
 echo "bench/gallery: seeding $images images across $users users with COPY"
@@ -26,14 +26,17 @@ psql -c "VACUUM ANALYZE"
 echo "seeded in $(( $(date +%s) - seed_started )) s"
 
 word=$(python3 bench/gallery/seed.py word)
-# The statement `gallery::store::feed` builds, with its parameters written in (anonymous viewer).
-select="SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, u.username, u.display_name, (NULL::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM image_likes l WHERE l.image_id = i.id AND l.user_id = NULL::uuid)) AS liked"
-from="FROM images i JOIN users u ON u.id = i.user_id WHERE i.visibility = 'public' AND NOT i.nsfw AND i.deleted_at IS NULL"
+# The statement `gallery::store::feed` builds, with its parameters written in (anonymous viewer):
+# the page is cut from `images` alone, then joined to its owners.
+from="FROM images i WHERE i.visibility = 'public' AND NOT i.nsfw AND i.deleted_at IS NULL"
 tsq="websearch_to_tsquery('english', '$word')"
 since="now() - interval '7 days'"
-sql_new="$select, 0::real AS rank, NULL::timestamptz AS added_at $from"
-sql_top="$select, 0::real AS rank, NULL::timestamptz AS added_at $from AND i.created_at >= $since"
-sql_search="$select, ts_rank(i.search, $tsq) AS rank, NULL::timestamptz AS added_at $from AND i.search @@ $tsq"
+page_sql() { # rank, conditions, inner order, outer order
+  echo "SELECT p.*, u.username, u.display_name, (NULL::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM image_likes l WHERE l.image_id = p.id AND l.user_id = NULL::uuid)) AS liked FROM (SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, $1 AS rank, NULL::timestamptz AS added_at $from $2 ORDER BY $3 LIMIT 21) p JOIN users u ON u.id = p.user_id ORDER BY $4"
+}
+new_order=("i.id DESC" "p.id DESC")
+top_order=("i.like_count DESC, i.id DESC" "p.like_count DESC, p.id DESC")
+search_order=("rank DESC, i.id DESC" "p.rank DESC, p.id DESC")
 
 # The key of the item that ends page N-1 (so the cursor asks for page N), straight from the data.
 matches=$(psql -At -c "SELECT count(*) FROM images i WHERE i.visibility = 'public' AND NOT i.nsfw AND i.deleted_at IS NULL AND i.search @@ $tsq")
@@ -67,12 +70,19 @@ c_search=$(cursor "gallery::Relevance:All::$word" "$search_rank" "$search_id")
 
 base="http://127.0.0.1:$app_port/v1/gallery"
 declare -A url sql
-url[new_first]="$base?sort=new";                             sql[new_first]="$sql_new ORDER BY i.id DESC LIMIT 21"
-url[new_deep]="$base?sort=new&cursor=$c_new";                sql[new_deep]="$sql_new AND i.id < '$key_new' ORDER BY i.id DESC LIMIT 21"
-url[top_first]="$base?sort=top&period=week";                 sql[top_first]="$sql_top ORDER BY i.like_count DESC, i.id DESC LIMIT 21"
-url[top_deep]="$base?sort=top&period=week&cursor=$c_top";    sql[top_deep]="$sql_top AND (i.like_count, i.id) < ($top_likes, '$top_id') ORDER BY i.like_count DESC, i.id DESC LIMIT 21"
-url[search_first]="$base?q=$word";                           sql[search_first]="$sql_search ORDER BY rank DESC, i.id DESC LIMIT 21"
-url[search_deep]="$base?q=$word&cursor=$c_search";           sql[search_deep]="$sql_search AND (ts_rank(i.search, $tsq), i.id) < ($search_rank::real, '$search_id') ORDER BY rank DESC, i.id DESC LIMIT 21"
+rank="ts_rank(i.search, $tsq)"
+url[new_first]="$base?sort=new"
+sql[new_first]=$(page_sql "0::real" "" "${new_order[@]}")
+url[new_deep]="$base?sort=new&cursor=$c_new"
+sql[new_deep]=$(page_sql "0::real" "AND i.id < '$key_new'" "${new_order[@]}")
+url[top_first]="$base?sort=top&period=week"
+sql[top_first]=$(page_sql "0::real" "AND i.created_at >= $since" "${top_order[@]}")
+url[top_deep]="$base?sort=top&period=week&cursor=$c_top"
+sql[top_deep]=$(page_sql "0::real" "AND i.created_at >= $since AND (i.like_count, i.id) < ($top_likes, '$top_id')" "${top_order[@]}")
+url[search_first]="$base?q=$word"
+sql[search_first]=$(page_sql "$rank" "AND i.search @@ $tsq" "${search_order[@]}")
+url[search_deep]="$base?q=$word&cursor=$c_search"
+sql[search_deep]=$(page_sql "$rank" "AND i.search @@ $tsq AND ($rank, i.id) < ($search_rank::real, '$search_id')" "${search_order[@]}")
 
 # wrk prints latencies as 1.23ms / 456.78us / 1.02s: to milliseconds.
 ms() { python3 -c "import re,sys; v,u=re.match(r'([\d.]+)(\w+)', sys.argv[1]).groups(); print(float(v)*{'us':0.001,'ms':1,'s':1000}[u])" "$1"; }

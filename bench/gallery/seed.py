@@ -1,7 +1,7 @@
 """Writes the gallery bench's rows as COPY text to stdout: `users`, `generations` or `images`.
 
 1,000,000 public images across 10,000 users by default (BENCH_IMAGES, BENCH_USERS), created over
-the last 60 days with ids that are UUIDv7 of their creation time (as Easel makes them), prompts of
+the last 30 days with ids that are UUIDv7 of their creation time (as Easel makes them), prompts of
 6-10 words from a 2,000-word vocabulary, and likes spread like real ones (most none, a few many).
 Deterministic: the same seed gives the same rows."""
 
@@ -13,7 +13,7 @@ import uuid
 
 USERS = int(os.environ.get("BENCH_USERS", "10000"))
 IMAGES = int(os.environ.get("BENCH_IMAGES", "1000000"))
-DAYS = 60
+DAYS = 30
 rng = random.Random(20261124)
 SYLLABLES = ["ka", "lo", "mi", "ren", "su", "ta", "vo", "zel", "an", "bri", "cor", "dun", "el", "fa", "gil", "hu",
              "is", "jo", "kel", "lum", "mor", "nas", "or", "pel", "qua", "ris", "sol", "tor", "ul", "ves", "wyn", "xa"]

@@ -108,15 +108,26 @@ impl Sql {
     }
 }
 
-fn select(rank: &str, added_at: &str) -> String {
+/// The page is cut from `images` alone (`inner`: `FROM … WHERE …`, ordered by `inner_order`), and
+/// only its rows are joined to their owners and likes: the join never touches more than a page, and
+/// the planner keeps walking the index in order.
+fn paged(
+    rank: &str,
+    added_at: &str,
+    inner: &str,
+    inner_order: &str,
+    outer_order: &str,
+    limit: i64,
+) -> String {
     format!(
-        "SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, \
-                i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, \
-                u.username, u.display_name, \
+        "SELECT p.*, u.username, u.display_name, \
                 ($1::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM image_likes l \
-                                                  WHERE l.image_id = i.id AND l.user_id = $1)) AS liked, \
-                {rank} AS rank, {added_at} AS added_at \
-         FROM images i JOIN users u ON u.id = i.user_id"
+                                                  WHERE l.image_id = p.id AND l.user_id = $1)) AS liked \
+         FROM (SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, \
+                      i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, \
+                      {rank} AS rank, {added_at} AS added_at \
+               {inner} ORDER BY {inner_order} LIMIT {limit}) p \
+         JOIN users u ON u.id = p.user_id ORDER BY {outer_order}"
     )
 }
 
@@ -161,7 +172,7 @@ pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<I
         || "0::real".to_owned(),
         |q| format!("ts_rank(i.search, {q})"),
     );
-    let mut text = format!("{} WHERE {PUBLIC}", select(&rank, "NULL::timestamptz"));
+    let mut text = format!("FROM images i WHERE {PUBLIC}");
     if let Some(q) = &query {
         text.push_str(&format!(" AND i.search @@ {q}"));
     }
@@ -180,14 +191,19 @@ pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<I
             sql.param(Bind::Time(since))
         ));
     }
-    let (key, order) = match feed.sort {
-        Sort::New => ("i.id", "i.id DESC"),
-        Sort::Top => ("(i.like_count, i.id)", "i.like_count DESC, i.id DESC"),
+    let (key, order, outer) = match feed.sort {
+        Sort::New => ("i.id", "i.id DESC", "p.id DESC"),
+        Sort::Top => (
+            "(i.like_count, i.id)",
+            "i.like_count DESC, i.id DESC",
+            "p.like_count DESC, p.id DESC",
+        ),
         Sort::Trending => (
             "(i.trending_score, i.id)",
             "i.trending_score DESC, i.id DESC",
+            "p.trending_score DESC, p.id DESC",
         ),
-        Sort::Relevance => ("", "rank DESC, i.id DESC"),
+        Sort::Relevance => ("", "rank DESC, i.id DESC", "p.rank DESC, p.id DESC"),
     };
     if let Some(FeedKey(value, id)) = feed.after {
         let id = sql.param(Bind::Uuid(id.0));
@@ -203,8 +219,14 @@ pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<I
         };
         text.push_str(&format!(" AND {condition}"));
     }
-    text.push_str(&format!(" ORDER BY {order} LIMIT {}", feed.limit + 1));
-    sql.text = text;
+    sql.text = paged(
+        &rank,
+        "NULL::timestamptz",
+        &text,
+        order,
+        outer,
+        feed.limit + 1,
+    );
     sql.load(conn).await
 }
 
@@ -220,10 +242,7 @@ pub struct Mine {
 /// A page of the owner's live images, newest first.
 pub async fn mine(conn: &mut AsyncPgConnection, mine: Mine) -> QueryResult<Vec<ImageRow>> {
     let mut sql = Sql::new(Some(mine.owner));
-    let mut text = format!(
-        "{} WHERE i.user_id = $1 AND i.deleted_at IS NULL",
-        select("0::real", "NULL::timestamptz")
-    );
+    let mut text = "FROM images i WHERE i.user_id = $1 AND i.deleted_at IS NULL".to_owned();
     if let Some(model) = mine.model {
         text.push_str(&format!(" AND i.model = {}", sql.param(Bind::Text(model))));
     }
@@ -242,8 +261,14 @@ pub async fn mine(conn: &mut AsyncPgConnection, mine: Mine) -> QueryResult<Vec<I
     if let Some(after) = mine.after {
         text.push_str(&format!(" AND i.id < {}", sql.param(Bind::Uuid(after.0))));
     }
-    text.push_str(&format!(" ORDER BY i.id DESC LIMIT {}", mine.limit + 1));
-    sql.text = text;
+    sql.text = paged(
+        "0::real",
+        "NULL::timestamptz",
+        &text,
+        "i.id DESC",
+        "p.id DESC",
+        mine.limit + 1,
+    );
     sql.load(conn).await
 }
 
@@ -255,9 +280,13 @@ pub async fn image(
 ) -> QueryResult<Option<ImageRow>> {
     let mut sql = Sql::new(viewer);
     let id = sql.param(Bind::Uuid(id.0));
-    sql.text = format!(
-        "{} WHERE i.id = {id} AND i.deleted_at IS NULL",
-        select("0::real", "NULL::timestamptz")
+    sql.text = paged(
+        "0::real",
+        "NULL::timestamptz",
+        &format!("FROM images i WHERE i.id = {id} AND i.deleted_at IS NULL"),
+        "i.id",
+        "p.id",
+        1,
     );
     Ok(sql.load(conn).await?.pop())
 }
@@ -273,10 +302,9 @@ pub async fn collection_images(
     let mut sql = Sql::new(viewer);
     let collection = sql.param(Bind::Uuid(collection.0));
     let mut text = format!(
-        "{} JOIN collection_images ci ON ci.image_id = i.id \
+        "FROM images i JOIN collection_images ci ON ci.image_id = i.id \
          WHERE ci.collection_id = {collection} AND i.deleted_at IS NULL \
-           AND (i.user_id = $1 OR (i.visibility <> 'private' AND NOT i.nsfw))",
-        select("0::real", "ci.added_at")
+           AND (i.user_id = $1 OR (i.visibility <> 'private' AND NOT i.nsfw))"
     );
     if let Some((added_at, id)) = after {
         let added_at = sql.param(Bind::Time(added_at));
@@ -285,11 +313,14 @@ pub async fn collection_images(
             " AND (ci.added_at, ci.image_id) < ({added_at}, {id})"
         ));
     }
-    text.push_str(&format!(
-        " ORDER BY ci.added_at DESC, ci.image_id DESC LIMIT {}",
-        limit + 1
-    ));
-    sql.text = text;
+    sql.text = paged(
+        "0::real",
+        "ci.added_at",
+        &text,
+        "ci.added_at DESC, ci.image_id DESC",
+        "p.added_at DESC, p.id DESC",
+        limit + 1,
+    );
     sql.load(conn).await
 }
 
