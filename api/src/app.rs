@@ -26,6 +26,9 @@ pub struct AppState {
     pub moderation: crate::generation::moderation::Moderation,
     pub storage: crate::storage::Storage,
     pub providers: crate::providers::Providers,
+    pub packages: crate::billing::packages::Packages,
+    /// Stripe, when `EASEL_STRIPE_SECRET_KEY` is set.
+    pub stripe: Option<Arc<crate::billing::stripe_api::StripeApi>>,
     /// Signalled when a job is queued in this process, so an idle worker starts at once.
     pub jobs_waiting: Arc<tokio::sync::Notify>,
 }
@@ -42,6 +45,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     crate::generation::routes::routes(cfg);
     crate::providers::routes::routes(cfg);
     crate::gallery::routes::routes(cfg);
+    crate::billing::routes::routes(cfg);
 }
 
 /// Everything computed once per process and handed to each worker's `App`.
@@ -64,6 +68,8 @@ impl Shared {
             crate::generation::moderation::Moderation::load(&config.generation.moderation_path)?;
         let storage = crate::storage::Storage::from_config(&config.generation)?;
         let providers = crate::providers::Providers::new(&config, &storage);
+        let packages = crate::billing::packages::Packages::load(&config.billing.packages_path)?;
+        let stripe = crate::billing::stripe_api::StripeApi::new(&config.billing)?.map(Arc::new);
         Ok(Self {
             state: web::Data::new(AppState {
                 config: Arc::new(config),
@@ -75,6 +81,8 @@ impl Shared {
                 moderation,
                 storage,
                 providers,
+                packages,
+                stripe,
                 jobs_waiting: Arc::new(tokio::sync::Notify::new()),
             }),
             spec: web::Data::new(SpecJson(spec)),

@@ -62,6 +62,23 @@ pub struct Config {
     pub credits: CreditsConfig,
     pub generation: GenerationConfig,
     pub providers: ProvidersConfig,
+    pub billing: BillingConfig,
+}
+
+/// Credit packages and Stripe.
+#[derive(Debug, Clone)]
+pub struct BillingConfig {
+    pub packages_path: PathBuf,
+    /// Without it, checkout answers 503 `payments_not_configured` (unless development payments are on).
+    pub stripe_secret_key: Option<Secret>,
+    /// The endpoint's signing secret (`whsec_…`) for `POST /webhooks/stripe`.
+    pub stripe_webhook_secret: Option<Secret>,
+    pub stripe_api_base: String,
+    /// Where Stripe sends the buyer after paying; `{PURCHASE_ID}` is replaced by the purchase's id.
+    pub success_url: String,
+    pub cancel_url: String,
+    /// Development only: a checkout completes locally through the same purchase and grant code.
+    pub dev_payments: bool,
 }
 
 /// The remote model providers, and how their outputs are fetched.
@@ -316,6 +333,7 @@ impl Config {
             )?,
         };
         let providers = providers_config(&get, environment)?;
+        let billing = billing_config(&get, environment, &public_url)?;
         Ok(Self {
             environment,
             bind,
@@ -333,8 +351,71 @@ impl Config {
             credits,
             generation,
             providers,
+            billing,
         })
     }
+}
+
+fn billing_config(
+    get: &impl Fn(&str) -> Option<String>,
+    environment: Environment,
+    public_url: &str,
+) -> Result<BillingConfig, ConfigError> {
+    let url = |name: &'static str, default: String| {
+        parse_with(name, get(name), &default, |v| {
+            if v.starts_with("https://") || v.starts_with("http://") {
+                Ok(v.to_owned())
+            } else {
+                Err("expected an http:// or https:// URL".to_owned())
+            }
+        })
+    };
+    let stripe_webhook_secret = get("EASEL_STRIPE_WEBHOOK_SECRET").map(Secret::new);
+    if stripe_webhook_secret
+        .as_ref()
+        .is_some_and(|s| !s.expose().starts_with("whsec_"))
+    {
+        return Err(ConfigError {
+            variable: "EASEL_STRIPE_WEBHOOK_SECRET",
+            reason: "expected the endpoint's signing secret, starting with whsec_".to_owned(),
+        });
+    }
+    let dev_payments = parse_with(
+        "EASEL_DEV_PAYMENTS",
+        get("EASEL_DEV_PAYMENTS"),
+        "false",
+        |v| match v {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err("expected true or false".to_owned()),
+        },
+    )?;
+    if dev_payments && environment != Environment::Development {
+        return Err(ConfigError {
+            variable: "EASEL_DEV_PAYMENTS",
+            reason: "grants credits without payment and is allowed only with EASEL_ENV=development"
+                .to_owned(),
+        });
+    }
+    Ok(BillingConfig {
+        packages_path: PathBuf::from(
+            get("EASEL_PACKAGES_PATH").unwrap_or_else(|| "config/packages.toml".to_owned()),
+        ),
+        stripe_secret_key: get("EASEL_STRIPE_SECRET_KEY").map(Secret::new),
+        stripe_webhook_secret,
+        stripe_api_base: url("EASEL_STRIPE_API_BASE", "https://api.stripe.com".to_owned())?
+            .trim_end_matches('/')
+            .to_owned(),
+        success_url: url(
+            "EASEL_CHECKOUT_SUCCESS_URL",
+            format!("{public_url}/pricing?checkout=success&purchase={{PURCHASE_ID}}"),
+        )?,
+        cancel_url: url(
+            "EASEL_CHECKOUT_CANCEL_URL",
+            format!("{public_url}/pricing?checkout=canceled"),
+        )?,
+        dev_payments,
+    })
 }
 
 fn s3_config(

@@ -49,6 +49,9 @@ pub enum ErrorCode {
     ProModelRequiresPurchase,
     TooManyInFlight,
     PromptRejected,
+    PaymentsNotConfigured,
+    PaymentProviderFailed,
+    InvalidStripeSignature,
 }
 
 impl ErrorCode {
@@ -87,6 +90,9 @@ impl ErrorCode {
         Self::ProModelRequiresPurchase,
         Self::TooManyInFlight,
         Self::PromptRejected,
+        Self::PaymentsNotConfigured,
+        Self::PaymentProviderFailed,
+        Self::InvalidStripeSignature,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -124,6 +130,9 @@ impl ErrorCode {
             Self::ProModelRequiresPurchase => "pro_model_requires_purchase",
             Self::TooManyInFlight => "too_many_in_flight",
             Self::PromptRejected => "prompt_rejected",
+            Self::PaymentsNotConfigured => "payments_not_configured",
+            Self::PaymentProviderFailed => "payment_provider_failed",
+            Self::InvalidStripeSignature => "invalid_stripe_signature",
         }
     }
 
@@ -149,6 +158,10 @@ impl ErrorCode {
             Self::IdempotencyInProgress => StatusCode::CONFLICT,
             Self::ProModelRequiresPurchase => StatusCode::FORBIDDEN,
             Self::TooManyInFlight => StatusCode::TOO_MANY_REQUESTS,
+            Self::PaymentsNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PaymentProviderFailed => StatusCode::BAD_GATEWAY,
+            // Stripe's own guidance: a delivery that fails verification gets a 400.
+            Self::InvalidStripeSignature => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,

@@ -1,6 +1,7 @@
 //! Easel: the backend of a text-to-image product. The binary in `main.rs` is a thin CLI over this library.
 
 pub mod app;
+pub mod billing;
 pub mod catalog;
 pub mod config;
 pub mod credits;

@@ -54,6 +54,13 @@ enum AdminCommand {
     },
     /// Recompute every balance from the ledger; exit 1 naming each account that differs
     VerifyLedger,
+    /// Compare Stripe's Checkout Sessions since a date with our purchases, and grant the credits of
+    /// any paid session that is missing them (safe to run again)
+    ReconcilePayments {
+        /// YYYY-MM-DD (UTC)
+        #[arg(long)]
+        since: chrono::NaiveDate,
+    },
     /// Change an account's role
     SetRole {
         username: String,
@@ -160,6 +167,13 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<ExitCod
                 .await
                 .map_err(describe)?;
             println!("{} is now {}", user.username, user.role);
+        }
+        AdminCommand::ReconcilePayments { since } => {
+            drop(conn);
+            let pool = easel::db::pool(config.database_url.expose(), 2)?;
+            let shared = easel::app::Shared::new(config.clone(), pool)?;
+            let since = since.and_time(chrono::NaiveTime::MIN).and_utc();
+            easel::billing::service::reconcile(&shared.state, since).await?;
         }
         AdminCommand::VerifyLedger => {
             let mismatches = easel::credits::store::mismatches(&mut conn).await?;

@@ -201,7 +201,46 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    purchases (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        package_id -> Text,
+        credits -> Int8,
+        amount_cents -> Int8,
+        currency -> Text,
+        status -> Text,
+        stripe_session_id -> Nullable<Text>,
+        stripe_payment_intent -> Nullable<Text>,
+        refunded_cents -> Int8,
+        disputed -> Bool,
+        credits_granted -> Int8,
+        credits_clawed_back -> Int8,
+        created_at -> Timestamptz,
+        paid_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stripe_payment_adjustments (payment_intent) {
+        payment_intent -> Text,
+        refunded_cents -> Int8,
+        disputed -> Bool,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stripe_events (id) {
+        id -> Text,
+        event_type -> Text,
+        received_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(purchases -> users (user_id));
 diesel::joinable!(collection_images -> collections (collection_id));
 diesel::joinable!(collection_images -> images (image_id));
 diesel::joinable!(collections -> users (user_id));
@@ -226,7 +265,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     image_likes,
     images,
     idempotency_keys,
+    purchases,
     refresh_tokens,
     sessions,
+    stripe_events,
+    stripe_payment_adjustments,
     users,
 );
