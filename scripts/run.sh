@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 export EASEL_ENV=${EASEL_ENV:-development}
 export EASEL_DATA_DIR=${EASEL_DATA_DIR:-.data}
+# Checkouts complete locally (no Stripe needed) on the development server; see README "Billing".
+if [ "$EASEL_ENV" = development ]; then export EASEL_DEV_PAYMENTS=${EASEL_DEV_PAYMENTS:-true}; fi
 if [ -z "${DATABASE_URL:-}" ]; then
   port=${EASEL_PG_PORT:-54320}
   scripts/pg.sh start "$EASEL_DATA_DIR/postgres" "$port" durable

@@ -15,9 +15,10 @@ log=target/schemathesis-server.log
 
 # Generous rate limits (schemathesis is fast) and the webhook and upload secrets, so every
 # operation's own logic is exercised rather than its 429 or 503. Replicate's API base points at a
-# closed port: no catalog model uses it, and nothing may leave this machine.
+# closed port: no catalog model uses it, and nothing may leave this machine. Development payments
+# (a development server) let checkout succeed without Stripe.
 webhook_secret="whsec_$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(24)).decode())')"
-EASEL_ENV=test DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/$db" EASEL_BIND="127.0.0.1:$app_port" \
+EASEL_ENV=development EASEL_DEV_PAYMENTS=true EASEL_STRIPE_WEBHOOK_SECRET="$webhook_secret" DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/$db" EASEL_BIND="127.0.0.1:$app_port" \
   EASEL_DATA_DIR=target/schemathesis-data EASEL_LOG=warn EASEL_WORKERS=2 \
   EASEL_RATE_LIMIT_AUTH_PER_MINUTE=1000000 EASEL_RATE_LIMIT_API_PER_MINUTE=1000000 \
   EASEL_RATE_LIMIT_ANONYMOUS_PER_MINUTE=1000000 EASEL_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE=1000000 \

@@ -16,6 +16,7 @@ pub mod cog;
 pub mod idp;
 pub mod replicate;
 pub mod s3;
+pub mod stripe;
 
 pub use reqwest;
 pub use serde_json::{Value, json};
@@ -130,6 +131,10 @@ impl TestApp {
             (
                 "EASEL_MODELS_PATH",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/../config/models.toml"),
+            ),
+            (
+                "EASEL_PACKAGES_PATH",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../config/packages.toml"),
             ),
             (
                 "EASEL_MODERATION_PATH",

@@ -225,6 +225,12 @@ async fn a_claw_back_can_leave_an_account_owing_and_unable_to_spend() {
         .await
         .expect("touch");
     let purchase = uuid::Uuid::now_v7();
+    // Purchased credits belong to a purchase (billing makes these; here it is made by hand).
+    app.execute(&format!(
+        "INSERT INTO purchases (id, user_id, package_id, credits, amount_cents, currency, status) \
+         VALUES ('{purchase}', '{user}', 'starter', 10, 500, 'usd', 'paid')"
+    ))
+    .await;
     credits::grant(
         &mut conn,
         user,

@@ -744,6 +744,10 @@ fn start_server(
             "EASEL_MODERATION_PATH",
             concat!(env!("CARGO_MANIFEST_DIR"), "/../config/moderation.toml"),
         )
+        .env(
+            "EASEL_PACKAGES_PATH",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../config/packages.toml"),
+        )
         .env("EASEL_LOCAL_RENDER_MS", render_ms)
         .env("EASEL_JOB_WORKERS", "1")
         .env("EASEL_JOB_HEARTBEAT_TIMEOUT_SECS", "2")

@@ -380,7 +380,7 @@ pub async fn reconcile(
         let granted = conn
             .transaction::<_, ApiError, _>(async |conn| apply_session(conn, &facts).await)
             .await
-            .map_err(|e| anyhow::anyhow!("{}: {}", facts.session_id, e.detail))?;
+            .map_err(|e| anyhow::anyhow!("{}: {} ({:?})", facts.session_id, e.detail, e.source))?;
         if granted > 0 {
             repaired += 1;
             println!(

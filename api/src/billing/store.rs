@@ -143,11 +143,32 @@ pub struct PurchaseChangeset {
     pub paid_at: Option<DateTime<Utc>>,
 }
 
+impl PurchaseChangeset {
+    fn is_empty(&self) -> bool {
+        self.status.is_none()
+            && self.stripe_session_id.is_none()
+            && self.stripe_payment_intent.is_none()
+            && self.refunded_cents.is_none()
+            && self.disputed.is_none()
+            && self.credits_granted.is_none()
+            && self.credits_clawed_back.is_none()
+            && self.paid_at.is_none()
+    }
+}
+
+/// Applies the changes (none: the row as it is) and returns the row.
 pub async fn update(
     conn: &mut AsyncPgConnection,
     id: PurchaseId,
     changes: &PurchaseChangeset,
 ) -> QueryResult<PurchaseRow> {
+    if changes.is_empty() {
+        return purchases::table
+            .find(id)
+            .select(PurchaseRow::as_select())
+            .first(conn)
+            .await;
+    }
     diesel::update(purchases::table.find(id))
         .set(changes)
         .returning(PurchaseRow::as_returning())
