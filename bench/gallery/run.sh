@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 duration=${BENCH_SECONDS:-10}
-connections=8
+connections=${BENCH_CONNECTIONS:-8}
 images=${BENCH_IMAGES:-1000000}
 users=${BENCH_USERS:-10000}
 deep=${BENCH_DEEP_PAGES:-10000}
