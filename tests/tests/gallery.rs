@@ -944,6 +944,18 @@ async fn search_matches_prompts_and_titles_best_first() {
     )
     .await;
     assert_eq!(ids(&phrase.json), [in_prompt]);
+    // Text PostgreSQL cannot hold is refused up front, never a 500.
+    for path in ["/v1/gallery?q=a%00b", "/v1/gallery?model=x%00"] {
+        call(&app, Method::GET, path, None, None)
+            .await
+            .assert_problem(422, "validation_failed");
+    }
+    call(&app, Method::GET, "/v1/images?model=x%00", Some(&ada), None)
+        .await
+        .assert_problem(422, "validation_failed");
+    call(&app, Method::GET, "/v1/users/ad%00a", None, None)
+        .await
+        .assert_problem(404, "not_found");
     let by_model = call(
         &app,
         Method::GET,

@@ -15,6 +15,16 @@ use crate::identity::store::{UserKey, find_user_by};
 use crate::identity::{Principal, UserId};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
+/// PostgreSQL text cannot hold NUL: a filter carrying one is refused before it reaches SQL.
+fn text_param(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.contains('\0') => {
+            Err(ApiError::field(field, "must not contain NUL characters"))
+        }
+        other => Ok(other),
+    }
+}
+
 fn file_url(id: ImageId, variant: &str) -> String {
     format!("/v1/images/{id}/file?variant={variant}")
 }
@@ -83,6 +93,10 @@ pub async fn my_images(
     filter: MyImagesFilter,
 ) -> Result<Page<Image>, ApiError> {
     let visibility = filter.visibility.map(Visibility::as_str);
+    let filter = MyImagesFilter {
+        model: text_param("model", filter.model)?,
+        ..filter
+    };
     let list = format!(
         "images:{}:{}:{}",
         filter.model.as_deref().unwrap_or(""),
@@ -119,10 +133,14 @@ pub async fn feed(
     page: &PageParams,
     query: GalleryQuery,
 ) -> Result<Page<Image>, ApiError> {
-    let q = query
-        .q
+    let q = text_param("q", query.q)?
         .map(|q| q.trim().to_owned())
         .filter(|q| !q.is_empty());
+    let query = GalleryQuery {
+        q: None,
+        model: text_param("model", query.model)?,
+        ..query
+    };
     if q.as_ref().is_some_and(|q| q.chars().count() > 200) {
         return Err(ApiError::field("q", "must be at most 200 characters"));
     }
@@ -243,6 +261,9 @@ async fn user_by_name(
     conn: &mut AsyncPgConnection,
     username: &str,
 ) -> Result<crate::identity::store::User, ApiError> {
+    if username.contains('\0') {
+        return Err(ApiError::not_found("user"));
+    }
     find_user_by(conn, UserKey::Username(&username.to_ascii_lowercase()))
         .await?
         .filter(|u| u.disabled_at.is_none())

@@ -114,7 +114,9 @@ pub async fn create_cog_event(
 ) -> Result<web::Json<WebhookAck>, ApiError> {
     let token = token.into_inner();
     let mut conn = state.pool.get().await?;
-    if !store::cog_token_known(&mut conn, &token).await? {
+    // Tokens are hex; anything else (NUL included, which PostgreSQL text cannot hold) is unknown.
+    let well_formed = token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit());
+    if !well_formed || !store::cog_token_known(&mut conn, &token).await? {
         return Err(ApiError::not_found("webhook"));
     }
     let (prediction, value) = parse_prediction(&body)?;
