@@ -589,3 +589,51 @@ async fn development_payments_complete_through_the_same_grant() {
     }
     assert_eq!(purchased(&app, &who).await, before + 100);
 }
+
+#[tokio::test]
+async fn a_purchase_before_any_other_credit_call_keeps_the_signup_bonus() {
+    let app = TestApp::spawn_with(&[
+        ("EASEL_ENV", "development"),
+        ("EASEL_DEV_PAYMENTS", "true"),
+        (
+            "EASEL_JWT_SECRET",
+            "development-secret-for-tests-0123456789",
+        ),
+        ("EASEL_SIGNUP_BONUS_CREDITS", "20"),
+    ])
+    .await;
+    let who = buyer(&app, "firstbuy").await;
+    // The very first thing this account does with credits is buy some.
+    let started = app
+        .call(
+            Method::POST,
+            "/v1/billing/checkout",
+            Some(&who.token),
+            Some(json!({"package_id": "starter"})),
+        )
+        .await;
+    let id = started.json["purchase_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let done = app
+        .call(
+            Method::POST,
+            &format!("/v1/billing/purchases/{id}/dev-complete"),
+            Some(&who.token),
+            None,
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert_eq!(
+        purchased(&app, &who).await,
+        120,
+        "the purchase and the signup bonus"
+    );
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'signup_bonus'")
+            .await,
+        1
+    );
+    assert_eq!(purchased(&app, &who).await, 120, "and the bonus only once");
+}

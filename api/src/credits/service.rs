@@ -84,7 +84,9 @@ pub async fn touch(
         return Ok(());
     }
     conn.transaction::<_, ApiError, _>(async |conn| {
-        if store::open(conn, user).await? && config.signup_bonus > 0 {
+        store::open(conn, user).await?;
+        // Once per account, even when a purchase or an admin grant opened the balance first.
+        if store::claim_signup_bonus(conn, user).await? && config.signup_bonus > 0 {
             let applied = store::add(conn, user, 0, config.signup_bonus).await?;
             record(
                 conn,

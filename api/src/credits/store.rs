@@ -40,6 +40,19 @@ pub async fn open(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<boo
     Ok(inserted == 1)
 }
 
+/// Marks the signup bonus as given; true only for the one call that does so.
+pub async fn claim_signup_bonus(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<bool> {
+    let claimed = diesel::update(
+        credit_balances::table
+            .find(user)
+            .filter(credit_balances::signup_bonus_at.is_null()),
+    )
+    .set(credit_balances::signup_bonus_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?;
+    Ok(claimed == 1)
+}
+
 pub async fn balance(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<Option<Balance>> {
     credit_balances::table
         .find(user)

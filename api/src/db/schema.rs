@@ -23,6 +23,7 @@ diesel::table! {
         purchased -> Int8,
         free_granted_on -> Nullable<Date>,
         updated_at -> Timestamptz,
+        signup_bonus_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE credit_balances DROP COLUMN signup_bonus_at;
