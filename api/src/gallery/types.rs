@@ -52,6 +52,7 @@ pub struct ImagePage {
 #[into_params(parameter_in = Query)]
 pub struct MyImagesFilter {
     /// Only images of this model.
+    #[param(pattern = "^[^\\u0000]*$")]
     pub model: Option<String>,
     pub visibility: Option<Visibility>,
     /// Only images in this collection of mine.
@@ -101,9 +102,10 @@ pub struct GalleryQuery {
     /// For `top`: `day`, `week`, `month` or `all` (default).
     pub period: Option<Period>,
     /// Full-text search over prompts and titles (web search syntax: `"exact phrase"`, `-not`, `or`).
-    #[param(max_length = 200)]
+    #[param(max_length = 200, pattern = "^[^\\u0000]*$")]
     pub q: Option<String>,
     /// Only images of this model.
+    #[param(pattern = "^[^\\u0000]*$")]
     pub model: Option<String>,
 }
 
