@@ -637,3 +637,34 @@ async fn a_purchase_before_any_other_credit_call_keeps_the_signup_bonus() {
     );
     assert_eq!(purchased(&app, &who).await, 120, "and the bonus only once");
 }
+
+#[tokio::test]
+async fn development_payments_never_complete_a_real_stripe_checkout() {
+    let stripe = FakeStripe::start().await;
+    let mut settings = stripe.settings();
+    settings.extend([
+        ("EASEL_ENV", "development".to_owned()),
+        ("EASEL_DEV_PAYMENTS", "true".to_owned()),
+        (
+            "EASEL_JWT_SECRET",
+            "development-secret-for-tests-0123456789".to_owned(),
+        ),
+    ]);
+    let app = TestApp::spawn_with(&settings).await;
+    let who = buyer(&app, "sneaky").await;
+    let before = purchased(&app, &who).await;
+    let (purchase_id, _) = checkout(&app, &stripe, &who, "studio").await;
+    app.call(
+        Method::POST,
+        &format!("/v1/billing/purchases/{purchase_id}/dev-complete"),
+        Some(&who.token),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    assert_eq!(purchased(&app, &who).await, before);
+    assert_eq!(
+        purchase(&app, &who, &purchase_id).await["status"],
+        "pending"
+    );
+}

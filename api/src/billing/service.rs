@@ -162,6 +162,8 @@ pub async fn dev_complete(
         .await?
         .filter(|p| p.user_id == principal.user_id)
         .and_then(|p| p.stripe_session_id)
+        // Only a checkout made by development payments: a real Stripe checkout is paid at Stripe.
+        .filter(|session| session.starts_with("dev_"))
         .ok_or_else(|| ApiError::not_found("purchase"))?;
     conn.transaction::<_, ApiError, _>(async |conn| {
         apply_session(
