@@ -380,16 +380,7 @@ fn billing_config(
             reason: "expected the endpoint's signing secret, starting with whsec_".to_owned(),
         });
     }
-    let dev_payments = parse_with(
-        "EASEL_DEV_PAYMENTS",
-        get("EASEL_DEV_PAYMENTS"),
-        "false",
-        |v| match v {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            _ => Err("expected true or false".to_owned()),
-        },
-    )?;
+    let dev_payments = flag("EASEL_DEV_PAYMENTS", get("EASEL_DEV_PAYMENTS"), "false")?;
     if dev_payments && environment != Environment::Development {
         return Err(ConfigError {
             variable: "EASEL_DEV_PAYMENTS",
@@ -448,16 +439,7 @@ fn s3_config(
             reason: "expected an http:// or https:// URL".to_owned(),
         });
     }
-    let allow_http = parse_with(
-        "EASEL_S3_ALLOW_HTTP",
-        get("EASEL_S3_ALLOW_HTTP"),
-        "false",
-        |v| match v {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            _ => Err("expected true or false".to_owned()),
-        },
-    )?;
+    let allow_http = flag("EASEL_S3_ALLOW_HTTP", get("EASEL_S3_ALLOW_HTTP"), "false")?;
     if allow_http && environment == Environment::Production {
         return Err(ConfigError {
             variable: "EASEL_S3_ALLOW_HTTP",
@@ -478,13 +460,7 @@ fn providers_config(
     get: &impl Fn(&str) -> Option<String>,
     environment: Environment,
 ) -> Result<ProvidersConfig, ConfigError> {
-    let flag = |name: &'static str, default: &str| {
-        parse_with(name, get(name), default, |v| match v {
-            "true" | "1" => Ok(true),
-            "false" | "0" => Ok(false),
-            _ => Err("expected true or false".to_owned()),
-        })
-    };
+    let flag = |name: &'static str, default: &str| flag(name, get(name), default);
     let replicate_api_base = parse_with(
         "EASEL_REPLICATE_API_BASE",
         get("EASEL_REPLICATE_API_BASE"),
@@ -680,6 +656,15 @@ fn parse_with<T>(
     })
 }
 
+/// `true`/`1` or `false`/`0`.
+fn flag(variable: &'static str, value: Option<String>, default: &str) -> Result<bool, ConfigError> {
+    parse_with(variable, value, default, |v| match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    })
+}
+
 fn bounded(value: &str, min: usize, max: usize) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
@@ -734,6 +719,25 @@ mod tests {
             .err()
             .map(|e| e.variable);
         assert_eq!(err, Some("EASEL_ENV"));
+        for flag in [
+            "EASEL_DEV_PAYMENTS",
+            "EASEL_S3_ALLOW_HTTP",
+            "EASEL_REPLICATE_WEBHOOKS",
+            "EASEL_DOWNLOAD_ALLOW_LOOPBACK",
+        ] {
+            let err = config(&[
+                ("EASEL_STORAGE_BACKEND", "s3"),
+                ("EASEL_S3_BUCKET", "b"),
+                (flag, "maybe"),
+            ])
+            .err()
+            .map(|e| e.variable);
+            assert_eq!(err, Some(flag));
+        }
+        let err = config(&[("EASEL_STRIPE_WEBHOOK_SECRET", "not-a-whsec")])
+            .err()
+            .map(|e| e.variable);
+        assert_eq!(err, Some("EASEL_STRIPE_WEBHOOK_SECRET"));
     }
 
     #[test]
