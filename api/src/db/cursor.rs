@@ -85,6 +85,23 @@ impl<T> Page<T> {
     }
 }
 
+impl<T> Page<T> {
+    /// Like [`Page::from_rows`], for rows whose sort key is not part of the item shown (a feed
+    /// position, a relevance rank): each row comes paired with its key.
+    pub fn from_keyed_rows<K: Serialize + Clone>(
+        kind: &str,
+        rows: Vec<(K, T)>,
+        limit: i64,
+    ) -> Self {
+        let page = Page::from_rows(kind, rows, limit, |(key, _)| key.clone());
+        Page {
+            data: page.data.into_iter().map(|(_, item)| item).collect(),
+            next_cursor: page.next_cursor,
+            has_more: page.has_more,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Envelope<S, V> {
     k: S,

@@ -189,12 +189,7 @@ pub async fn feed(
         .into_iter()
         .zip(rows.into_iter().map(|r| view(r, viewer, None)))
         .collect();
-    let page = Page::from_rows(&list, items, page.limit, |(key, _)| *key);
-    Ok(Page {
-        data: page.data.into_iter().map(|(_, image)| image).collect(),
-        next_cursor: page.next_cursor,
-        has_more: page.has_more,
-    })
+    Ok(Page::from_keyed_rows(&list, items, page.limit))
 }
 
 pub async fn update_image(
@@ -581,12 +576,7 @@ pub async fn collection_images(
             )
         })
         .collect();
-    let page = Page::from_rows(&list, items, page.limit, |(key, _)| *key);
-    Ok(Page {
-        data: page.data.into_iter().map(|(_, image)| image).collect(),
-        next_cursor: page.next_cursor,
-        has_more: page.has_more,
-    })
+    Ok(Page::from_keyed_rows(&list, items, page.limit))
 }
 
 pub async fn update_collection(
