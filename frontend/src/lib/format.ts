@@ -1,0 +1,52 @@
+// Formatting shared by the pages: money, dates and ledger entries in words.
+import type { components } from "../api/schema";
+
+export function money(cents: number, currency: string): string {
+  return new Intl.NumberFormat("en-US", { style: "currency", currency: currency.toUpperCase() }).format(cents / 100);
+}
+
+export function dateTime(iso: string): string {
+  return new Date(iso).toLocaleString("en-US", { dateStyle: "medium", timeStyle: "short" });
+}
+
+export function date(iso: string): string {
+  return new Date(iso).toLocaleDateString("en-US", { dateStyle: "medium" });
+}
+
+/** "in 3 hours", "in 12 minutes", "now": for the next daily grant. */
+export function fromNow(iso: string, now: number = Date.now()): string {
+  const minutes = Math.round((new Date(iso).getTime() - now) / 60_000);
+  if (minutes <= 0) return "now";
+  if (minutes < 60) return `in ${minutes} minute${minutes === 1 ? "" : "s"}`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 48) return `in ${hours} hour${hours === 1 ? "" : "s"}`;
+  const days = Math.round(hours / 24);
+  return `in ${days} days`;
+}
+
+const KINDS: Record<components["schemas"]["EntryKind"], string> = {
+  signup_bonus: "Welcome bonus",
+  daily_grant: "Daily free credits",
+  daily_expiry: "Unused daily credits expired",
+  reservation: "Generation",
+  refund: "Refund",
+  purchase: "Purchase",
+  claw_back: "Refunded or disputed payment",
+  admin_grant: "Added by support",
+  admin_deduct: "Removed by support",
+};
+
+export function entryKind(kind: components["schemas"]["EntryKind"]): string {
+  return KINDS[kind] ?? kind;
+}
+
+export function signed(n: number): string {
+  return n > 0 ? `+${n}` : String(n);
+}
+
+export const PROMPT_MAX = 2000;
+
+/** The prompt counter: characters as the server counts them (Unicode scalar values). */
+export function promptLength(prompt: string): number {
+  return [...prompt].length;
+}

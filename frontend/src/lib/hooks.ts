@@ -1,0 +1,131 @@
+// Loading state for API calls: one-shot loads and cursor-paged lists with infinite scroll.
+import { useCallback, useEffect, useRef, useState } from "react";
+
+export interface Loaded<T> {
+  data: T | undefined;
+  error: unknown;
+  loading: boolean;
+  reload: () => void;
+  set: (data: T) => void;
+}
+
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
+  const [state, setState] = useState<{ data?: T; error?: unknown; loading: boolean }>({ loading: true });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    setState((s) => ({ ...s, loading: true, error: undefined }));
+    load().then(
+      (data) => live && setState({ data, loading: false }),
+      (error: unknown) => live && setState({ error, loading: false }),
+    );
+    return () => {
+      live = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick]);
+  return {
+    data: state.data,
+    error: state.error,
+    loading: state.loading,
+    reload: useCallback(() => setTick((t) => t + 1), []),
+    set: useCallback((data: T) => setState({ data, loading: false }), []),
+  };
+}
+
+export interface PageOf<T> {
+  data: T[];
+  next_cursor?: string | null;
+  has_more: boolean;
+}
+
+export interface Paged<T> {
+  items: T[];
+  error: unknown;
+  loading: boolean;
+  hasMore: boolean;
+  more: () => void;
+  /** Attach to an element at the end of the list: reaching it loads the next page. */
+  sentinel: (element: Element | null) => void;
+  replace: (update: (items: T[]) => T[]) => void;
+}
+
+export function usePaged<T>(load: (cursor?: string) => Promise<PageOf<T>>, deps: unknown[]): Paged<T> {
+  const [items, setItems] = useState<T[]>([]);
+  const [cursor, setCursor] = useState<string | undefined>();
+  const [hasMore, setHasMore] = useState(true);
+  const [loading, setLoading] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const generation = useRef(0);
+  const busy = useRef(false);
+
+  const fetchPage = useCallback(
+    (from: string | undefined, reset: boolean) => {
+      const mine = ++generation.current;
+      busy.current = true;
+      setLoading(true);
+      setError(undefined);
+      load(from).then(
+        (page) => {
+          if (mine !== generation.current) return;
+          setItems((old) => (reset ? page.data : [...old, ...page.data]));
+          setCursor(page.next_cursor ?? undefined);
+          setHasMore(page.has_more);
+          setLoading(false);
+          busy.current = false;
+        },
+        (e: unknown) => {
+          if (mine !== generation.current) return;
+          setError(e);
+          setLoading(false);
+          busy.current = false;
+        },
+      );
+    },
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    deps,
+  );
+
+  useEffect(() => {
+    setItems([]);
+    setHasMore(true);
+    fetchPage(undefined, true);
+  }, [fetchPage]);
+
+  const more = useCallback(() => {
+    if (!busy.current && hasMore && cursor) fetchPage(cursor, false);
+  }, [cursor, hasMore, fetchPage]);
+
+  const observer = useRef<IntersectionObserver | null>(null);
+  const moreRef = useRef(more);
+  moreRef.current = more;
+  const watched = useRef<Element | null>(null);
+  const sentinel = useCallback((element: Element | null) => {
+    observer.current?.disconnect();
+    watched.current = element;
+    if (!element) return;
+    observer.current = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) moreRef.current();
+    }, { rootMargin: "400px" });
+    observer.current.observe(element);
+  }, []);
+
+  // Observing again reports the current intersection: a page too short to fill the screen
+  // leaves the sentinel in view, and the next page must still come.
+  useEffect(() => {
+    const element = watched.current;
+    if (!loading && element && observer.current) {
+      observer.current.unobserve(element);
+      observer.current.observe(element);
+    }
+  }, [loading, items.length]);
+
+  return { items, error, loading, hasMore, more, sentinel, replace: (update) => setItems(update) };
+}
+
+/** Re-renders when the session changes (sign in, refresh, sign out). */
+export function useSubscription(subscribe: (listener: () => void) => () => void): number {
+  const [version, setVersion] = useState(0);
+  useEffect(() => subscribe(() => setVersion((v) => v + 1)), [subscribe]);
+  return version;
+}

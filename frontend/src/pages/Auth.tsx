@@ -1,0 +1,126 @@
+import { useState, type FormEvent } from "react";
+import { api, call, session } from "../api/client";
+import { ErrorBox } from "../components/ui";
+import { Link, navigate, useLocation } from "../lib/router";
+
+function useNext(): string {
+  const next = useLocation().query.get("next") ?? "/generate";
+  // Only paths of this site: never an open redirect.
+  return next.startsWith("/") && !next.startsWith("//") ? next : "/generate";
+}
+
+export function Login() {
+  const next = useNext();
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    try {
+      session.accept(await call(api.POST("/v1/auth/login", { body: { email, password } })));
+      navigate(next);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section className="narrow">
+      <h1>Sign in</h1>
+      <form onSubmit={(e) => void submit(e)}>
+        <label>
+          Email
+          <input type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
+        </label>
+        <label>
+          Password
+          <input
+            type="password"
+            autoComplete="current-password"
+            required
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+          />
+        </label>
+        <ErrorBox error={error} />
+        <button type="submit" disabled={busy}>
+          {busy ? "Signing in…" : "Sign in"}
+        </button>
+      </form>
+      <p>
+        New here? <Link to={`/signup?next=${encodeURIComponent(next)}`}>Create an account</Link>
+      </p>
+    </section>
+  );
+}
+
+export function Signup() {
+  const next = useNext();
+  const [email, setEmail] = useState("");
+  const [username, setUsername] = useState("");
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    try {
+      session.accept(await call(api.POST("/v1/auth/signup", { body: { email, username, password } })));
+      navigate(next);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section className="narrow">
+      <h1>Create an account</h1>
+      <p className="muted">New accounts start with free credits, and more arrive every day.</p>
+      <form onSubmit={(e) => void submit(e)}>
+        <label>
+          Email
+          <input type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
+        </label>
+        <label>
+          Username
+          <input
+            autoComplete="username"
+            required
+            minLength={3}
+            maxLength={32}
+            pattern="[A-Za-z0-9_\-]{3,32}"
+            title="3–32 letters, digits, - or _"
+            value={username}
+            onChange={(e) => setUsername(e.target.value)}
+          />
+          <span className="hint">3–32 letters, digits, - or _. Your public page is /u/{username || "name"}.</span>
+        </label>
+        <label>
+          Password
+          <input
+            type="password"
+            autoComplete="new-password"
+            required
+            minLength={8}
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+          />
+          <span className="hint">At least 8 characters.</span>
+        </label>
+        <ErrorBox error={error} />
+        <button type="submit" disabled={busy}>
+          {busy ? "Creating…" : "Create account"}
+        </button>
+      </form>
+      <p>
+        Have an account? <Link to={`/login?next=${encodeURIComponent(next)}`}>Sign in</Link>
+      </p>
+    </section>
+  );
+}

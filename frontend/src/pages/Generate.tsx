@@ -1,0 +1,328 @@
+import { useEffect, useMemo, useRef, useState, type FormEvent } from "react";
+import { api, call, idempotencyKey } from "../api/client";
+import { credits } from "../api/problem";
+import type { components } from "../api/schema";
+import { followGeneration, isTerminal, type Generation } from "../api/sse";
+import { ApiImage, ErrorBox, Loading, ProgressBar, download } from "../components/ui";
+import { AddToCollection } from "./ImageDetail";
+import { useLoad } from "../lib/hooks";
+import { PROMPT_MAX, promptLength } from "../lib/format";
+import { Link } from "../lib/router";
+
+type Model = components["schemas"]["Model"];
+type Quote = components["schemas"]["Quote"];
+type Visibility = components["schemas"]["Visibility"];
+
+export function Generate() {
+  const models = useLoad(() => call(api.GET("/v1/models")).then((list) => list.data), []);
+  if (models.error) return <ErrorBox error={models.error} onRetry={models.reload} />;
+  if (!models.data) return <Loading />;
+  return <GenerateForm models={models.data} />;
+}
+
+function GenerateForm({ models }: { models: Model[] }) {
+  const [modelId, setModelId] = useState(models[0]?.id ?? "");
+  const model = models.find((m) => m.id === modelId) ?? models[0];
+  const [prompt, setPrompt] = useState("");
+  const [aspect, setAspect] = useState(model?.default_aspect_ratio ?? "1:1");
+  const [count, setCount] = useState(model?.min_outputs ?? 1);
+  const [negative, setNegative] = useState("");
+  const [seed, setSeed] = useState("");
+  const [style, setStyle] = useState("");
+  const [visibility, setVisibility] = useState<Visibility>("private");
+  const [quote, setQuote] = useState<Quote>();
+  const [quoteError, setQuoteError] = useState<unknown>();
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const [generation, setGeneration] = useState<Generation>();
+  const follow = useRef<AbortController | null>(null);
+
+  // A different model may not offer the current choices: fall back to its defaults.
+  useEffect(() => {
+    if (!model) return;
+    if (!(aspect in model.aspect_ratios)) setAspect(model.default_aspect_ratio);
+    if (count < model.min_outputs || count > model.max_outputs) setCount(model.min_outputs);
+    if (style && !model.styles.includes(style)) setStyle("");
+  }, [model, aspect, count, style]);
+
+  const accepts = (input: components["schemas"]["Input"]) => model?.inputs.includes(input) ?? false;
+  const body = useMemo(
+    () => ({
+      prompt: prompt.trim() || "preview",
+      model: modelId,
+      aspect_ratio: aspect,
+      num_outputs: count,
+      negative_prompt: accepts("negative_prompt") && negative.trim() ? negative.trim() : null,
+      seed: accepts("seed") && seed !== "" ? Number(seed) : null,
+      style: accepts("style") && style ? style : null,
+      visibility,
+    }),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [prompt, modelId, aspect, count, negative, seed, style, visibility, model],
+  );
+
+  // The cost preview: a dry run whenever the choices that price it change.
+  useEffect(() => {
+    const timer = setTimeout(() => {
+      call(api.POST("/v1/generations", { body: { ...body, prompt: "cost preview", dry_run: true } }))
+        .then((answer) => {
+          if ("dry_run" in answer && answer.dry_run) setQuote(answer as Quote);
+          setQuoteError(undefined);
+        })
+        .catch(setQuoteError);
+    }, 250);
+    return () => clearTimeout(timer);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [modelId, count]);
+
+  useEffect(() => () => follow.current?.abort(), []);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    setGeneration(undefined);
+    try {
+      const created = (await call(
+        api.POST("/v1/generations", { body: { ...body, prompt }, params: { header: { "Idempotency-Key": idempotencyKey() } } }),
+      )) as Generation;
+      setGeneration(created);
+      follow.current?.abort();
+      const controller = new AbortController();
+      follow.current = controller;
+      if (!isTerminal(created.status)) {
+        await followGeneration(created.id, setGeneration, controller.signal);
+      }
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const length = promptLength(prompt);
+  if (!model) return <p>No models are configured on this server.</p>;
+  return (
+    <section>
+      <h1>Generate</h1>
+      <form onSubmit={(e) => void submit(e)} className="generate">
+        <label>
+          Prompt
+          <textarea
+            required
+            rows={4}
+            value={prompt}
+            maxLength={PROMPT_MAX}
+            placeholder="A lighthouse on a cliff at dawn, watercolor"
+            onChange={(e) => setPrompt(e.target.value)}
+            aria-describedby="prompt-count"
+          />
+          <span id="prompt-count" className={`hint ${length > PROMPT_MAX ? "bad" : ""}`}>
+            {length} / {PROMPT_MAX} characters
+          </span>
+        </label>
+        <fieldset>
+          <legend>Model</legend>
+          <div className="models">
+            {models.map((m) => (
+              <label key={m.id} className={`model ${m.id === modelId ? "chosen" : ""}`}>
+                <input type="radio" name="model" value={m.id} checked={m.id === modelId} onChange={() => setModelId(m.id)} />
+                <span className="model-name">
+                  {m.name} {m.is_pro && <span className="tag">Pro</span>}
+                </span>
+                <span className="muted small">
+                  {credits(m.cost_per_image)} per image · {m.description}
+                </span>
+              </label>
+            ))}
+          </div>
+          {model.is_pro && <p className="hint">Pro models need purchased credits.</p>}
+        </fieldset>
+        <div className="row">
+          <label>
+            Aspect ratio
+            <select value={aspect} onChange={(e) => setAspect(e.target.value)}>
+              {Object.entries(model.aspect_ratios).map(([ratio, size]) => (
+                <option key={ratio} value={ratio}>
+                  {ratio} ({size.join(" × ")})
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Images
+            <select value={count} onChange={(e) => setCount(Number(e.target.value))}>
+              {Array.from({ length: model.max_outputs - model.min_outputs + 1 }, (_, i) => model.min_outputs + i).map((n) => (
+                <option key={n} value={n}>
+                  {n}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Visibility
+            <select value={visibility} onChange={(e) => setVisibility(e.target.value as Visibility)}>
+              <option value="private">Private</option>
+              <option value="unlisted">Unlisted (anyone with the link)</option>
+              <option value="public">Public (in the gallery)</option>
+            </select>
+          </label>
+        </div>
+        {(accepts("negative_prompt") || accepts("seed") || accepts("style")) && (
+          <details>
+            <summary>Advanced</summary>
+            {accepts("negative_prompt") && (
+              <label>
+                Negative prompt
+                <input value={negative} maxLength={PROMPT_MAX} onChange={(e) => setNegative(e.target.value)} placeholder="What to leave out" />
+              </label>
+            )}
+            {accepts("seed") && (
+              <label>
+                Seed
+                <input type="number" min={0} step={1} value={seed} onChange={(e) => setSeed(e.target.value)} placeholder="Random" />
+              </label>
+            )}
+            {accepts("style") && model.styles.length > 0 && (
+              <label>
+                Style
+                <select value={style} onChange={(e) => setStyle(e.target.value)}>
+                  <option value="">None</option>
+                  {model.styles.map((s) => (
+                    <option key={s} value={s}>
+                      {s}
+                    </option>
+                  ))}
+                </select>
+              </label>
+            )}
+          </details>
+        )}
+        <p className="quote" aria-live="polite" data-testid="quote">
+          {quote && quote.model === modelId && quote.num_outputs === count ? (
+            <>
+              Costs <strong>{credits(quote.credits_needed)}</strong>; you have {credits(quote.credits_available)}.
+              {!quote.sufficient && (
+                <>
+                  {" "}
+                  Not enough — <Link to="/pricing">buy credits</Link>.
+                </>
+              )}
+            </>
+          ) : quoteError ? (
+            <ErrorBox error={quoteError} />
+          ) : (
+            <>Costs {credits(model.cost_per_image * count)}.</>
+          )}
+        </p>
+        <ErrorBox error={error} />
+        <button type="submit" disabled={busy || length === 0 || length > PROMPT_MAX}>
+          {busy ? "Generating…" : "Generate"}
+        </button>
+      </form>
+      {generation && <Result generation={generation} />}
+    </section>
+  );
+}
+
+const STATUS: Record<string, string> = {
+  queued: "Waiting for a worker…",
+  starting: "Starting…",
+  processing: "Drawing…",
+  succeeded: "Done",
+  failed: "Failed",
+  canceled: "Canceled",
+};
+
+function Result({ generation }: { generation: Generation }) {
+  const [cancelError, setCancelError] = useState<unknown>();
+  const running = !isTerminal(generation.status);
+  const cancel = () =>
+    call(api.POST("/v1/generations/{id}/cancel", { params: { path: { id: generation.id } } })).catch(setCancelError);
+  return (
+    <section className="result" aria-live="polite" data-status={generation.status}>
+      <h2>{STATUS[generation.status] ?? generation.status}</h2>
+      {running && (
+        <>
+          <ProgressBar value={generation.progress} label="Generation progress" />
+          <p className="muted small">{generation.progress}%</p>
+          <button type="button" className="secondary" onClick={() => void cancel()}>
+            Cancel
+          </button>
+          <ErrorBox error={cancelError} />
+        </>
+      )}
+      {generation.status === "failed" && (
+        <div className="error" role="alert">
+          <p>{generation.error?.message ?? "The generation failed."}</p>
+          <p data-testid="refund">
+            {generation.credits_refunded > 0
+              ? `${credits(generation.credits_refunded)} refunded to your balance.`
+              : "No credits were taken."}
+            {generation.error?.retryable && " You can try again."}
+          </p>
+        </div>
+      )}
+      {generation.status === "canceled" && (
+        <p data-testid="refund">Canceled. {credits(generation.credits_refunded)} refunded to your balance.</p>
+      )}
+      {generation.status === "succeeded" && (
+        <ul className="results">
+          {generation.images.map((image, i) => (
+            <ResultImage key={image.id} image={image} generation={generation} index={i} />
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+function ResultImage({
+  image,
+  generation,
+  index,
+}: {
+  image: components["schemas"]["GeneratedImage"];
+  generation: Generation;
+  index: number;
+}) {
+  const [visibility, setVisibility] = useState(generation.visibility);
+  const [error, setError] = useState<unknown>();
+  const publish = async () => {
+    try {
+      const updated = await call(
+        api.PATCH("/v1/images/{id}", { params: { path: { id: image.id } }, body: { visibility: "public" } }),
+      );
+      setVisibility(updated.visibility);
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <li className="tile">
+      <Link to={`/images/${image.id}`}>
+        <ApiImage
+          src={image.url}
+          width={image.width}
+          height={image.height}
+          alt={generation.prompt}
+          isPrivate={visibility === "private"}
+        />
+      </Link>
+      <div className="actions">
+        <button type="button" className="secondary" onClick={() => void download(image.url, `easel-${generation.id}-${index + 1}.png`).catch(setError)}>
+          Download
+        </button>
+        {visibility !== "public" ? (
+          <button type="button" className="secondary" onClick={() => void publish()}>
+            Make public
+          </button>
+        ) : (
+          <span className="muted small">Public</span>
+        )}
+      </div>
+      <AddToCollection imageId={image.id} />
+      <ErrorBox error={error} />
+    </li>
+  );
+}
