@@ -574,26 +574,49 @@ async fn generations_in_flight_are_capped_per_user() {
 
 #[tokio::test]
 async fn pro_models_need_purchased_credits_or_the_admin_role() {
+    // The signup bonus lands in the non-expiring bucket too, but it is not a purchase.
     let app = TestApp::spawn_with(&[
-        ("EASEL_SIGNUP_BONUS_CREDITS", "0"),
+        ("EASEL_SIGNUP_BONUS_CREDITS", "20"),
         ("EASEL_DAILY_FREE_CREDITS", "20"),
     ])
     .await;
-    let token = signup(&app, "free-rider").await;
-    let reply = generate(
-        &app,
-        &token,
-        json!({"prompt": "big", "model": "easel-canvas-pro"}),
-    )
-    .await;
-    reply.assert_problem(403, "pro_model_requires_purchase");
-    app.execute("UPDATE users SET role = 'admin'").await;
-    let admin = generate(
-        &app,
-        &token,
-        json!({"prompt": "big", "model": "easel-canvas-pro"}),
-    )
-    .await;
+    let signed_up = app.signup("free-rider").await;
+    let token = signed_up["access_token"].as_str().unwrap_or_default();
+    let pro = json!({"prompt": "big", "model": "easel-canvas-pro"});
+    generate(&app, token, pro.clone())
+        .await
+        .assert_problem(403, "pro_model_requires_purchase");
+    let mut dry_run = pro.clone();
+    dry_run["dry_run"] = json!(true);
+    generate(&app, token, dry_run)
+        .await
+        .assert_problem(403, "pro_model_requires_purchase");
+    assert_eq!(app.count("generations").await, 0);
+
+    // Credits an operator grants count as bought.
+    let operator = signup(&app, "operator").await;
+    app.execute("UPDATE users SET role = 'admin' WHERE username = 'operator'")
+        .await;
+    let user = signed_up["user"]["id"].as_str().unwrap_or_default();
+    let granted = app
+        .call(
+            Method::POST,
+            &format!("/v1/admin/users/{user}/credits"),
+            Some(&operator),
+            Some(json!({"amount": 8, "reason": "pro trial"})),
+        )
+        .await;
+    assert_eq!(granted.status, 201, "{}", granted.text);
+    let allowed = generate(&app, token, pro.clone()).await;
+    assert_eq!(allowed.status, 202, "{}", allowed.text);
+
+    let token = signup(&app, "another-free-rider").await;
+    generate(&app, &token, pro.clone())
+        .await
+        .assert_problem(403, "pro_model_requires_purchase");
+    app.execute("UPDATE users SET role = 'admin' WHERE username = 'another-free-rider'")
+        .await;
+    let admin = generate(&app, &token, pro).await;
     assert_eq!(admin.status, 202, "{}", admin.text);
     assert_eq!(admin.json["credits_charged"], 4);
     app.call(Method::GET, "/v1/models/easel-canvas-pro", None, None)

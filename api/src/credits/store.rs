@@ -62,6 +62,21 @@ pub async fn balance(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<
         .optional()
 }
 
+/// Whether the user has ever bought credits or been granted them by an operator. The signup bonus
+/// also lands in the non-expiring bucket, so a positive balance there alone proves nothing.
+pub async fn has_bought(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        credit_entries::table
+            .filter(credit_entries::user_id.eq(user))
+            .filter(
+                credit_entries::kind
+                    .eq_any([EntryKind::Purchase.as_str(), EntryKind::AdminGrant.as_str()]),
+            ),
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// What an entry links to, besides its amounts.
 #[derive(Debug, Clone)]
 pub struct Links<'a> {

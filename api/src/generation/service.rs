@@ -166,8 +166,18 @@ async fn available(
     Ok(balance.map_or((0, 0), |b| (b.free, b.purchased)))
 }
 
-fn check_pro(plan: &Plan, principal: &Principal, purchased: i64) -> Result<(), ApiError> {
-    if plan.model.is_pro && principal.role != Role::Admin && purchased <= 0 {
+/// Pro models need credits the person paid for (or an operator granted) still in the non-expiring
+/// bucket, or the admin role. The signup bonus shares that bucket but does not open pro models.
+async fn check_pro(
+    conn: &mut AsyncPgConnection,
+    plan: &Plan,
+    principal: &Principal,
+    purchased: i64,
+) -> Result<(), ApiError> {
+    if !plan.model.is_pro || principal.role == Role::Admin {
+        return Ok(());
+    }
+    if purchased <= 0 || !credits::store::has_bought(conn, principal.user_id).await? {
         return Err(ApiError::new(
             ErrorCode::ProModelRequiresPurchase,
             format!(
@@ -186,7 +196,7 @@ pub async fn quote(
 ) -> Result<Quote, ApiError> {
     let mut conn = state.pool.get().await?;
     let (free, purchased) = available(state, &mut conn, principal).await?;
-    check_pro(plan, principal, purchased)?;
+    check_pro(&mut conn, plan, principal, purchased).await?;
     let spendable = if purchased < 0 { 0 } else { free + purchased };
     Ok(Quote {
         dry_run: true,
@@ -206,7 +216,7 @@ pub async fn create(
 ) -> Result<GenerationRow, ApiError> {
     let mut conn = state.pool.get().await?;
     let (_, purchased) = available(state, &mut conn, principal).await?;
-    check_pro(&plan, principal, purchased)?;
+    check_pro(&mut conn, &plan, principal, purchased).await?;
     let max_in_flight = state.config.generation.max_in_flight;
     let deadline = Utc::now()
         + chrono::Duration::from_std(state.config.generation.deadline)
