@@ -16,6 +16,7 @@ if [ -z "${DATABASE_URL:-}" ]; then
   echo "PostgreSQL: local cluster in $EASEL_DATA_DIR/postgres on port $port (stop it with: make db-stop)"
 fi
 
+scripts/frontend.sh build
 cargo build --quiet --bin easel
 # exec: Ctrl-C reaches the server itself, which finishes in-flight requests and exits 0.
 exec target/debug/easel serve

@@ -32,6 +32,12 @@ grep -E '^test result:' target/test-output.log | awk '
 step "OpenAPI document matches the code"
 target/debug/easel openapi --check --out openapi/openapi.json
 
+step "Web app: generated API types up to date, type check, unit tests (Vitest), build"
+scripts/frontend.sh check
+
+step "Browser tests (playwright-core + Debian Chromium; screenshots in target/e2e/)"
+scripts/e2e.sh "$port"
+
 step "schemathesis against the running server"
 scripts/schemathesis.sh "$port"
 

@@ -50,6 +50,8 @@ pub struct Config {
     pub bind: SocketAddr,
     pub database_url: Secret,
     pub data_dir: PathBuf,
+    /// The built single-page app (`frontend/dist`), served at `/` for every path the API does not own.
+    pub web_dir: PathBuf,
     pub public_url: String,
     pub log_format: LogFormat,
     pub log_filter: String,
@@ -228,6 +230,8 @@ impl Config {
             });
         }
         let data_dir = PathBuf::from(get("EASEL_DATA_DIR").unwrap_or_else(|| ".data".to_owned()));
+        let web_dir =
+            PathBuf::from(get("EASEL_WEB_DIR").unwrap_or_else(|| "frontend/dist".to_owned()));
         let public_url = parse_with(
             "EASEL_PUBLIC_URL",
             get("EASEL_PUBLIC_URL"),
@@ -339,6 +343,7 @@ impl Config {
             bind,
             database_url: Secret::new(database_url),
             data_dir,
+            web_dir,
             public_url,
             log_format,
             log_filter,

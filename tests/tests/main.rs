@@ -15,4 +15,5 @@ mod identity;
 mod identity_provider;
 mod ops;
 mod providers;
+mod spa;
 mod storage;

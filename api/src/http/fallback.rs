@@ -1,4 +1,4 @@
-//! What answers when no route matched: 405 with `Allow` when the path exists under other methods,
+//! What answers when no route matched: the single-page app (see `spa`), else 405 with `Allow` when the path exists under other methods,
 //! else 404. actix's route macros put the method in a guard, so a wrong method would otherwise fall
 //! through to a 404; the table of paths and methods comes from the OpenAPI document, which lists
 //! every route by construction.
@@ -45,11 +45,15 @@ impl RouteTable {
     }
 }
 
-/// The app's default service.
+/// The app's default service: the single-page app for its paths, else the API's 405 or 404.
 pub async fn no_route(
     req: HttpRequest,
     table: web::Data<RouteTable>,
+    state: web::Data<crate::app::AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    if let Some(response) = super::spa::serve(&req, &state.config.web_dir).await {
+        return Ok(response);
+    }
     Err(match table.allowed(req.path()) {
         Some(methods) if !methods.is_empty() => {
             let allow = methods.join(", ");

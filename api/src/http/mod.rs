@@ -8,3 +8,4 @@ pub mod idempotency;
 pub mod rate_limit;
 pub mod request_id;
 pub mod signature;
+pub mod spa;

@@ -6,7 +6,7 @@ import { ApiError, asProblem } from "./problem";
 import { Session, type Tokens } from "./session";
 
 /** A fetch that signs requests with the session and retries once after a refresh on 401. */
-export function authorizedFetch(session: Session, base: typeof fetch = (r) => fetch(r)) {
+export function authorizedFetch(session: Session, base: (request: Request) => Promise<Response> = (r) => fetch(r)) {
   return async (request: Request): Promise<Response> => {
     const isAuthRoute = new URL(request.url).pathname.startsWith("/v1/auth/");
     if (isAuthRoute) return base(request);

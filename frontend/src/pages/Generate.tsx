@@ -106,9 +106,10 @@ function GenerateForm({ models }: { models: Model[] }) {
     <section>
       <h1>Generate</h1>
       <form onSubmit={(e) => void submit(e)} className="generate">
-        <label>
-          Prompt
+        <div className="field">
+          <label htmlFor="prompt">Prompt</label>
           <textarea
+            id="prompt"
             required
             rows={4}
             value={prompt}
@@ -120,7 +121,7 @@ function GenerateForm({ models }: { models: Model[] }) {
           <span id="prompt-count" className={`hint ${length > PROMPT_MAX ? "bad" : ""}`}>
             {length} / {PROMPT_MAX} characters
           </span>
-        </label>
+        </div>
         <fieldset>
           <legend>Model</legend>
           <div className="models">

@@ -1,0 +1,178 @@
+// The end-to-end journeys. Each gets `newPage` (a fresh browser profile per call), and `shot` to
+// save a screenshot under target/e2e/.
+import assert from "node:assert/strict";
+
+const unique = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+
+async function signUp(page, name) {
+  await page.goto("/signup");
+  await page.getByLabel("Email").fill(`${name}@example.com`);
+  await page.getByLabel("Username").fill(name);
+  await page.getByLabel("Password").fill(`password-${name}`);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.getByRole("heading", { name: "Generate" }).waitFor();
+}
+
+/** Generates from the Generate page and waits for the end; returns the progress values seen. */
+async function generate(page, prompt, { visibility } = {}) {
+  await page.getByLabel("Prompt", { exact: true }).fill(prompt);
+  if (visibility) await page.getByLabel("Visibility").selectOption(visibility);
+  await page.getByText(/^Costs \d+ credits?; you have/).waitFor();
+  await page.getByRole("button", { name: "Generate", exact: true }).click();
+  const seen = new Set();
+  const result = page.locator("section.result");
+  await result.waitFor();
+  for (let i = 0; i < 400; i++) {
+    const status = await result.getAttribute("data-status");
+    if (["succeeded", "failed", "canceled"].includes(status)) return { status, seen };
+    const value = await page.getByRole("progressbar").getAttribute("aria-valuenow").catch(() => null);
+    if (value !== null) seen.add(Number(value));
+    await page.waitForTimeout(50);
+  }
+  throw new Error("the generation did not finish");
+}
+
+export const tests = {
+  async "generate, publish, like, collect, artist page"({ newPage, shot }) {
+    const ada = `ada${unique()}`;
+    const page = await newPage();
+    await signUp(page, ada);
+
+    // Generate, watching the progress bar move.
+    const { status, seen } = await generate(page, "a lighthouse on a cliff at dawn");
+    assert.equal(status, "succeeded");
+    assert.ok([...seen].some((v) => v > 0 && v < 100), `progress seen: ${[...seen]}`);
+    const result = page.locator(".results img").first();
+    await result.waitFor();
+    await page.waitForFunction(() => document.querySelector(".results img")?.naturalWidth > 0);
+    await shot(page, "generate-result");
+
+    // The session survives a reload (silent refresh from the cookie).
+    await page.reload();
+    await page.getByRole("link", { name: `@${ada}` }).waitFor();
+
+    // My images shows it; open it and make it public, with a title.
+    await page.getByRole("link", { name: "My images" }).click();
+    const tile = page.locator(".grid .tile").first();
+    await tile.waitFor();
+    await page.waitForFunction(() => document.querySelector(".grid img")?.naturalWidth > 0);
+    await tile.locator("a").first().click();
+    await page.getByRole("heading", { name: "Untitled" }).waitFor();
+    await page.getByLabel("Title").fill("Dawn light");
+    await page.getByRole("button", { name: "Save title" }).click();
+    await page.getByRole("heading", { name: "Dawn light" }).waitFor();
+    await page.getByLabel("Visibility").selectOption("public");
+    await page.getByText("Visibility saved.").waitFor();
+    const imageUrl = page.url();
+
+    // A collection, public, holding the image.
+    await page.getByRole("link", { name: "Collections" }).click();
+    await page.getByLabel("Name").fill("Seascapes");
+    await page.getByLabel("Visibility").selectOption("public");
+    await page.getByRole("button", { name: "Create collection" }).click();
+    await page.getByRole("link", { name: "Seascapes" }).waitFor();
+    await page.goto(imageUrl);
+    await page.getByRole("button", { name: "Add to collection" }).click();
+    await page.getByText("Added to Seascapes.").waitFor();
+
+    // Another person finds it in the gallery and likes it.
+    const bob = `bob${unique()}`;
+    const other = await newPage();
+    await signUp(other, bob);
+    await other.getByRole("link", { name: "Gallery" }).click();
+    await other.getByRole("link", { name: "Dawn light" }).first().click();
+    await other.getByRole("heading", { name: "Dawn light" }).waitFor();
+    await other.getByRole("button", { name: /Like/ }).click();
+    await other.getByRole("button", { name: /Liked/ }).waitFor();
+    assert.equal(await other.getByTestId("like-count").textContent(), "1");
+    await shot(other, "image-detail-liked");
+
+    // Search finds it by title.
+    await other.getByRole("link", { name: "Gallery" }).click();
+    await other.getByLabel("Search prompts and titles").fill("lighthouse");
+    await other.getByRole("button", { name: "Search" }).click();
+    await other.getByRole("link", { name: "Dawn light" }).first().waitFor();
+
+    // The artist page shows the image, the collection and the like received.
+    await other.getByRole("link", { name: `@${ada}` }).first().click();
+    await other.getByRole("heading", { name: `@${ada}` }).waitFor();
+    await other.getByText("1 like received").waitFor();
+    await other.getByRole("link", { name: "Dawn light" }).waitFor();
+    await other.getByRole("link", { name: "Seascapes" }).waitFor();
+    await shot(other, "artist-page");
+  },
+
+  async "a failing generation shows the refund"({ newPage, shot }) {
+    const page = await newPage();
+    await signUp(page, `cy${unique()}`);
+    await page.getByRole("link", { name: "Credits" }).click();
+    const before = await page.getByTestId("balance-total").textContent();
+    await page.getByRole("link", { name: "Generate" }).click();
+    const { status } = await generate(page, "this one breaks [[fail]]");
+    assert.equal(status, "failed");
+    await page.getByText("the model failed on this prompt").waitFor();
+    assert.match(await page.getByTestId("refund").textContent(), /1 credit refunded to your balance/);
+    await shot(page, "generation-failed");
+    await page.getByRole("link", { name: "Credits" }).click();
+    await page.getByRole("cell", { name: "Refund", exact: true }).waitFor();
+    assert.equal(await page.getByTestId("balance-total").textContent(), before);
+  },
+
+  async "buying a package with development payments raises the balance"({ newPage, shot }) {
+    const page = await newPage();
+    await signUp(page, `di${unique()}`);
+    await page.getByRole("link", { name: "Credits" }).click();
+    const before = Number(await page.getByTestId("balance-total").textContent());
+    const purchasedBefore = Number(await page.getByTestId("balance-purchased").textContent());
+    await page.getByRole("link", { name: "Pricing" }).click();
+    await page.getByText("Development payments are on").waitFor();
+    await page.getByRole("button", { name: "Buy Starter" }).click();
+    await page.getByTestId("purchase-success").getByText("100 credits added").waitFor();
+    await page.getByText(`Your balance is now ${before + 100} credits`).waitFor();
+    await shot(page, "purchase-success");
+    await page.getByRole("link", { name: "Credits" }).click();
+    await page.getByRole("cell", { name: "Purchase", exact: true }).waitFor();
+    assert.equal(Number(await page.getByTestId("balance-purchased").textContent()), purchasedBefore + 100);
+    assert.equal(Number(await page.getByTestId("balance-total").textContent()), before + 100);
+  },
+
+  async "readable errors, API keys, and a phone-width layout"({ newPage, shot }) {
+    const page = await newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    await page.goto("/login");
+    await page.getByLabel("Email").fill("nobody@example.com");
+    await page.getByLabel("Password").fill("wrong-password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").getByText("That email and password don't match an account.").waitFor();
+
+    const name = `ed${unique()}`;
+    await signUp(page, name);
+    // The Pro model needs purchased credits: the error says so in words.
+    await page.getByLabel("Prompt", { exact: true }).fill("a portrait in oils");
+    await page.getByRole("radio", { name: /Easel Canvas Pro/ }).check();
+    await page.getByRole("button", { name: "Generate", exact: true }).click();
+    await page.getByRole("alert").getByText(/Pro model/).first().waitFor();
+    assert.equal(await page.getByRole("alert").getByText(/pro_model_requires_purchase/).count(), 0);
+
+    // The menu folds at phone width.
+    await page.getByRole("button", { name: "Menu" }).click();
+    await page.getByRole("link", { name: "Developer" }).click();
+    await page.getByLabel("Key name").fill("my script");
+    await page.getByRole("button", { name: "Create key" }).click();
+    const key = await page.getByTestId("new-key").textContent();
+    assert.ok(key && key.length > 20, `key: ${key}`);
+    await page.getByText(key, { exact: false }).first().waitFor();
+    await shot(page, "developer-phone");
+    // The key works against the API.
+    const me = await page.request.get("/v1/me", { headers: { Authorization: `Bearer ${key}` } });
+    assert.equal(me.status(), 200);
+    assert.equal((await me.json()).username, name);
+    // Revoked, it stops working.
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.getByRole("button", { name: "Revoke" }).click();
+    await page.getByText("No keys yet.").waitFor();
+    const after = await page.request.get("/v1/me", { headers: { Authorization: `Bearer ${key}` } });
+    assert.equal(after.status(), 401);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `no sideways scrolling at phone width (scrollWidth ${width})`);
+  },
+};

@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { fromNow, money, promptLength, signed } from "./format";
+import { matchPath, withQuery } from "./router";
+
+describe("format", () => {
+  it("says when the next grant comes", () => {
+    const now = Date.parse("2026-11-24T10:00:00Z");
+    expect(fromNow("2026-11-24T10:00:00Z", now)).toBe("now");
+    expect(fromNow("2026-11-24T10:01:00Z", now)).toBe("in 1 minute");
+    expect(fromNow("2026-11-24T10:45:00Z", now)).toBe("in 45 minutes");
+    expect(fromNow("2026-11-25T09:00:00Z", now)).toBe("in 23 hours");
+  });
+
+  it("counts prompt characters the way the server does", () => {
+    expect(promptLength("a🎨b")).toBe(3);
+    expect("a🎨b".length).toBe(4);
+  });
+
+  it("formats money and signed deltas", () => {
+    expect(money(2000, "usd")).toBe("$20.00");
+    expect(signed(5)).toBe("+5");
+    expect(signed(-3)).toBe("-3");
+  });
+});
+
+describe("router", () => {
+  it("matches path patterns", () => {
+    expect(matchPath("/images/:id", "/images/abc")).toEqual({ id: "abc" });
+    expect(matchPath("/u/:username", "/u/ada%20l")).toEqual({ username: "ada l" });
+    expect(matchPath("/images/:id", "/images/abc/edit")).toBeNull();
+    expect(matchPath("/collections", "/images")).toBeNull();
+  });
+
+  it("builds queries without empty values", () => {
+    expect(withQuery("/", { q: "sea", sort: "top", period: "", model: undefined })).toBe("/?q=sea&sort=top");
+    expect(withQuery("/images", {})).toBe("/images");
+  });
+});
