@@ -31,6 +31,8 @@ pub struct AppState {
     pub stripe: Option<Arc<crate::billing::stripe_api::StripeApi>>,
     /// Signalled when a job is queued in this process, so an idle worker starts at once.
     pub jobs_waiting: Arc<tokio::sync::Notify>,
+    /// Signs the short-lived links providers fetch a job's input image from.
+    pub signer: crate::inputs::Signer,
 }
 
 /// The serialised OpenAPI document served at `/openapi.json`.
@@ -46,6 +48,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     crate::providers::routes::routes(cfg);
     crate::gallery::routes::routes(cfg);
     crate::billing::routes::routes(cfg);
+    crate::inputs::routes::routes(cfg);
 }
 
 /// Everything computed once per process and handed to each worker's `App`.
@@ -63,6 +66,8 @@ impl Shared {
         let spec = crate::openapi::to_json(&spec)?;
         let metrics = Metrics::new().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
         let identity = identity::Identity::new(&config)?;
+        let signer =
+            crate::inputs::Signer::new(identity::tokens::load_or_create_secret(&config)?.expose());
         let catalog = crate::catalog::Catalog::load(&config.generation.models_path)?;
         let moderation =
             crate::generation::moderation::Moderation::load(&config.generation.moderation_path)?;
@@ -84,6 +89,7 @@ impl Shared {
                 packages,
                 stripe,
                 jobs_waiting: Arc::new(tokio::sync::Notify::new()),
+                signer,
             }),
             spec: web::Data::new(SpecJson(spec)),
             routes: web::Data::new(routes),

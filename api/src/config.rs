@@ -127,6 +127,8 @@ pub struct GenerationConfig {
     pub watchdog_interval: Duration,
     /// Attempts before a transient failure becomes final.
     pub max_attempts: i32,
+    /// The largest file `POST /v1/uploads` takes.
+    pub upload_max_bytes: usize,
 }
 
 /// An S3-compatible bucket (AWS, MinIO, R2 …). Credentials not given here come from the usual
@@ -329,6 +331,12 @@ impl Config {
             deadline: secs("EASEL_GENERATION_DEADLINE_SECS", "600", 5, 86_400)?,
             heartbeat_timeout: secs("EASEL_JOB_HEARTBEAT_TIMEOUT_SECS", "30", 2, 3600)?,
             watchdog_interval: secs("EASEL_WATCHDOG_INTERVAL_SECS", "5", 1, 3600)?,
+            upload_max_bytes: parse_with(
+                "EASEL_UPLOAD_MAX_BYTES",
+                get("EASEL_UPLOAD_MAX_BYTES"),
+                "10485760",
+                |v| bounded(v, 1024, 1 << 30),
+            )?,
             max_attempts: parse_with(
                 "EASEL_JOB_MAX_ATTEMPTS",
                 get("EASEL_JOB_MAX_ATTEMPTS"),

@@ -11,6 +11,8 @@ pub mod gallery;
 pub mod generation;
 pub mod http;
 pub mod identity;
+pub mod inputs;
+pub mod model3d;
 pub mod openapi;
 pub mod ops;
 pub mod providers;

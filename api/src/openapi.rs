@@ -29,6 +29,7 @@ Errors are RFC 9457 problem+json with a stable `code`; lists use opaque keyset c
         (name = "gallery", description = "The public feed, search and artists' pages"),
         (name = "collections", description = "Collections of images"),
         (name = "billing", description = "Credit packages, Stripe Checkout and purchases"),
+        (name = "uploads", description = "Input images for models that take one"),
         (name = "admin", description = "Operator actions (admin role)"),
         (name = "webhooks", description = "Deliveries from the identity provider, Stripe and model providers"),
         (name = "ops", description = "Health, readiness, metrics and this document"),

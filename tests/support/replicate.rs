@@ -4,7 +4,9 @@
 //!
 //! A prediction starts, is processing after 100 ms (printing `step 1/2`), and ends after 400 ms.
 //! Prompts steer it: `[[fail]]` fails, `[[slow]]` never ends by itself, `[[private-output]]`
-//! returns an output URL that redirects to the cloud metadata address.
+//! returns an output URL that redirects to the cloud metadata address. Like Replicate, it fetches an
+//! input image given as a URL (`image` or `images`) when the prediction is created; a model whose
+//! name ends in `-3d` answers with `{model_file: <.glb>, preview: <.png>}` as TRELLIS does.
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
@@ -40,6 +42,8 @@ pub struct Ledger {
     /// The raw create bodies, for checking what we sent.
     pub create_bodies: Vec<Value>,
     pub prefer_headers: Vec<Option<String>>,
+    /// Each input image fetched at create: its URL, the HTTP status, and the bytes.
+    pub inputs_fetched: Vec<(String, u16, Vec<u8>)>,
 }
 
 pub struct FakeReplicate {
@@ -78,17 +82,30 @@ impl Prediction {
             ("succeeded", "step 1/2\nstep 2/2\n")
         };
         let count = self.input["num_outputs"].as_u64().unwrap_or(1);
-        let output = (status == "succeeded").then(|| {
-            (0..count)
-                .map(|i| {
-                    if self.prompt().contains("[[private-output]]") {
-                        format!("{base}/files/redirect-private.png")
-                    } else {
-                        format!("{base}/files/{}-{i}.png", self.id)
-                    }
+        let three_d = self.model.ends_with("-3d");
+        let output = if three_d {
+            (status == "succeeded").then(|| {
+                json!({
+                    "model_file": format!("{base}/files/{}.glb", self.id),
+                    "preview": format!("{base}/files/{}-preview.png", self.id),
+                    "color_video": format!("{base}/files/{}.mp4", self.id),
                 })
-                .collect::<Vec<_>>()
-        });
+            })
+        } else {
+            (status == "succeeded")
+                .then(|| {
+                    (0..count)
+                        .map(|i| {
+                            if self.prompt().contains("[[private-output]]") {
+                                format!("{base}/files/redirect-private.png")
+                            } else {
+                                format!("{base}/files/{}-{i}.png", self.id)
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .map(|urls| json!(urls))
+        };
         json!({
             "id": self.id,
             "model": self.model,
@@ -217,6 +234,30 @@ async fn create(
     if !authorized(&req) {
         return unauthenticated();
     }
+    // Replicate downloads URL inputs before the model runs.
+    let input_url = body["input"]["image"]
+        .as_str()
+        .or_else(|| body["input"]["images"][0].as_str())
+        .filter(|u| u.starts_with("http"))
+        .map(str::to_owned);
+    if let Some(url) = input_url {
+        let (status, bytes) = match shared.client.get(&url).send().await {
+            Ok(r) => (
+                r.status().as_u16(),
+                r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+            ),
+            Err(_) => (0, Vec::new()),
+        };
+        shared
+            .ledger
+            .lock()
+            .expect("lock")
+            .inputs_fetched
+            .push((url, status, bytes));
+        if status != 200 {
+            return HttpResponse::UnprocessableEntity().json(json!({"title": "Input validation failed", "detail": "- input.image: could not download file", "status": 422}));
+        }
+    }
     let prediction = {
         let mut ledger = shared.ledger.lock().expect("lock");
         ledger.creates += 1;
@@ -293,8 +334,13 @@ impl FakeReplicate {
             client: reqwest::Client::new(),
         };
         let png = easel::providers::local::sample_png("replicate output", 128, 96, 3).expect("png");
+        let glb = {
+            let texture = image::load_from_memory(&png).expect("decode").to_rgb8();
+            easel::model3d::relief(&texture, 12, &png).0
+        };
         let server = HttpServer::new(move || {
             let png = png.clone();
+            let glb = glb.clone();
             App::new()
                 .app_data(web::Data::new(shared.clone()))
                 .route("/v1/models/{owner}/{name}/predictions", web::post().to(
@@ -338,9 +384,16 @@ impl FakeReplicate {
                 .route("/files/redirect-private.png", web::get().to(|| async {
                     HttpResponse::Found().insert_header(("location", "http://169.254.169.254/latest/meta-data/iam")).finish()
                 }))
-                .route("/files/{name}", web::get().to(move || {
+                .route("/files/{name}", web::get().to(move |name: web::Path<String>| {
                     let png = png.clone();
-                    async move { HttpResponse::Ok().content_type("image/png").body(png) }
+                    let glb = glb.clone();
+                    async move {
+                        if name.ends_with(".glb") {
+                            HttpResponse::Ok().content_type("model/gltf-binary").body(glb)
+                        } else {
+                            HttpResponse::Ok().content_type("image/png").body(png)
+                        }
+                    }
                 }))
         })
         .workers(1)

@@ -58,7 +58,7 @@ async fn request_ids_are_echoed_when_well_formed_and_generated_otherwise() {
 
     let reply = app
         .send(
-            app.request(Method::GET, "/nope")
+            app.request(Method::GET, "/v1/nope")
                 .header("x-request-id", "bad id\twith spaces"),
         )
         .await;
@@ -67,7 +67,7 @@ async fn request_ids_are_echoed_when_well_formed_and_generated_otherwise() {
     assert_ne!(generated, "bad id\twith spaces");
     assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
 
-    let other = app.send(app.request(Method::GET, "/nope")).await;
+    let other = app.send(app.request(Method::GET, "/v1/nope")).await;
     assert_ne!(other.header("x-request-id"), Some(generated.as_str()));
 }
 

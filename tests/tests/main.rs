@@ -13,6 +13,7 @@ mod generations;
 mod harness;
 mod identity;
 mod identity_provider;
+mod inputs;
 mod ops;
 mod providers;
 mod spa;

@@ -56,7 +56,55 @@ struct ModelEntry {
     extra_input: toml::Table,
     /// Replicate: hold the create request open up to this many seconds (`Prefer: wait`).
     prefer_wait: Option<u32>,
+    /// Whether the model takes an input image: `none` (default), `optional` or `required`.
+    #[serde(default)]
+    image_input: ImageInput,
+    /// Accepted input image types (default PNG, JPEG and WebP).
+    image_formats: Option<Vec<String>>,
+    /// Largest accepted input image in bytes (default 10 MB).
+    image_max_bytes: Option<u64>,
+    /// Remote providers: the input field the image is passed in (default `image`).
+    image_input_name: Option<String>,
+    /// What the model makes: `image` (default) or `model3d` (a glTF binary, `.glb`).
+    #[serde(default)]
+    output_kind: OutputKind,
 }
+
+/// Whether a model takes an input image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageInput {
+    #[default]
+    None,
+    Optional,
+    Required,
+}
+
+/// What a model's outputs are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputKind {
+    /// A PNG, JPEG or WebP image.
+    #[default]
+    Image,
+    /// A 3D model as glTF binary (`model/gltf-binary`), with a preview image as its thumbnail.
+    Model3d,
+}
+
+impl OutputKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Image => "image",
+            Self::Model3d => "model3d",
+        }
+    }
+}
+
+/// Input image types a model may accept: what the upload sniffer recognises.
+pub const IMAGE_FORMATS: [&str; 3] = ["image/png", "image/jpeg", "image/webp"];
+const DEFAULT_IMAGE_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// What the `local` provider can run, by `provider_model`.
+const LOCAL_MODELS: [&str; 4] = ["sketch", "canvas", "restyle", "relief3d"];
 
 /// How a remote model takes the image size.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -73,6 +121,8 @@ pub struct RemoteOptions {
     pub size_input: SizeInput,
     pub extra_input: serde_json::Map<String, serde_json::Value>,
     pub prefer_wait: Option<u32>,
+    /// The input field an input image is passed in.
+    pub image_input_name: String,
 }
 
 /// A model as the API shows it.
@@ -102,6 +152,16 @@ pub struct Model {
     pub default_aspect_ratio: String,
     pub strengths: Vec<String>,
     pub weaknesses: Vec<String>,
+    /// Whether `image_input` may be given (`optional` or `required`).
+    pub supports_image_input: bool,
+    /// `none`, `optional` or `required`.
+    pub image_input: ImageInput,
+    /// Accepted input image types, when the model takes one.
+    pub image_formats: Vec<String>,
+    /// Largest accepted input image, in bytes.
+    pub image_max_bytes: u64,
+    /// `image` or `model3d`.
+    pub output_kind: OutputKind,
     #[serde(skip)]
     pub remote: RemoteOptions,
 }
@@ -192,6 +252,34 @@ impl Catalog {
                 entry.prefer_wait.is_none_or(|s| (1..=60).contains(&s)),
                 "{at}: prefer_wait must be 1–60 seconds"
             );
+            if entry.provider == "local" {
+                anyhow::ensure!(
+                    LOCAL_MODELS.contains(&entry.provider_model.as_str()),
+                    "{at}: a local model's provider_model is one of {LOCAL_MODELS:?}"
+                );
+                let needs_input = matches!(entry.provider_model.as_str(), "restyle" | "relief3d");
+                anyhow::ensure!(
+                    needs_input == (entry.image_input == ImageInput::Required),
+                    "{at}: local restyle and relief3d need image_input = \"required\"; the others take none"
+                );
+                anyhow::ensure!(
+                    (entry.provider_model == "relief3d")
+                        == (entry.output_kind == OutputKind::Model3d),
+                    "{at}: of the local models only relief3d makes output_kind = \"model3d\""
+                );
+            }
+            let image_formats = entry
+                .image_formats
+                .unwrap_or_else(|| IMAGE_FORMATS.iter().map(|f| (*f).to_owned()).collect());
+            anyhow::ensure!(
+                !image_formats.is_empty()
+                    && image_formats
+                        .iter()
+                        .all(|f| IMAGE_FORMATS.contains(&f.as_str())),
+                "{at}: image_formats must be some of {IMAGE_FORMATS:?}"
+            );
+            let image_max_bytes = entry.image_max_bytes.unwrap_or(DEFAULT_IMAGE_MAX_BYTES);
+            anyhow::ensure!(image_max_bytes > 0, "{at}: image_max_bytes must be above 0");
             let extra_input = match serde_json::to_value(&entry.extra_input)? {
                 serde_json::Value::Object(map) => map,
                 _ => serde_json::Map::new(),
@@ -229,10 +317,16 @@ impl Catalog {
                 aspect_ratios: entry.aspect_ratios,
                 strengths: entry.strengths,
                 weaknesses: entry.weaknesses,
+                supports_image_input: entry.image_input != ImageInput::None,
+                image_input: entry.image_input,
+                image_formats,
+                image_max_bytes,
+                output_kind: entry.output_kind,
                 remote: RemoteOptions {
                     size_input: entry.size_input,
                     extra_input,
                     prefer_wait: entry.prefer_wait,
+                    image_input_name: entry.image_input_name.unwrap_or_else(|| "image".to_owned()),
                 },
             });
         }
@@ -281,6 +375,11 @@ mod tests {
         )))?;
         assert!(catalog.all().iter().all(|m| m.provider == "local"));
         assert!(catalog.get("easel-sketch").is_some());
+        let relief = catalog
+            .get("easel-relief-3d")
+            .ok_or_else(|| anyhow::anyhow!("relief"))?;
+        assert!(relief.supports_image_input);
+        assert_eq!(relief.output_kind, OutputKind::Model3d);
         Ok(())
     }
 
@@ -304,7 +403,17 @@ mod tests {
             .collect();
         let catalog = Catalog::parse(&uncommented)?;
         let providers: Vec<&str> = catalog.all().iter().map(|m| m.provider.as_str()).collect();
-        assert_eq!(providers, ["replicate", "cog"]);
+        assert_eq!(providers, ["replicate", "cog", "replicate", "replicate"]);
+        let trellis = catalog
+            .get("trellis")
+            .ok_or_else(|| anyhow::anyhow!("trellis"))?;
+        assert_eq!(trellis.output_kind, OutputKind::Model3d);
+        assert_eq!(trellis.image_input, ImageInput::Required);
+        assert_eq!(trellis.remote.image_input_name, "images[]");
+        let kontext = catalog
+            .get("flux-kontext")
+            .ok_or_else(|| anyhow::anyhow!("kontext"))?;
+        assert_eq!(kontext.remote.image_input_name, "input_image");
         let flux = catalog
             .get("flux-schnell")
             .ok_or_else(|| anyhow::anyhow!("flux"))?;

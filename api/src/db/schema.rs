@@ -124,6 +124,8 @@ diesel::table! {
         trending_score -> Float8,
         // `search` (a generated tsvector) is only used from raw SQL.
         files_removed_at -> Nullable<Timestamptz>,
+        kind -> Text,
+        vertex_count -> Nullable<Int4>,
     }
 }
 
@@ -240,7 +242,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    uploads (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        content_hash -> Text,
+        content_type -> Text,
+        byte_size -> Int8,
+        width -> Int4,
+        height -> Int4,
+        created_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    generation_inputs (generation_id) {
+        generation_id -> Uuid,
+        source -> Text,
+        source_id -> Uuid,
+        content_hash -> Text,
+        content_type -> Text,
+        byte_size -> Int8,
+        width -> Int4,
+        height -> Int4,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(uploads -> users (user_id));
+diesel::joinable!(generation_inputs -> generations (generation_id));
 diesel::joinable!(purchases -> users (user_id));
 diesel::joinable!(collection_images -> collections (collection_id));
 diesel::joinable!(collection_images -> images (image_id));
@@ -261,6 +292,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     collections,
     credit_balances,
     credit_entries,
+    generation_inputs,
     generations,
     identity_events,
     image_likes,
@@ -271,5 +303,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     stripe_events,
     stripe_payment_adjustments,
+    uploads,
     users,
 );

@@ -34,6 +34,14 @@ pub fn view(row: ImageRow, viewer: Option<UserId>, negative_prompt: Option<Strin
     Image {
         id: row.id,
         generation_id: row.generation_id,
+        kind: if row.kind == "model3d" {
+            crate::catalog::OutputKind::Model3d
+        } else {
+            crate::catalog::OutputKind::Image
+        },
+        content_type: row.content_type,
+        byte_size: row.byte_size,
+        vertex_count: row.vertex_count,
         url: file_url(row.id, "original"),
         thumb_url: file_url(row.id, "thumb"),
         width: row.width,
@@ -97,11 +105,13 @@ pub async fn my_images(
         model: text_param("model", filter.model)?,
         ..filter
     };
+    let kind = filter.kind.map(crate::catalog::OutputKind::as_str);
     let list = format!(
-        "images:{}:{}:{}",
+        "images:{}:{}:{}:{}",
         filter.model.as_deref().unwrap_or(""),
         visibility.unwrap_or(""),
-        filter.collection.map(|c| c.to_string()).unwrap_or_default()
+        filter.collection.map(|c| c.to_string()).unwrap_or_default(),
+        kind.unwrap_or("")
     );
     let page = page.parse::<ImageId>(&list)?;
     let mut conn = state.pool.get().await?;
@@ -113,6 +123,7 @@ pub async fn my_images(
         Mine {
             owner: principal.user_id,
             model: filter.model,
+            kind,
             visibility,
             collection: filter.collection,
             after: page.after,
@@ -157,13 +168,15 @@ pub async fn feed(
         return Err(ApiError::field("period", "only applies to sort=top"));
     }
     // The cursor is bound to everything that shapes the list, so it cannot be replayed on another.
+    let kind = query.kind.map(crate::catalog::OutputKind::as_str);
     let list = format!(
-        "gallery:{}:{:?}:{:?}:{}:{}",
+        "gallery:{}:{:?}:{:?}:{}:{}:{}",
         owner.map(|o| o.0.to_string()).unwrap_or_default(),
         sort,
         period,
         query.model.as_deref().unwrap_or(""),
-        q.as_deref().unwrap_or("")
+        q.as_deref().unwrap_or(""),
+        kind.unwrap_or("")
     );
     let page = page.parse::<FeedKey>(&list)?;
     let since = period
@@ -176,6 +189,7 @@ pub async fn feed(
             viewer,
             owner,
             model: query.model,
+            kind,
             q,
             sort,
             since,

@@ -48,6 +48,14 @@ pub struct ImageRow {
     #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
     #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub vertex_count: Option<i32>,
+    #[diesel(sql_type = Text)]
+    pub content_type: String,
+    #[diesel(sql_type = BigInt)]
+    pub byte_size: i64,
+    #[diesel(sql_type = Text)]
     pub username: String,
     #[diesel(sql_type = Nullable<Text>)]
     pub display_name: Option<String>,
@@ -125,6 +133,7 @@ fn paged(
                                                   WHERE l.image_id = p.id AND l.user_id = $1)) AS liked \
          FROM (SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, \
                       i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, \
+                      i.kind, i.vertex_count, i.content_type, i.byte_size, \
                       {rank} AS rank, {added_at} AS added_at \
                {inner} ORDER BY {inner_order} LIMIT {limit}) p \
          JOIN users u ON u.id = p.user_id ORDER BY {outer_order}"
@@ -140,6 +149,8 @@ pub struct Feed {
     /// Only this user's images (an artist page).
     pub owner: Option<UserId>,
     pub model: Option<String>,
+    /// Only outputs of this kind (`image` or `model3d`).
+    pub kind: Option<&'static str>,
     pub q: Option<String>,
     pub sort: Sort,
     /// For `top`: only images this recent.
@@ -184,6 +195,12 @@ pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<I
     }
     if let Some(model) = feed.model {
         text.push_str(&format!(" AND i.model = {}", sql.param(Bind::Text(model))));
+    }
+    if let Some(kind) = feed.kind {
+        text.push_str(&format!(
+            " AND i.kind = {}",
+            sql.param(Bind::Text(kind.to_owned()))
+        ));
     }
     if let Some(since) = feed.since {
         text.push_str(&format!(
@@ -233,6 +250,7 @@ pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<I
 pub struct Mine {
     pub owner: UserId,
     pub model: Option<String>,
+    pub kind: Option<&'static str>,
     pub visibility: Option<&'static str>,
     pub collection: Option<CollectionId>,
     pub after: Option<ImageId>,
@@ -245,6 +263,12 @@ pub async fn mine(conn: &mut AsyncPgConnection, mine: Mine) -> QueryResult<Vec<I
     let mut text = "FROM images i WHERE i.user_id = $1 AND i.deleted_at IS NULL".to_owned();
     if let Some(model) = mine.model {
         text.push_str(&format!(" AND i.model = {}", sql.param(Bind::Text(model))));
+    }
+    if let Some(kind) = mine.kind {
+        text.push_str(&format!(
+            " AND i.kind = {}",
+            sql.param(Bind::Text(kind.to_owned()))
+        ));
     }
     if let Some(visibility) = mine.visibility {
         text.push_str(&format!(

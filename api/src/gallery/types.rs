@@ -18,9 +18,17 @@ pub struct Owner {
 pub struct Image {
     pub id: ImageId,
     pub generation_id: GenerationId,
-    /// The original (PNG).
+    /// `image`, or `model3d` (a glTF binary model; width and height are its preview's).
+    pub kind: crate::catalog::OutputKind,
+    /// The original file's type: `image/png` …, or `model/gltf-binary` for a 3D model.
+    pub content_type: String,
+    /// The original file's size in bytes.
+    pub byte_size: i64,
+    /// For a 3D model: how many vertices it has, when known.
+    pub vertex_count: Option<i32>,
+    /// The original (the image, or the `.glb`).
     pub url: String,
-    /// A WebP thumbnail, at most 384 px on its longer side.
+    /// A WebP thumbnail, at most 384 px on its longer side (a 3D model's preview).
     pub thumb_url: String,
     pub width: i32,
     pub height: i32,
@@ -57,6 +65,8 @@ pub struct MyImagesFilter {
     pub visibility: Option<Visibility>,
     /// Only images in this collection of mine.
     pub collection: Option<CollectionId>,
+    /// Only `image` or only `model3d` outputs.
+    pub kind: Option<crate::catalog::OutputKind>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -107,6 +117,8 @@ pub struct GalleryQuery {
     /// Only images of this model.
     #[param(pattern = "^[^\\u0000]*$")]
     pub model: Option<String>,
+    /// Only `image` or only `model3d` outputs.
+    pub kind: Option<crate::catalog::OutputKind>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

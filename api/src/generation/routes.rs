@@ -67,6 +67,7 @@ pub async fn create_generation(
     let digest = body.digest().to_vec();
     let response = idempotency::run(&state, principal.user_id, &key, &req, &digest, || async {
         let plan = service::plan(&state, &body)?;
+        let plan = service::with_input(&state, &principal, plan, body.image_input).await?;
         if body.dry_run {
             return Ok(HttpResponse::Ok().json(service::quote(&state, &principal, &plan).await?));
         }
@@ -293,12 +294,24 @@ pub async fn get_image_file(
         ),
         Variant::Thumb => ("thumbs", &image.thumb_hash, "image/webp"),
     };
-    let etag = format!("\"{hash}\"");
     let cache = if visibility == Visibility::Public && !image.nsfw {
         "public, max-age=31536000, immutable"
     } else {
         "private, max-age=3600"
     };
+    serve_file(&req, &state, kind, hash, content_type, cache).await
+}
+
+/// A stored file with its hash as ETag (304 when it matches) and single byte ranges.
+pub async fn serve_file(
+    req: &HttpRequest,
+    state: &AppState,
+    kind: &str,
+    hash: &str,
+    content_type: &str,
+    cache: &'static str,
+) -> Result<HttpResponse, ApiError> {
+    let etag = format!("\"{hash}\"");
     if req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -315,7 +328,7 @@ pub async fn get_image_file(
         .get(kind, hash)
         .await
         .map_err(ApiError::internal)?;
-    let mut response = match range(&req, bytes.len()) {
+    let mut response = match range(req, bytes.len()) {
         Some((start, end)) => {
             let mut r = HttpResponse::PartialContent();
             r.insert_header((

@@ -8,7 +8,7 @@ use super::store::{self, GenerationRow, NewImage};
 use super::{ImageId, Status};
 use crate::app::AppState;
 use crate::catalog::Model;
-use crate::providers::{Job, Output, ProviderError, Tracker};
+use crate::providers::{Job, JobInput, Output, ProviderError, Tracker};
 use crate::storage;
 use chrono::Utc;
 use diesel_async::AsyncConnection;
@@ -56,8 +56,9 @@ async fn work(state: Arc<AppState>, worker: String) {
     }
 }
 
-fn job_of(row: &GenerationRow, model: &Model) -> Job {
+fn job_of(row: &GenerationRow, model: &Model, input: Option<JobInput>) -> Job {
     Job {
+        input,
         id: row.id.0,
         provider_model: model.provider_model.clone(),
         aspect_ratio: row.aspect_ratio.clone(),
@@ -100,7 +101,21 @@ pub async fn run(state: &AppState, worker: &str, row: GenerationRow) {
         .await;
         return;
     };
-    let job = job_of(&row, &model);
+    let input = match load_input(state, &row).await {
+        Ok(input) => input,
+        Err(e) => {
+            tracing::error!(generation.id = %id, error = %e, "reading the input image failed; will retry");
+            retry_or_fail(
+                state,
+                &row,
+                "storage_failed",
+                "the input image could not be read",
+            )
+            .await;
+            return;
+        }
+    };
+    let job = job_of(&row, &model, input);
     let (progress_tx, progress_rx) = watch::channel(0_u8);
     let tracker = RowTracker {
         state,
@@ -118,6 +133,10 @@ pub async fn run(state: &AppState, worker: &str, row: GenerationRow) {
             stop_remote(state, provider.as_ref(), &job).await;
         }
         Some(Ok(outputs)) => {
+            if let Some(refusal) = wrong_kind(&model, &outputs) {
+                fail(state, &row, "output_refused", &refusal, false).await;
+                return;
+            }
             if let Err(e) = complete(state, worker, &row, outputs).await {
                 tracing::error!(generation.id = %id, error = %e, "storing outputs failed; will retry");
                 retry_or_fail(
@@ -136,6 +155,49 @@ pub async fn run(state: &AppState, worker: &str, row: GenerationRow) {
             retry_or_fail(state, &row, &code, &message).await
         }
     }
+}
+
+/// The job's input image with a link a provider may fetch it from for a short while.
+async fn load_input(state: &AppState, row: &GenerationRow) -> anyhow::Result<Option<JobInput>> {
+    let mut conn = state.pool.get().await?;
+    let Some(input) = crate::inputs::store::input_of(&mut conn, row.id.0).await? else {
+        return Ok(None);
+    };
+    drop(conn);
+    let bytes = state
+        .storage
+        .get(input.storage_kind(), &input.content_hash)
+        .await?;
+    let expires = Utc::now().timestamp() + crate::inputs::INPUT_URL_TTL_SECS;
+    Ok(Some(JobInput {
+        bytes: Arc::new(bytes.to_vec()),
+        content_type: input.content_type,
+        url: format!(
+            "{}{}",
+            state.config.public_url,
+            state.signer.input_path(row.id.0, expires)
+        ),
+    }))
+}
+
+/// Why outputs are not what the model promises (an image model returning a mesh, or the reverse).
+fn wrong_kind(model: &Model, outputs: &[Output]) -> Option<String> {
+    let want_model = model.output_kind == crate::catalog::OutputKind::Model3d;
+    outputs.iter().find_map(|output| {
+        let sniffed = storage::sniff(&output.bytes);
+        let is_model = sniffed == Some(crate::model3d::CONTENT_TYPE);
+        (sniffed.is_none() || is_model != want_model).then(|| {
+            format!(
+                "the model returned {} where {} was expected",
+                sniffed.unwrap_or("an unknown file type"),
+                if want_model {
+                    "a glTF binary model"
+                } else {
+                    "an image"
+                }
+            )
+        })
+    })
 }
 
 /// A job's side of a provider run, backed by its row.
@@ -235,6 +297,8 @@ struct Stored {
     nsfw: bool,
     bytes: Vec<u8>,
     thumb: Vec<u8>,
+    kind: &'static str,
+    vertex_count: Option<i32>,
 }
 
 /// Stores each output (original and thumbnail, content-addressed) the moment it arrives, then in one
@@ -248,13 +312,34 @@ async fn complete(
     let mut stored = Vec::with_capacity(outputs.len());
     for output in outputs {
         let content_type = storage::sniff(&output.bytes)
-            .ok_or_else(|| anyhow::anyhow!("output is not an image"))?;
+            .ok_or_else(|| anyhow::anyhow!("output is not an image or a model"))?;
         let size = output.bytes.len();
+        let (preview, vertex_count, kind) = if content_type == crate::model3d::CONTENT_TYPE {
+            let info = crate::model3d::inspect(&output.bytes)?;
+            let preview = match output.preview {
+                Some(preview) => preview,
+                None => {
+                    tokio::task::spawn_blocking(move || {
+                        let image = crate::model3d::point_preview(&info.positions, 512);
+                        let mut png = Vec::new();
+                        image.write_to(
+                            &mut std::io::Cursor::new(&mut png),
+                            image::ImageFormat::Png,
+                        )?;
+                        anyhow::Ok(png)
+                    })
+                    .await??
+                }
+            };
+            (preview, Some(i32::try_from(info.vertex_count)?), "model3d")
+        } else {
+            (output.bytes.clone(), None, "image")
+        };
         let thumb = {
-            let bytes = output.bytes.clone();
+            let bytes = preview.clone();
             tokio::task::spawn_blocking(move || storage::thumbnail(&bytes, 384)).await??
         };
-        let (width, height) = image::ImageReader::new(std::io::Cursor::new(&output.bytes))
+        let (width, height) = image::ImageReader::new(std::io::Cursor::new(&preview))
             .with_guessed_format()?
             .into_dimensions()?;
         let content_hash = state.storage.put("originals", output.bytes.clone()).await?;
@@ -269,6 +354,8 @@ async fn complete(
             nsfw: output.nsfw,
             bytes: output.bytes,
             thumb,
+            kind,
+            vertex_count,
         });
     }
     let mut conn = state.pool.get().await?;
@@ -305,6 +392,8 @@ async fn complete(
                     content_type: item.content_type,
                     byte_size: i64::try_from(item.size)?,
                     nsfw: item.nsfw,
+                    kind: item.kind,
+                    vertex_count: item.vertex_count,
                 };
                 store::insert_image(conn, &new).await?;
             }
@@ -365,6 +454,11 @@ async fn watchdog(state: Arc<AppState>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(images = n, "files of deleted images removed"),
             Err(e) => tracing::warn!(error = %e, "file sweep failed"),
+        }
+        match crate::inputs::service::purge(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(uploads = n, "unused uploads purged"),
+            Err(e) => tracing::warn!(error = %e, "upload purge failed"),
         }
     }
 }

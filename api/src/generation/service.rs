@@ -26,6 +26,8 @@ pub struct Plan {
     pub style: Option<String>,
     pub visibility: Visibility,
     pub cost: i64,
+    /// The input image, once resolved (see [`with_input`]).
+    pub input: Option<crate::inputs::store::InputRow>,
 }
 
 fn field(errors: &mut Vec<FieldError>, name: &str, message: impl Into<String>) {
@@ -124,6 +126,22 @@ pub fn plan(state: &AppState, body: &CreateGenerationRequest) -> Result<Plan, Ap
     {
         field(&mut errors, "seed", "must be between 0 and 4294967295");
     }
+    match (model.image_input, body.image_input.is_some()) {
+        (crate::catalog::ImageInput::None, true) => field(
+            &mut errors,
+            "image_input",
+            format!("model {} takes no input image", model.id),
+        ),
+        (crate::catalog::ImageInput::Required, false) => field(
+            &mut errors,
+            "image_input",
+            format!(
+                "model {} needs an input image: an upload id or an image id",
+                model.id
+            ),
+        ),
+        _ => {}
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -146,7 +164,23 @@ pub fn plan(state: &AppState, body: &CreateGenerationRequest) -> Result<Plan, Ap
         style: body.style.clone().filter(|s| s != "none"),
         visibility: body.visibility.unwrap_or_default(),
         cost: model.cost_per_image * i64::from(num_outputs),
+        input: None,
     })
+}
+
+/// Resolves the request's input image, if any: someone else's private image is a 404 before
+/// anything is reserved.
+pub async fn with_input(
+    state: &AppState,
+    principal: &Principal,
+    mut plan: Plan,
+    image_input: Option<uuid::Uuid>,
+) -> Result<Plan, ApiError> {
+    if let Some(id) = image_input {
+        plan.input =
+            Some(crate::inputs::service::resolve(state, principal, &plan.model, id).await?);
+    }
+    Ok(plan)
 }
 
 /// What the caller can spend now (touching the daily grant first).
@@ -252,7 +286,15 @@ pub async fn create(
                 reservation_id: Some(reservation.id),
                 deadline_at: deadline,
             };
-            Ok(store::insert(conn, &new).await?)
+            let row = store::insert(conn, &new).await?;
+            if let Some(input) = &plan.input {
+                let input = crate::inputs::store::InputRow {
+                    generation_id: id.0,
+                    ..input.clone()
+                };
+                crate::inputs::store::record_input(conn, &input).await?;
+            }
+            Ok(row)
         })
         .await?;
     tracing::info!(generation.id = %row.id, user.id = %principal.user_id, model = %row.model, "generation queued");
@@ -312,6 +354,11 @@ pub async fn cancel(
 pub fn image_view(image: &ImageRow) -> GeneratedImage {
     GeneratedImage {
         id: image.id,
+        kind: if image.kind == "model3d" {
+            crate::catalog::OutputKind::Model3d
+        } else {
+            crate::catalog::OutputKind::Image
+        },
         width: image.width,
         height: image.height,
         url: format!("/v1/images/{}/file?variant=original", image.id),

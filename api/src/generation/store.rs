@@ -420,6 +420,7 @@ pub struct ImageRow {
     pub content_type: String,
     pub nsfw: bool,
     pub deleted_at: Option<DateTime<Utc>>,
+    pub kind: String,
 }
 
 #[derive(Debug, Insertable)]
@@ -440,6 +441,8 @@ pub struct NewImage<'a> {
     pub content_type: &'a str,
     pub byte_size: i64,
     pub nsfw: bool,
+    pub kind: &'a str,
+    pub vertex_count: Option<i32>,
 }
 
 /// Inserts an output's image unless that slot already has one (a retried job never duplicates).

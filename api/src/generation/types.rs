@@ -34,6 +34,9 @@ pub struct CreateGenerationRequest {
     pub style: Option<String>,
     /// Who may see the images; private by default.
     pub visibility: Option<Visibility>,
+    /// For models that take an input image: the id of an upload of mine (`POST /v1/uploads`) or of
+    /// an image I may see (mine, or public or unlisted).
+    pub image_input: Option<uuid::Uuid>,
     /// Quote the cost and check the balance without creating anything.
     #[serde(default)]
     pub dry_run: bool,
@@ -78,11 +81,13 @@ pub struct GenerationError {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GeneratedImage {
     pub id: ImageId,
+    /// `image`, or `model3d` for a glTF binary model (then width and height are its preview's).
+    pub kind: crate::catalog::OutputKind,
     pub width: i32,
     pub height: i32,
-    /// The original (PNG).
+    /// The original: an image, or the `.glb` of a 3D model.
     pub url: String,
-    /// A WebP thumbnail at most 384 px on its longer side.
+    /// A WebP thumbnail at most 384 px on its longer side (a 3D model's preview).
     pub thumb_url: String,
 }
 

@@ -92,7 +92,7 @@ impl Provider for Cog {
                     .header("Prefer", "respond-async")
                     .json(&json!({
                         "id": id,
-                        "input": remote::input(job),
+                        "input": remote::input(job, remote::ImageAs::DataUri),
                         "webhook": format!("{}/webhooks/cog/{token}", self.public_url),
                         "webhook_events_filter": ["start", "output", "logs", "completed"],
                     }))

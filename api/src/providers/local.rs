@@ -1,7 +1,8 @@
 //! The built-in renderer: a real PNG made in-process from the prompt, seed and style, so the whole
 //! product works with no keys and no network. Deterministic: the same prompt, seed, style and size
 //! give the same bytes. Prompts may carry test switches only this provider reads: `[[fail]]` fails as
-//! a model failure, `[[slow]]` takes 10 seconds.
+//! a model failure, `[[slow]]` takes 10 seconds. Two models take an input image: `restyle` repaints
+//! it in a palette drawn from the prompt, and `relief3d` lifts it into a textured 3D relief (GLB).
 
 use super::{Job, Output, Provider, ProviderError, Tracker};
 use futures_util::future::BoxFuture;
@@ -43,7 +44,14 @@ impl Provider for Local {
             let job = job.clone();
             let outputs = tokio::task::spawn_blocking(move || {
                 (0..job.num_outputs)
-                    .map(|i| render(&job, job.seed.wrapping_add(u64::from(i))))
+                    .map(|i| {
+                        let seed = job.seed.wrapping_add(u64::from(i));
+                        match job.provider_model.as_str() {
+                            "restyle" => restyle(&job, seed),
+                            "relief3d" => relief3d(&job),
+                            _ => render(&job, seed),
+                        }
+                    })
                     .collect::<Result<Vec<_>, _>>()
             })
             .await
@@ -55,6 +63,120 @@ impl Provider for Local {
             Ok(outputs)
         })
     }
+}
+
+fn failed(e: impl std::fmt::Display) -> ProviderError {
+    ProviderError::permanent("render_failed", e.to_string())
+}
+
+fn png(image: &RgbImage) -> Result<Vec<u8>, ProviderError> {
+    let mut bytes = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image(
+            image.as_raw(),
+            image.width(),
+            image.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(failed)?;
+    Ok(bytes)
+}
+
+/// The job's input image, decoded.
+fn input_image(job: &Job) -> Result<image::DynamicImage, ProviderError> {
+    let input = job.input.as_ref().ok_or_else(|| {
+        ProviderError::permanent("provider_rejected", "this model needs an input image")
+    })?;
+    image::load_from_memory(&input.bytes).map_err(|e| {
+        ProviderError::permanent(
+            "provider_rejected",
+            format!("the input image cannot be read: {e}"),
+        )
+    })
+}
+
+/// Three colours from the prompt, seed and style: dark, middle and light of a gradient map.
+fn palette(job: &Job, seed: u64) -> [[f32; 3]; 3] {
+    let mut hasher = Sha256::new();
+    hasher.update(job.prompt.as_bytes());
+    hasher.update(seed.to_le_bytes());
+    hasher.update(job.style.as_deref().unwrap_or("none").as_bytes());
+    let digest = hasher.finalize();
+    let byte = |i: usize| f32::from(digest[i]) / 255.0;
+    let mut colours = [0, 1, 2].map(|k| [byte(3 * k), byte(3 * k + 1), byte(3 * k + 2)]);
+    // Dark to light, whatever the hash gave.
+    colours.sort_by(|a, b| (a[0] + a[1] + a[2]).total_cmp(&(b[0] + b[1] + b[2])));
+    colours[0] = colours[0].map(|v| v * 0.35);
+    colours[2] = colours[2].map(|v| 0.6 + v * 0.4);
+    match job.style.as_deref() {
+        Some("ink") => colours.map(|c| {
+            let g = (c[0] + c[1] + c[2]) / 3.0;
+            [g, g, g]
+        }),
+        Some("neon") => colours.map(|c| c.map(|v| if v > 0.5 { 1.0 } else { v * 0.3 })),
+        Some("watercolor") => colours.map(|c| c.map(|v| 0.55 + v * 0.45)),
+        _ => colours,
+    }
+}
+
+/// Image to image: the input, fitted to the requested size, repainted through a gradient map of
+/// the prompt's palette. The same input, prompt, seed and style give the same bytes.
+pub fn restyle(job: &Job, seed: u64) -> Result<Output, ProviderError> {
+    let fitted = input_image(job)?
+        .resize_to_fill(job.width, job.height, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let [dark, middle, light] = palette(job, seed);
+    let image = RgbImage::from_fn(fitted.width(), fitted.height(), |x, y| {
+        let Rgb([r, g, b]) = *fitted.get_pixel(x, y);
+        let l = (0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b)) / 255.0;
+        let (from, to, t) = if l < 0.5 {
+            (dark, middle, l * 2.0)
+        } else {
+            (middle, light, l * 2.0 - 1.0)
+        };
+        Rgb([0, 1, 2].map(|k| ((from[k] * (1.0 - t) + to[k] * t).clamp(0.0, 1.0) * 255.0) as u8))
+    });
+    Ok(Output {
+        bytes: png(&image)?,
+        content_type: "image/png".to_owned(),
+        nsfw: false,
+        preview: None,
+    })
+}
+
+/// Image to 3D: a relief mesh lifted by the input's brightness and textured with it, as GLB, with
+/// a shaded render of the relief as its preview.
+pub fn relief3d(job: &Job) -> Result<Output, ProviderError> {
+    let texture = input_image(job)?.thumbnail(512, 512).to_rgb8();
+    let texture_png = png(&texture)?;
+    let (glb, _) = crate::model3d::relief(&texture, 96, &texture_png);
+    // Light from the upper left over the height field's slopes.
+    let height = |x: u32, y: u32| {
+        let Rgb([r, g, b]) =
+            *texture.get_pixel(x.min(texture.width() - 1), y.min(texture.height() - 1));
+        (0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b)) / 255.0 * 24.0
+    };
+    let light = {
+        let l = [-0.5_f32, 0.6, 0.62];
+        let n = (l[0] * l[0] + l[1] * l[1] + l[2] * l[2]).sqrt();
+        l.map(|v| v / n)
+    };
+    let preview = RgbImage::from_fn(texture.width(), texture.height(), |x, y| {
+        let dx = height(x + 1, y) - height(x.saturating_sub(1), y);
+        let dy = height(x, y.saturating_sub(1)) - height(x, y + 1);
+        let len = (dx * dx + dy * dy + 4.0).sqrt();
+        let normal = [-dx / len, -dy / len, 2.0 / len];
+        let lambert = (normal[0] * light[0] + normal[1] * light[1] + normal[2] * light[2]).max(0.0);
+        let shade = 0.35 + 0.65 * lambert;
+        let Rgb(c) = *texture.get_pixel(x, y);
+        Rgb(c.map(|v| (f32::from(v) * shade).min(255.0) as u8))
+    });
+    Ok(Output {
+        bytes: glb,
+        content_type: crate::model3d::CONTENT_TYPE.to_owned(),
+        nsfw: false,
+        preview: Some(png(&preview)?),
+    })
 }
 
 /// Renders one image: a gradient sky and soft discs whose colours and places come from a hash of the
@@ -122,6 +244,7 @@ pub fn render(job: &Job, seed: u64) -> Result<Output, ProviderError> {
         bytes,
         content_type: "image/png".to_owned(),
         nsfw: false,
+        preview: None,
     })
 }
 
@@ -146,6 +269,7 @@ pub fn sample_png(
         remote: Default::default(),
         provider_ref: None,
         webhook_token: None,
+        input: None,
     };
     Ok(render(&job, seed)?.bytes)
 }
@@ -169,6 +293,7 @@ mod tests {
             seed: 7,
             style: None,
             num_outputs: 1,
+            input: None,
         }
     }
 

@@ -33,6 +33,28 @@ pub struct Job {
     /// starting (and paying for) another.
     pub provider_ref: Option<String>,
     pub webhook_token: Option<String>,
+    /// The input image, for models that take one.
+    pub input: Option<JobInput>,
+}
+
+/// A job's input image: its bytes for providers that run here or take a data URI, and a signed
+/// link that works for a short while for providers that fetch it.
+#[derive(Debug, Clone)]
+pub struct JobInput {
+    pub bytes: std::sync::Arc<Vec<u8>>,
+    pub content_type: String,
+    pub url: String,
+}
+
+impl JobInput {
+    pub fn data_uri(&self) -> String {
+        use base64::Engine;
+        format!(
+            "data:{};base64,{}",
+            self.content_type,
+            base64::engine::general_purpose::STANDARD.encode(self.bytes.as_slice())
+        )
+    }
 }
 
 /// One finished output, already downloaded (or rendered) into memory.
@@ -41,6 +63,8 @@ pub struct Output {
     pub bytes: Vec<u8>,
     pub content_type: String,
     pub nsfw: bool,
+    /// For a 3D model: a preview image the provider made (else one is rendered from the mesh).
+    pub preview: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -72,8 +72,17 @@ pub fn progress_from_logs(logs: &str) -> Option<u8> {
     None
 }
 
+/// How an input image travels to a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageAs {
+    /// A short-lived signed link to our endpoint (Replicate fetches it).
+    Link,
+    /// The bytes inline (a self-hosted Cog server may not reach us).
+    DataUri,
+}
+
 /// The inputs a model gets: the catalog's fixed ones, then ours.
-pub fn input(job: &Job) -> Value {
+pub fn input(job: &Job, image_as: ImageAs) -> Value {
     let mut input = job.remote.extra_input.clone();
     input.insert("prompt".to_owned(), json!(job.prompt));
     if let Some(negative) = &job.negative_prompt {
@@ -92,6 +101,18 @@ pub fn input(job: &Job) -> Value {
         SizeInput::AspectRatio => {
             input.insert("aspect_ratio".to_owned(), json!(job.aspect_ratio));
         }
+    }
+    if let Some(image) = &job.input {
+        let value = match image_as {
+            ImageAs::Link => image.url.clone(),
+            ImageAs::DataUri => image.data_uri(),
+        };
+        // A name ending in [] takes a list (TRELLIS's `images[]`).
+        let name = &job.remote.image_input_name;
+        match name.strip_suffix("[]") {
+            Some(list) => input.insert(list.to_owned(), json!([value])),
+            None => input.insert(name.clone(), json!(value)),
+        };
     }
     Value::Object(input)
 }
@@ -224,12 +245,14 @@ impl Fetcher {
                 })?;
             bytes
         };
-        let content_type = storage::sniff(&bytes)
-            .ok_or_else(|| ProviderError::permanent("model_failed", "an output is not an image"))?;
+        let content_type = storage::sniff(&bytes).ok_or_else(|| {
+            ProviderError::permanent("model_failed", "an output is not an image or a 3D model")
+        })?;
         Ok(Output {
             bytes,
             content_type: content_type.to_owned(),
             nsfw: false,
+            preview: None,
         })
     }
 
@@ -249,6 +272,8 @@ impl Fetcher {
                     outputs.push(self.fetch(&url).await?);
                 }
                 nsfw_flags(&prediction.output, &mut outputs);
+                self.attach_preview(&prediction.output, &mut outputs)
+                    .await?;
                 Ok(outputs)
             }
             "failed" => Err(ProviderError::permanent(
@@ -275,12 +300,43 @@ pub fn output_urls(output: &Value) -> Vec<String> {
     match output {
         Value::String(url) => vec![url.clone()],
         Value::Array(items) => items.iter().flat_map(output_urls).collect(),
-        Value::Object(map) => ["images", "output", "image"]
+        // Image-to-3D models name their mesh (TRELLIS: `model_file`) beside videos we skip.
+        Value::Object(map) => ["images", "output", "image", "model_file", "glb", "mesh"]
             .iter()
             .find_map(|k| map.get(*k))
             .map(output_urls)
             .unwrap_or_default(),
         _ => Vec::new(),
+    }
+}
+
+/// Where an image-to-3D model gives a rendered preview beside its mesh.
+const PREVIEW_KEYS: [&str; 3] = ["preview", "preview_image", "render"];
+
+impl Fetcher {
+    /// Gives a 3D output the provider's preview image, when it sent one.
+    async fn attach_preview(
+        &self,
+        output: &Value,
+        outputs: &mut [Output],
+    ) -> Result<(), ProviderError> {
+        let Value::Object(map) = output else {
+            return Ok(());
+        };
+        let Some(url) = PREVIEW_KEYS.iter().find_map(|k| map.get(*k)?.as_str()) else {
+            return Ok(());
+        };
+        let Some(model) = outputs
+            .iter_mut()
+            .find(|o| o.content_type == crate::model3d::CONTENT_TYPE)
+        else {
+            return Ok(());
+        };
+        let preview = self.fetch(url).await?;
+        if preview.content_type.starts_with("image/") {
+            model.preview = Some(preview.bytes);
+        }
+        Ok(())
     }
 }
 
@@ -395,16 +451,24 @@ mod tests {
             ["https://a/1.png"]
         );
         assert!(output_urls(&Value::Null).is_empty());
+        assert_eq!(
+            output_urls(
+                &json!({"model_file": "https://a/m.glb", "color_video": "https://a/v.mp4"})
+            ),
+            ["https://a/m.glb"]
+        );
         let mut outputs = vec![
             Output {
                 bytes: vec![],
                 content_type: String::new(),
                 nsfw: false,
+                preview: None,
             },
             Output {
                 bytes: vec![],
                 content_type: String::new(),
                 nsfw: false,
+                preview: None,
             },
         ];
         nsfw_flags(

@@ -82,7 +82,7 @@ impl Replicate {
     }
 
     async fn create(&self, job: &Job) -> Result<Prediction, ProviderError> {
-        let mut body = json!({ "input": remote::input(job) });
+        let mut body = json!({ "input": remote::input(job, remote::ImageAs::Link) });
         if let Some(url) = &self.webhook_url {
             body["webhook"] = json!(format!("{url}?generation={}", job.id));
             body["webhook_events_filter"] = json!(["start", "output", "logs", "completed"]);

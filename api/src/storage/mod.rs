@@ -106,7 +106,7 @@ pub fn thumbnail(png: &[u8], max: u32) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The image type of some bytes, by their signature, never by a name or a header someone sent.
+/// The type of some bytes (an image, or a glTF binary model), by their signature, never by a name or a header someone sent.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
     match bytes {
         [0x89, b'P', b'N', b'G', ..] => Some("image/png"),
@@ -127,6 +127,7 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
             ..,
         ] => Some("image/webp"),
         [b'G', b'I', b'F', b'8', ..] => Some("image/gif"),
+        [b'g', b'l', b'T', b'F', 2, 0, 0, 0, ..] => Some(crate::model3d::CONTENT_TYPE),
         _ => None,
     }
 }

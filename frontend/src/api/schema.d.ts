@@ -457,6 +457,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/generations/{id}/input": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A generation's input image, for the model provider running it. The link is signed for that one
+         *     job and works for 15 minutes; it needs no other credential.
+         */
+        get: operations["get_generation_input"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/images": {
         parameters: {
             query?: never;
@@ -613,6 +633,43 @@ export interface paths {
         };
         /** One model. */
         get: operations["get_model"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload an image to use as a generation's `image_input`. It is private to you, and deleted after a
+         *     day unless a generation used it.
+         */
+        post: operations["create_upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/uploads/{id}/file": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An upload's file, for the person who uploaded it. */
+        get: operations["get_upload_file"];
         put?: never;
         post?: never;
         delete?: never;
@@ -885,6 +942,12 @@ export interface components {
             /** @description Quote the cost and check the balance without creating anything. */
             dry_run?: boolean;
             /**
+             * Format: uuid
+             * @description For models that take an input image: the id of an upload of mine (`POST /v1/uploads`) or of
+             *     an image I may see (mine, or public or unlisted).
+             */
+            image_input?: string | null;
+            /**
              * @description A model id from `GET /v1/models`.
              * @example easel-sketch
              */
@@ -1008,9 +1071,11 @@ export interface components {
             /** Format: int32 */
             height: number;
             id: components["schemas"]["ImageId"];
-            /** @description A WebP thumbnail at most 384 px on its longer side. */
+            /** @description `image`, or `model3d` for a glTF binary model (then width and height are its preview's). */
+            kind: components["schemas"]["OutputKind"];
+            /** @description A WebP thumbnail at most 384 px on its longer side (a 3D model's preview). */
             thumb_url: string;
-            /** @description The original (PNG). */
+            /** @description The original: an image, or the `.glb` of a 3D model. */
             url: string;
             /** Format: int32 */
             width: number;
@@ -1077,6 +1142,13 @@ export interface components {
         };
         /** @description An image as the gallery shows it. */
         Image: {
+            /**
+             * Format: int64
+             * @description The original file's size in bytes.
+             */
+            byte_size: number;
+            /** @description The original file's type: `image/png` …, or `model/gltf-binary` for a 3D model. */
+            content_type: string;
             /** Format: date-time */
             created_at: string;
             /** @description Flagged by the provider's safety checker: shown to its owner only. */
@@ -1085,6 +1157,8 @@ export interface components {
             /** Format: int32 */
             height: number;
             id: components["schemas"]["ImageId"];
+            /** @description `image`, or `model3d` (a glTF binary model; width and height are its preview's). */
+            kind: components["schemas"]["OutputKind"];
             /** Format: int32 */
             like_count: number;
             /** @description Whether the caller likes it (false when anonymous). */
@@ -1096,11 +1170,16 @@ export interface components {
             prompt: string;
             /** Format: int64 */
             seed: number;
-            /** @description A WebP thumbnail, at most 384 px on its longer side. */
+            /** @description A WebP thumbnail, at most 384 px on its longer side (a 3D model's preview). */
             thumb_url: string;
             title?: string | null;
-            /** @description The original (PNG). */
+            /** @description The original (the image, or the `.glb`). */
             url: string;
+            /**
+             * Format: int32
+             * @description For a 3D model: how many vertices it has, when known.
+             */
+            vertex_count?: number | null;
             visibility: components["schemas"]["Visibility"];
             /** Format: int32 */
             width: number;
@@ -1110,6 +1189,11 @@ export interface components {
          * @description A stored image.
          */
         ImageId: string;
+        /**
+         * @description Whether a model takes an input image.
+         * @enum {string}
+         */
+        ImageInput: "none" | "optional" | "required";
         /** @description A page of images (the shape of `Page<Image>`, named for the spec). */
         ImagePage: {
             data: components["schemas"]["Image"][];
@@ -1161,6 +1245,15 @@ export interface components {
             description: string;
             /** @example easel-sketch */
             id: string;
+            /** @description Accepted input image types, when the model takes one. */
+            image_formats: string[];
+            /** @description `none`, `optional` or `required`. */
+            image_input: components["schemas"]["ImageInput"];
+            /**
+             * Format: int64
+             * @description Largest accepted input image, in bytes.
+             */
+            image_max_bytes: number;
             /** @description Optional inputs this model accepts; others are refused. */
             inputs: components["schemas"]["Input"][];
             /** @description Pro models need purchased credits (a purchased balance above zero) or the admin role. */
@@ -1170,11 +1263,15 @@ export interface components {
             /** Format: int32 */
             min_outputs: number;
             name: string;
+            /** @description `image` or `model3d`. */
+            output_kind: components["schemas"]["OutputKind"];
             /** @description Which provider runs it: `local`, `replicate` or `cog`. */
             provider: string;
             strengths: string[];
             /** @description Allowed values of `style`, when `style` is an input. */
             styles: string[];
+            /** @description Whether `image_input` may be given (`optional` or `required`). */
+            supports_image_input: boolean;
             weaknesses: string[];
         };
         ModelList: {
@@ -1193,6 +1290,11 @@ export interface components {
             generations: number;
             model: string;
         };
+        /**
+         * @description What a model's outputs are.
+         * @enum {string}
+         */
+        OutputKind: "image" | "model3d";
         /** @description Who made an image or owns a collection. */
         Owner: {
             display_name?: string | null;
@@ -1420,6 +1522,45 @@ export interface components {
             display_name?: string | null;
             username?: string | null;
         };
+        /** @description An uploaded input image. */
+        Upload: {
+            /** Format: int64 */
+            byte_size: number;
+            /** @description The type sniffed from the bytes: `image/png`, `image/jpeg` or `image/webp`. */
+            content_type: string;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description Unless a generation uses it by then, it is deleted at this time.
+             */
+            expires_at: string;
+            /** Format: int32 */
+            height: number;
+            id: components["schemas"]["UploadId"];
+            /** @description The file, for its uploader. */
+            url: string;
+            /**
+             * Format: date-time
+             * @description When a generation first used it (it is then kept).
+             */
+            used_at?: string | null;
+            /** Format: int32 */
+            width: number;
+        };
+        /** @description The multipart form of an upload. */
+        UploadForm: {
+            /**
+             * Format: binary
+             * @description The image: PNG, JPEG or WebP (judged by its bytes), at most `EASEL_UPLOAD_MAX_BYTES`.
+             */
+            file: string;
+        };
+        /**
+         * Format: uuid
+         * @description A file uploaded to use as an input image.
+         */
+        UploadId: string;
         /** @description Generations and credits by model over a period. */
         Usage: {
             /**
@@ -2308,6 +2449,8 @@ export interface operations {
                 q?: string;
                 /** @description Only images of this model. */
                 model?: string;
+                /** @description Only `image` or only `model3d` outputs. */
+                kind?: components["schemas"]["OutputKind"];
             };
             header?: never;
             path?: never;
@@ -2534,6 +2677,46 @@ export interface operations {
             default: components["responses"]["Problem"];
         };
     };
+    get_generation_input: {
+        parameters: {
+            query: {
+                /** @description When the link stops working (unix seconds). */
+                expires: number;
+                /** @description The link's signature. */
+                sig: string;
+            };
+            header?: never;
+            path: {
+                /** @description The generation */
+                id: components["schemas"]["GenerationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The input image */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": components["schemas"]["FileBytes"];
+                    "image/jpeg": components["schemas"]["FileBytes"];
+                    "image/webp": components["schemas"]["FileBytes"];
+                };
+            };
+            /** @description No such input, or the link expired or was altered */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
     list_images: {
         parameters: {
             query?: {
@@ -2546,6 +2729,8 @@ export interface operations {
                 visibility?: components["schemas"]["Visibility"];
                 /** @description Only images in this collection of mine. */
                 collection?: components["schemas"]["CollectionId"];
+                /** @description Only `image` or only `model3d` outputs. */
+                kind?: components["schemas"]["OutputKind"];
             };
             header?: never;
             path?: never;
@@ -2998,6 +3183,111 @@ export interface operations {
                 };
             };
             /** @description No such model */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_upload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["UploadForm"];
+            };
+        };
+        responses: {
+            /** @description Stored */
+            201: {
+                headers: {
+                    /** @description The upload's file */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Upload"];
+                };
+            };
+            /** @description Not a multipart form with one `file` field (`bad_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Larger than the upload limit (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not a PNG, JPEG or WebP image (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many pixels (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    get_upload_file: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upload */
+                id: components["schemas"]["UploadId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": components["schemas"]["FileBytes"];
+                    "image/jpeg": components["schemas"]["FileBytes"];
+                    "image/webp": components["schemas"]["FileBytes"];
+                };
+            };
+            /** @description Not modified (ETag matched) */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such upload of mine */
             404: {
                 headers: {
                     [name: string]: unknown;

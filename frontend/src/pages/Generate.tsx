@@ -48,7 +48,7 @@ function GenerateForm({ models }: { models: Model[] }) {
   const accepts = (input: components["schemas"]["Input"]) => model?.inputs.includes(input) ?? false;
   const body = useMemo(
     () => ({
-      prompt: prompt.trim() || "preview",
+      prompt,
       model: modelId,
       aspect_ratio: aspect,
       num_outputs: count,
@@ -72,8 +72,9 @@ function GenerateForm({ models }: { models: Model[] }) {
         .catch(setQuoteError);
     }, 250);
     return () => clearTimeout(timer);
+    // The balance changes when a generation ends: quote again then.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [modelId, count]);
+  }, [modelId, count, generation && isTerminal(generation.status)]);
 
   useEffect(() => () => follow.current?.abort(), []);
 
@@ -84,7 +85,7 @@ function GenerateForm({ models }: { models: Model[] }) {
     setGeneration(undefined);
     try {
       const created = (await call(
-        api.POST("/v1/generations", { body: { ...body, prompt }, params: { header: { "Idempotency-Key": idempotencyKey() } } }),
+        api.POST("/v1/generations", { body, params: { header: { "Idempotency-Key": idempotencyKey() } } }),
       )) as Generation;
       setGeneration(created);
       follow.current?.abort();

@@ -1,0 +1,165 @@
+//! Uploads and generation inputs in the database.
+
+use super::UploadId;
+use crate::db::schema::{generation_inputs, images, uploads};
+use crate::identity::UserId;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = uploads)]
+pub struct UploadRow {
+    pub id: UploadId,
+    pub user_id: UserId,
+    pub content_hash: String,
+    pub content_type: String,
+    pub byte_size: i64,
+    pub width: i32,
+    pub height: i32,
+    pub created_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+pub async fn insert_upload(conn: &mut AsyncPgConnection, row: &UploadRow) -> QueryResult<()> {
+    diesel::insert_into(uploads::table)
+        .values(row)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// One of the user's uploads.
+pub async fn find_upload(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    id: UploadId,
+) -> QueryResult<Option<UploadRow>> {
+    uploads::table
+        .find(id)
+        .filter(uploads::user_id.eq(user))
+        .select(UploadRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The file of an image usable as an input by `user`: theirs, or public or unlisted and not
+/// flagged; a live image (not deleted) and a picture (not a 3D model).
+pub async fn usable_image(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    id: uuid::Uuid,
+) -> QueryResult<Option<(String, String, i64, i32, i32)>> {
+    images::table
+        .find(id)
+        .filter(images::deleted_at.is_null())
+        .filter(images::kind.eq("image"))
+        .filter(
+            images::user_id.eq(user).or(images::visibility
+                .eq_any(["public", "unlisted"])
+                .and(images::nsfw.eq(false))),
+        )
+        .select((
+            images::content_hash,
+            images::content_type,
+            images::byte_size,
+            images::width,
+            images::height,
+        ))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// A generation's input, as recorded when it was accepted.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = generation_inputs)]
+pub struct InputRow {
+    pub generation_id: uuid::Uuid,
+    pub source: String,
+    pub source_id: uuid::Uuid,
+    pub content_hash: String,
+    pub content_type: String,
+    pub byte_size: i64,
+    pub width: i32,
+    pub height: i32,
+}
+
+impl InputRow {
+    /// The storage area its file lives in.
+    pub fn storage_kind(&self) -> &'static str {
+        if self.source == "upload" {
+            "uploads"
+        } else {
+            "originals"
+        }
+    }
+}
+
+/// Records the input and marks an upload used (so the purge keeps it), in the caller's transaction.
+pub async fn record_input(conn: &mut AsyncPgConnection, row: &InputRow) -> QueryResult<()> {
+    diesel::insert_into(generation_inputs::table)
+        .values(row)
+        .execute(conn)
+        .await?;
+    if row.source == "upload" {
+        diesel::update(uploads::table.find(row.source_id))
+            .filter(uploads::used_at.is_null())
+            .set(uploads::used_at.eq(diesel::dsl::now))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn input_of(
+    conn: &mut AsyncPgConnection,
+    generation: uuid::Uuid,
+) -> QueryResult<Option<InputRow>> {
+    generation_inputs::table
+        .find(generation)
+        .select(InputRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Deletes up to `limit` unused uploads made before `before`; returns the hashes they held.
+pub async fn purge_unused(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    let ids: Vec<uuid::Uuid> = uploads::table
+        .filter(uploads::used_at.is_null())
+        .filter(uploads::created_at.lt(before))
+        .select(uploads::id)
+        .limit(limit)
+        .load(conn)
+        .await?;
+    diesel::delete(uploads::table.filter(uploads::id.eq_any(&ids)))
+        .filter(uploads::used_at.is_null())
+        .returning(uploads::content_hash)
+        .get_results(conn)
+        .await
+}
+
+/// Whether any upload or generation input still holds this uploaded file.
+pub async fn upload_file_in_use(conn: &mut AsyncPgConnection, hash: &str) -> QueryResult<bool> {
+    let uploads_left: bool = diesel::select(diesel::dsl::exists(
+        uploads::table.filter(uploads::content_hash.eq(hash)),
+    ))
+    .get_result(conn)
+    .await?;
+    if uploads_left {
+        return Ok(true);
+    }
+    diesel::select(diesel::dsl::exists(
+        generation_inputs::table
+            .filter(generation_inputs::content_hash.eq(hash))
+            .filter(generation_inputs::source.eq("upload")),
+    ))
+    .get_result(conn)
+    .await
+}

@@ -1,0 +1,3 @@
+ALTER TABLE images DROP COLUMN vertex_count, DROP COLUMN kind;
+DROP TABLE generation_inputs;
+DROP TABLE uploads;
