@@ -75,7 +75,7 @@ pub fn relief(image: &RgbImage, grid: u32, texture_png: &[u8]) -> (Vec<u8>, u32)
     let mut push = |bytes: &[u8], target: Option<u32>| {
         let offset = bin.len();
         bin.extend_from_slice(bytes);
-        while bin.len() % 4 != 0 {
+        while !bin.len().is_multiple_of(4) {
             bin.push(0);
         }
         let mut view = json!({"buffer": 0, "byteOffset": offset, "byteLength": bytes.len()});
@@ -125,7 +125,7 @@ pub fn relief(image: &RgbImage, grid: u32, texture_png: &[u8]) -> (Vec<u8>, u32)
 /// Packs a glTF document and its binary buffer as GLB.
 fn glb(document: &Value, bin: &[u8]) -> Vec<u8> {
     let mut json = document.to_string().into_bytes();
-    while json.len() % 4 != 0 {
+    while !json.len().is_multiple_of(4) {
         json.push(b' ');
     }
     let total = 12 + 8 + json.len() + 8 + bin.len();

@@ -23,6 +23,9 @@ const browser = await chromium.launch({
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    // WebGL for the 3D viewer, rendered in software (there is no GPU here).
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
   ],
 });
 
@@ -36,6 +39,12 @@ for (const [name, test] of Object.entries(tests)) {
     contexts.push(context);
     const page = await context.newPage();
     page.on("pageerror", (error) => console.error(`  [${name}] page error: ${error.message}`));
+    page.on("response", (response) => {
+      if (response.status() === 404) console.error(`  [${name}] 404: ${response.url()}`);
+    });
+    page.on("console", (message) => {
+      if (message.type() === "error" && !message.text().includes("401")) console.error(`  [${name}] console: ${message.text()}`);
+    });
     return page;
   };
   const started = Date.now();

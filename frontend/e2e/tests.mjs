@@ -1,6 +1,7 @@
 // The end-to-end journeys. Each gets `newPage` (a fresh browser profile per call), and `shot` to
 // save a screenshot under target/e2e/.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 
 const unique = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
@@ -17,7 +18,7 @@ async function signUp(page, name) {
 async function generate(page, prompt, { visibility } = {}) {
   await page.getByLabel("Prompt", { exact: true }).fill(prompt);
   if (visibility) await page.getByLabel("Visibility").selectOption(visibility);
-  await page.getByText(/^Costs \d+ credits?; you have/).waitFor();
+  await page.getByTestId("quote").getByText(/you have/).waitFor();
   await page.getByRole("button", { name: "Generate", exact: true }).click();
   const seen = new Set();
   const result = page.locator("section.result");
@@ -33,6 +34,56 @@ async function generate(page, prompt, { visibility } = {}) {
 }
 
 export const tests = {
+  async "upload a photo, turn it into 3D, rotate it, download the .glb"({ newPage, shot }) {
+    const page = await newPage();
+    await signUp(page, `mo${unique()}`);
+    await page.getByRole("radio", { name: /Easel Relief 3D/ }).check();
+    await page.getByLabel("Prompt", { exact: true }).fill("a dome of light");
+    const uploaded = page.waitForResponse((r) => r.url().endsWith("/v1/uploads") && r.status() === 201);
+    await page.getByLabel("Upload a photo").setInputFiles({
+      name: "dome.png",
+      mimeType: "image/png",
+      buffer: readFileSync(new URL("./fixtures/dome.png", import.meta.url)),
+    });
+    await page.getByRole("img", { name: "Input: dome.png" }).waitFor();
+    const inputId = (await (await uploaded).json()).id;
+    const { status } = await generate(page, "a dome of light");
+    assert.equal(status, "succeeded");
+    // The viewer loads the model (WebGL in software) and can be turned by dragging.
+    const viewer = page.getByTestId("model-viewer");
+    await viewer.waitFor();
+    await viewer.scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => document.querySelector("model-viewer")?.loaded === true, null, { timeout: 30_000 });
+    const before = await viewer.evaluate((v) => v.getCameraOrbit().theta);
+    const box = await viewer.boundingBox();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2 + 120, box.y + box.height / 2, { steps: 8 });
+    await page.mouse.up();
+    const after = await viewer.evaluate((v) => v.getCameraOrbit().theta);
+    assert.notEqual(after, before, "dragging rotates the model");
+    await shot(page, "model3d-viewer");
+
+    const download = page.waitForEvent("download");
+    await page.getByRole("button", { name: "Download .glb" }).click();
+    const file = await download;
+    assert.match(file.suggestedFilename(), /\.glb$/);
+    const bytes = readFileSync(await file.path());
+    assert.equal(bytes.subarray(0, 4).toString("latin1"), "glTF");
+
+    // Someone else cannot use that photo as an input.
+    const other = await newPage();
+    const signedUp = other.waitForResponse((r) => r.url().endsWith("/v1/auth/signup"));
+    await signUp(other, `eve${unique()}`);
+    const eveToken = (await (await signedUp).json()).access_token;
+    const stolen = await other.request.post("/v1/generations", {
+      headers: { Authorization: `Bearer ${eveToken}` },
+      data: { prompt: "mine now", model: "easel-relief-3d", image_input: inputId },
+    });
+    assert.equal(stolen.status(), 404);
+    assert.equal((await stolen.json()).code, "not_found");
+  },
+
   async "generate, publish, like, collect, artist page"({ newPage, shot }) {
     const ada = `ada${unique()}`;
     const page = await newPage();

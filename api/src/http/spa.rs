@@ -25,10 +25,13 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// index.html and unhashed files: always revalidate (cheap with the ETag), so a deploy shows at once.
 const REVALIDATE: &str = "no-cache";
 
-/// The app's own origin only; `blob:` for private images fetched with the token.
-const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; \
-                   script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; \
-                   frame-ancestors 'none'; form-action 'self'";
+/// The app's own origin only; `blob:` for private files fetched with the token (images, and the
+/// 3D viewer loading a model from a blob). The viewer compiles WebAssembly: `'wasm-unsafe-eval'`
+/// allows that and nothing else (no JavaScript `eval`). Its shadow DOM carries `<style>` elements,
+/// hence inline styles (styles only; scripts stay same-origin).
+const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; \
+                   script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' blob: data:; object-src 'none'; \
+                   base-uri 'self'; frame-ancestors 'none'; form-action 'self'";
 
 /// Shown at `/` when the app has not been built (a bare `cargo run`).
 const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Easel</title></head>\

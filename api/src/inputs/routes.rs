@@ -23,7 +23,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
 
 /// The multipart form of an upload.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "describes the form for the spec; the handler reads the multipart stream"
+)]
 pub struct UploadForm {
     /// The image: PNG, JPEG or WebP (judged by its bytes), at most `EASEL_UPLOAD_MAX_BYTES`.
     #[schema(value_type = String, format = Binary)]

@@ -19,7 +19,8 @@ export function ImageGrid({
     <ul className="grid" aria-label="Images">
       {images.map((image) => (
         <li key={image.id} className="tile">
-          <Link to={`/images/${image.id}`} aria-label={image.title || image.prompt}>
+          <Link to={`/images/${image.id}`} aria-label={image.title || image.prompt} className="tile-link">
+            {image.kind === "model3d" && <span className="badge">3D</span>}
             <ApiImage
               src={image.thumb_url}
               width={image.width}

@@ -8,6 +8,7 @@ import { navigate, useLocation, withQuery } from "../lib/router";
 
 type Sort = components["schemas"]["Sort"];
 type Period = components["schemas"]["Period"];
+type Kind = components["schemas"]["OutputKind"];
 
 export function Gallery() {
   const { query } = useLocation();
@@ -15,6 +16,7 @@ export function Gallery() {
   const sort = (query.get("sort") ?? (q ? "relevance" : "new")) as Sort;
   const period = (query.get("period") ?? "all") as Period;
   const model = query.get("model") ?? "";
+  const kind = (query.get("kind") ?? "") as Kind | "";
   const [text, setText] = useState(q);
   useEffect(() => setText(q), [q]);
   const models = useLoad(() => call(api.GET("/v1/models")).then((l) => l.data), []);
@@ -30,14 +32,15 @@ export function Gallery() {
               sort,
               period: sort === "top" ? period : undefined,
               model: model || undefined,
+              kind: kind || undefined,
             },
           },
         }),
       ),
-    [q, sort, period, model],
+    [q, sort, period, model, kind],
   );
   const go = (change: Record<string, string>) => {
-    const next: Record<string, string> = { q, sort, period, model, ...change };
+    const next: Record<string, string> = { q, sort, period, model, kind, ...change };
     if (!next.q && next.sort === "relevance") next.sort = "new";
     if (next.sort !== "top") next.period = "";
     navigate(withQuery("/", next), { replace: true });
@@ -86,6 +89,14 @@ export function Gallery() {
                 {m.name}
               </option>
             ))}
+          </select>
+        </label>
+        <label>
+          Kind
+          <select value={kind} onChange={(e) => go({ kind: e.target.value })}>
+            <option value="">Everything</option>
+            <option value="image">Images</option>
+            <option value="model3d">3D models</option>
           </select>
         </label>
         <button type="submit">Search</button>

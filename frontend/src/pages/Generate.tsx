@@ -1,10 +1,11 @@
 import { useEffect, useMemo, useRef, useState, type FormEvent } from "react";
 import { api, call, idempotencyKey } from "../api/client";
-import { credits } from "../api/problem";
+import { ApiError, credits } from "../api/problem";
 import type { components } from "../api/schema";
 import { followGeneration, isTerminal, type Generation } from "../api/sse";
 import { ApiImage, ErrorBox, Loading, ProgressBar, download } from "../components/ui";
 import { AddToCollection } from "./ImageDetail";
+import { ModelView } from "../components/model";
 import { useLoad } from "../lib/hooks";
 import { PROMPT_MAX, promptLength } from "../lib/format";
 import { Link } from "../lib/router";
@@ -30,6 +31,7 @@ function GenerateForm({ models }: { models: Model[] }) {
   const [seed, setSeed] = useState("");
   const [style, setStyle] = useState("");
   const [visibility, setVisibility] = useState<Visibility>("private");
+  const [input, setInput] = useState<Chosen>();
   const [quote, setQuote] = useState<Quote>();
   const [quoteError, setQuoteError] = useState<unknown>();
   const [error, setError] = useState<unknown>();
@@ -56,15 +58,23 @@ function GenerateForm({ models }: { models: Model[] }) {
       seed: accepts("seed") && seed !== "" ? Number(seed) : null,
       style: accepts("style") && style ? style : null,
       visibility,
+      image_input: model?.supports_image_input && input ? input.id : null,
     }),
     // eslint-disable-next-line react-hooks/exhaustive-deps
-    [prompt, modelId, aspect, count, negative, seed, style, visibility, model],
+    [prompt, modelId, aspect, count, negative, seed, style, visibility, model, input],
   );
 
-  // The cost preview: a dry run whenever the choices that price it change.
+  // The cost preview: a dry run whenever the choices that price it change. A model that needs an
+  // input image is quoted once one is chosen (the API checks the input in a dry run too).
+  const inputId = model?.supports_image_input ? input?.id : undefined;
   useEffect(() => {
+    if (model?.image_input === "required" && !inputId) {
+      setQuote(undefined);
+      setQuoteError(undefined);
+      return;
+    }
     const timer = setTimeout(() => {
-      call(api.POST("/v1/generations", { body: { ...body, prompt: "cost preview", dry_run: true } }))
+      call(api.POST("/v1/generations", { body: { ...body, prompt: "cost preview", image_input: inputId ?? null, dry_run: true } }))
         .then((answer) => {
           if ("dry_run" in answer && answer.dry_run) setQuote(answer as Quote);
           setQuoteError(undefined);
@@ -74,7 +84,7 @@ function GenerateForm({ models }: { models: Model[] }) {
     return () => clearTimeout(timer);
     // The balance changes when a generation ends: quote again then.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [modelId, count, generation && isTerminal(generation.status)]);
+  }, [modelId, count, inputId, generation && isTerminal(generation.status)]);
 
   useEffect(() => () => follow.current?.abort(), []);
 
@@ -103,6 +113,7 @@ function GenerateForm({ models }: { models: Model[] }) {
 
   const length = promptLength(prompt);
   if (!model) return <p>No models are configured on this server.</p>;
+  const needsInput = model.image_input === "required" && !input;
   return (
     <section>
       <h1>Generate</h1>
@@ -130,7 +141,9 @@ function GenerateForm({ models }: { models: Model[] }) {
               <label key={m.id} className={`model ${m.id === modelId ? "chosen" : ""}`}>
                 <input type="radio" name="model" value={m.id} checked={m.id === modelId} onChange={() => setModelId(m.id)} />
                 <span className="model-name">
-                  {m.name} {m.is_pro && <span className="tag">Pro</span>}
+                  {m.name} {m.is_pro && <span className="tag">Pro</span>}{" "}
+                  {m.output_kind === "model3d" && <span className="tag kind">3D</span>}
+                  {m.supports_image_input && <span className="tag kind">image in</span>}
                 </span>
                 <span className="muted small">
                   {credits(m.cost_per_image)} per image · {m.description}
@@ -140,6 +153,15 @@ function GenerateForm({ models }: { models: Model[] }) {
           </div>
           {model.is_pro && <p className="hint">Pro models need purchased credits.</p>}
         </fieldset>
+        {model.supports_image_input && (
+          <InputPicker
+            chosen={input}
+            onChoose={setInput}
+            required={model.image_input === "required"}
+            formats={model.image_formats}
+            maxBytes={model.image_max_bytes}
+          />
+        )}
         <div className="row">
           <label>
             Aspect ratio
@@ -218,7 +240,7 @@ function GenerateForm({ models }: { models: Model[] }) {
           )}
         </p>
         <ErrorBox error={error} />
-        <button type="submit" disabled={busy || length === 0 || length > PROMPT_MAX}>
+        <button type="submit" disabled={busy || length === 0 || length > PROMPT_MAX || needsInput}>
           {busy ? "Generating…" : "Generate"}
         </button>
       </form>
@@ -279,6 +301,106 @@ function Result({ generation }: { generation: Generation }) {
   );
 }
 
+interface Chosen {
+  id: string;
+  preview: string;
+  label: string;
+}
+
+/** The input image: a new upload (previewed before it is used) or one of my images. */
+function InputPicker({
+  chosen,
+  onChoose,
+  required,
+  formats,
+  maxBytes,
+}: {
+  chosen?: Chosen;
+  onChoose: (chosen?: Chosen) => void;
+  required: boolean;
+  formats: string[];
+  maxBytes: number;
+}) {
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const [browsing, setBrowsing] = useState(false);
+  const mine = useLoad(
+    () =>
+      browsing
+        ? call(api.GET("/v1/images", { params: { query: { kind: "image", limit: 24 } } })).then((p) => p.data)
+        : Promise.resolve([]),
+    [browsing],
+  );
+  const choose = async (file: File | undefined) => {
+    if (!file) return;
+    setError(undefined);
+    if (file.size > maxBytes) {
+      setError(new ApiError({ detail: `That file is ${Math.ceil(file.size / 1024)} KB; the limit is ${Math.floor(maxBytes / 1024)} KB.` }, 413));
+      return;
+    }
+    setBusy(true);
+    try {
+      const form = new FormData();
+      form.append("file", file);
+      const uploaded = await call(api.POST("/v1/uploads", { body: form as unknown as { file: string } }));
+      onChoose({ id: uploaded.id, preview: URL.createObjectURL(file), label: file.name });
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <fieldset className="input-picker">
+      <legend>Input image{required ? "" : " (optional)"}</legend>
+      {chosen && (
+        <div className="row chosen">
+          {chosen.preview.startsWith("blob:") ? (
+            <img src={chosen.preview} alt={`Input: ${chosen.label}`} width={96} height={96} className="input-preview" />
+          ) : (
+            <ApiImage src={chosen.preview} width={96} height={96} alt={`Input: ${chosen.label}`} isPrivate className="input-preview" />
+          )}
+          <span className="grow">{chosen.label}</span>
+          <button type="button" className="link" onClick={() => onChoose(undefined)}>
+            Remove
+          </button>
+        </div>
+      )}
+      <div className="row">
+        <label className="grow">
+          Upload a photo
+          <input type="file" accept={formats.join(",")} disabled={busy} onChange={(e) => void choose(e.target.files?.[0])} />
+        </label>
+        <button type="button" className="secondary" aria-expanded={browsing} onClick={() => setBrowsing(!browsing)}>
+          Choose from my images
+        </button>
+      </div>
+      {busy && <Loading label="Uploading…" />}
+      <ErrorBox error={error} />
+      {browsing && (
+        <ul className="picker-grid" aria-label="My images">
+          {mine.data?.map((image) => (
+            <li key={image.id}>
+              <button
+                type="button"
+                className="pick"
+                aria-label={`Use ${image.title || image.prompt}`}
+                onClick={() => {
+                  onChoose({ id: image.id, preview: image.thumb_url, label: image.title || image.prompt });
+                  setBrowsing(false);
+                }}
+              >
+                <ApiImage src={image.thumb_url} width={image.width} height={image.height} alt="" isPrivate={image.visibility === "private"} />
+              </button>
+            </li>
+          ))}
+          {mine.data?.length === 0 && <li className="muted">No images yet.</li>}
+        </ul>
+      )}
+    </fieldset>
+  );
+}
+
 function ResultImage({
   image,
   generation,
@@ -302,19 +424,30 @@ function ResultImage({
   };
   return (
     <li className="tile">
-      <Link to={`/images/${image.id}`}>
-        <ApiImage
-          src={image.url}
-          width={image.width}
-          height={image.height}
-          alt={generation.prompt}
-          isPrivate={visibility === "private"}
-        />
-      </Link>
+      {image.kind === "model3d" ? (
+        <ModelView src={image.url} isPrivate={visibility === "private"} alt={generation.prompt} />
+      ) : (
+        <Link to={`/images/${image.id}`}>
+          <ApiImage
+            src={image.url}
+            width={image.width}
+            height={image.height}
+            alt={generation.prompt}
+            isPrivate={visibility === "private"}
+          />
+        </Link>
+      )}
       <div className="actions">
-        <button type="button" className="secondary" onClick={() => void download(image.url, `easel-${generation.id}-${index + 1}.png`).catch(setError)}>
-          Download
+        <button
+          type="button"
+          className="secondary"
+          onClick={() =>
+            void download(image.url, `easel-${generation.id}-${index + 1}.${image.kind === "model3d" ? "glb" : "png"}`).catch(setError)
+          }
+        >
+          {image.kind === "model3d" ? "Download .glb" : "Download"}
         </button>
+        {image.kind === "model3d" && <Link to={`/images/${image.id}`}>Details</Link>}
         {visibility !== "public" ? (
           <button type="button" className="secondary" onClick={() => void publish()}>
             Make public

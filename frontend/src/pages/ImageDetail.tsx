@@ -5,6 +5,7 @@ import { ApiImage, ErrorBox, Loading, download } from "../components/ui";
 import { useLoad } from "../lib/hooks";
 import { dateTime } from "../lib/format";
 import { Link, navigate } from "../lib/router";
+import { ModelView } from "../components/model";
 
 type Image = components["schemas"]["Image"];
 type Visibility = components["schemas"]["Visibility"];
@@ -45,13 +46,17 @@ function Detail({ image, onChange }: { image: Image; onChange: (image: Image) =>
   return (
     <section className="detail">
       <div className="detail-image">
-        <ApiImage
-          src={image.url}
-          width={image.width}
-          height={image.height}
-          alt={image.title || image.prompt}
-          isPrivate={image.visibility === "private" || image.flagged}
-        />
+        {image.kind === "model3d" ? (
+          <ModelView src={image.url} isPrivate={image.visibility === "private" || image.flagged} alt={image.title || image.prompt} />
+        ) : (
+          <ApiImage
+            src={image.url}
+            width={image.width}
+            height={image.height}
+            alt={image.title || image.prompt}
+            isPrivate={image.visibility === "private" || image.flagged}
+          />
+        )}
       </div>
       <div className="detail-info">
         <h1>{image.title || "Untitled"}</h1>
@@ -63,8 +68,12 @@ function Detail({ image, onChange }: { image: Image; onChange: (image: Image) =>
           <button type="button" className={image.liked_by_me ? "" : "secondary"} aria-pressed={image.liked_by_me} onClick={() => void like()}>
             {image.liked_by_me ? "♥ Liked" : "♡ Like"} · <span data-testid="like-count">{image.like_count}</span>
           </button>
-          <button type="button" className="secondary" onClick={() => void download(image.url, `easel-${image.id}.png`).catch(setError)}>
-            Download
+          <button
+            type="button"
+            className="secondary"
+            onClick={() => void download(image.url, `easel-${image.id}.${image.kind === "model3d" ? "glb" : "png"}`).catch(setError)}
+          >
+            {image.kind === "model3d" ? "Download .glb" : "Download"}
           </button>
         </div>
         <ErrorBox error={error} />
@@ -79,10 +88,22 @@ function Detail({ image, onChange }: { image: Image; onChange: (image: Image) =>
           )}
           <dt>Model</dt>
           <dd>{image.model}</dd>
-          <dt>Size</dt>
-          <dd>
-            {image.width} × {image.height}
-          </dd>
+          {image.kind === "model3d" ? (
+            <>
+              <dt>3D model</dt>
+              <dd>
+                glTF binary, {(image.byte_size / 1024).toFixed(0)} KB
+                {image.vertex_count != null && <>, {image.vertex_count.toLocaleString("en-US")} vertices</>}
+              </dd>
+            </>
+          ) : (
+            <>
+              <dt>Size</dt>
+              <dd>
+                {image.width} × {image.height}
+              </dd>
+            </>
+          )}
           <dt>Seed</dt>
           <dd>{image.seed}</dd>
           <dt>Visibility</dt>

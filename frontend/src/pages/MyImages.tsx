@@ -12,6 +12,7 @@ export function MyImages() {
   const model = query.get("model") ?? "";
   const visibility = (query.get("visibility") ?? "") as Visibility | "";
   const collection = query.get("collection") ?? "";
+  const kind = (query.get("kind") ?? "") as components["schemas"]["OutputKind"] | "";
   const models = useLoad(() => call(api.GET("/v1/models")).then((l) => l.data), []);
   const collections = useLoad(
     () => call(api.GET("/v1/collections", { params: { query: { limit: 100 } } })).then((p) => p.data),
@@ -28,14 +29,15 @@ export function MyImages() {
               model: model || undefined,
               visibility: visibility || undefined,
               collection: collection || undefined,
+              kind: kind || undefined,
             },
           },
         }),
       ),
-    [model, visibility, collection],
+    [model, visibility, collection, kind],
   );
   const filter = (key: string, value: string) =>
-    navigate(withQuery("/images", { model, visibility, collection, [key]: value }), { replace: true });
+    navigate(withQuery("/images", { model, visibility, collection, kind, [key]: value }), { replace: true });
   return (
     <section>
       <h1>My images</h1>
@@ -61,6 +63,14 @@ export function MyImages() {
           </select>
         </label>
         <label>
+          Kind
+          <select value={kind} onChange={(e) => filter("kind", e.target.value)}>
+            <option value="">Everything</option>
+            <option value="image">Images</option>
+            <option value="model3d">3D models</option>
+          </select>
+        </label>
+        <label>
           Collection
           <select value={collection} onChange={(e) => filter("collection", e.target.value)}>
             <option value="">Any</option>
@@ -77,7 +87,7 @@ export function MyImages() {
       {images.loading && <Loading />}
       {!images.loading && !images.error && images.items.length === 0 && (
         <Empty>
-          {model || visibility || collection ? (
+          {model || visibility || collection || kind ? (
             "No images match these filters."
           ) : (
             <>
