@@ -1,11 +1,13 @@
 """A small Cog predictor for Easel's tests: draws a PNG with Pillow from the prompt and seed.
 
-Prompts may carry test switches: `[[fail]]` raises (a model failure), `[[slow]]` takes 20 s in
+Given an `image` (as a data URI or URL; Cog fetches it into a file), it returns that image fitted to
+the requested size instead: a plain image-to-image model. Prompts may carry test switches: `[[fail]]` raises (a model failure), `[[slow]]` takes 20 s in
 small steps (so cancel and at-capacity can be tested). Progress is printed the way many real models
 print it, as `step N/M`, so Easel can parse it from the logs."""
 
 import hashlib
 import time
+from typing import Optional
 
 from cog import BasePredictor, Input, Path
 from PIL import Image, ImageDraw
@@ -19,6 +21,7 @@ class Predictor(BasePredictor):
         height: int = Input(default=256, ge=64, le=2048),
         seed: int = Input(default=0),
         num_outputs: int = Input(default=1, ge=1, le=4),
+        image: Optional[Path] = Input(default=None, description="An input image to fit to the size"),
     ) -> list[Path]:
         steps = 40 if "[[slow]]" in prompt else 4
         for step in range(1, steps + 1):
@@ -27,6 +30,11 @@ class Predictor(BasePredictor):
             if step == 2 and "[[fail]]" in prompt:
                 raise RuntimeError("the predictor failed on purpose ([[fail]])")
         outputs = []
+        if image is not None:
+            fitted = Image.open(image).convert("RGB").resize((width, height))
+            path = Path(f"/tmp/easel-cog-input-{hashlib.sha256(fitted.tobytes()).hexdigest()[:16]}.png")
+            fitted.save(path)
+            return [path]
         for index in range(num_outputs):
             digest = hashlib.sha256(f"{prompt}|{seed + index}".encode()).digest()
             image = Image.new("RGB", (width, height), tuple(digest[0:3]))

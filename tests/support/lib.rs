@@ -273,6 +273,37 @@ impl Drop for TestApp {
     }
 }
 
+/// A multipart/form-data body with one file field: the content type (with its boundary) and the bytes.
+pub fn multipart_form(
+    field: &str,
+    filename: &str,
+    content_type: &str,
+    bytes: &[u8],
+) -> (String, Vec<u8>) {
+    let boundary = format!("easel-test-{}", uuid::Uuid::now_v7().simple());
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl TestApp {
+    /// Uploads `bytes` as an input image (`POST /v1/uploads`).
+    pub async fn upload(&self, token: &str, filename: &str, bytes: &[u8]) -> Reply {
+        let (content_type, body) = multipart_form("file", filename, "image/png", bytes);
+        self.send(
+            self.request(reqwest::Method::POST, "/v1/uploads")
+                .bearer_auth(token)
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+}
+
 /// A response read in full.
 #[derive(Debug)]
 pub struct Reply {

@@ -3,7 +3,7 @@
 //! the input through its signed link and returning a GLB.
 
 use easel_tests::replicate::FakeReplicate;
-use easel_tests::{Reply, TestApp, json};
+use easel_tests::{Reply, TestApp, json, multipart_form as form};
 use reqwest::Method;
 use std::time::{Duration, Instant};
 
@@ -26,27 +26,8 @@ async fn person(app: &TestApp, name: &str) -> Person {
     }
 }
 
-/// A multipart/form-data body with one file field.
-fn form(field: &str, filename: &str, content_type: &str, bytes: &[u8]) -> (String, Vec<u8>) {
-    let boundary = format!("easel-test-{}", uuid::Uuid::now_v7().simple());
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
 async fn upload(app: &TestApp, who: &Person, filename: &str, bytes: &[u8]) -> Reply {
-    let (content_type, body) = form("file", filename, "image/png", bytes);
-    app.send(
-        app.request(Method::POST, "/v1/uploads")
-            .bearer_auth(&who.token)
-            .header("content-type", content_type)
-            .body(body),
-    )
-    .await
+    app.upload(&who.token, filename, bytes).await
 }
 
 fn photo() -> Vec<u8> {

@@ -485,3 +485,53 @@ async fn cog_at_capacity_is_retried_and_data_uris_work() {
         .is_some_and(|a| a >= 2)
     );
 }
+
+#[tokio::test]
+async fn cog_takes_an_input_image_inline() {
+    let port = free_port();
+    let catalog = catalog_with(
+        "cog",
+        &format!("http://127.0.0.1:{port}"),
+        "image_input = \"optional\"",
+    );
+    let app = spawn(&catalog, vec![]).await;
+    let _cog = CogServer::start(port, None).await;
+    let token = token(&app, "inliner").await;
+    // Already at the requested size, the predictor returns it pixel for pixel.
+    let png = easel::providers::local::sample_png("an input to keep", 128, 128, 4).expect("png");
+    let upload = app.upload(&token, "input.png", &png).await;
+    assert_eq!(upload.status, 201, "{}", upload.text);
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/generations",
+            Some(&token),
+            Some(
+                json!({"prompt": "keep it", "model": "painter", "image_input": upload.json["id"]}),
+            ),
+        )
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.text);
+    let id = reply.json["id"].as_str().unwrap_or_default().to_owned();
+    let done = wait_for(&app, &token, &id, ended).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let file = app
+        .request(
+            Method::GET,
+            done["images"][0]["url"].as_str().unwrap_or_default(),
+        )
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("file")
+        .bytes()
+        .await
+        .expect("bytes");
+    let got = image::load_from_memory(&file).expect("decode").to_rgb8();
+    let sent = image::load_from_memory(&png).expect("decode").to_rgb8();
+    assert_eq!(got.dimensions(), (128, 128));
+    assert!(
+        got == sent,
+        "Cog received the input as a data URI and used it"
+    );
+}
