@@ -355,6 +355,19 @@ async fn unused_uploads_are_purged_after_a_day_and_used_ones_kept() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(!file.exists(), "its file is removed");
+    let before = balance(&app, &ada).await;
+    generate(
+        &app,
+        &ada,
+        json!({"prompt": "too late", "model": "easel-restyle", "image_input": unused_id}),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    assert_eq!(
+        balance(&app, &ada).await,
+        before,
+        "nothing reserved for a purged upload"
+    );
     assert_eq!(app.count(&format!("uploads WHERE id = '{kept}'")).await, 1);
     let again = app
         .send(

@@ -292,7 +292,12 @@ pub async fn create(
                     generation_id: id.0,
                     ..input.clone()
                 };
-                crate::inputs::store::record_input(conn, &input).await?;
+                if !crate::inputs::store::record_input(conn, &input).await? {
+                    return Err(ApiError::new(
+                        ErrorCode::NotFound,
+                        "image_input is not an upload of yours or an image you may use",
+                    ));
+                }
             }
             Ok(row)
         })

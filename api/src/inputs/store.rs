@@ -98,19 +98,24 @@ impl InputRow {
 }
 
 /// Records the input and marks an upload used (so the purge keeps it), in the caller's transaction.
-pub async fn record_input(conn: &mut AsyncPgConnection, row: &InputRow) -> QueryResult<()> {
+/// False when the upload was purged since it was looked up: the caller must not go on.
+pub async fn record_input(conn: &mut AsyncPgConnection, row: &InputRow) -> QueryResult<bool> {
+    if row.source == "upload" {
+        let kept = diesel::update(uploads::table.find(UploadId(row.source_id)))
+            .set(uploads::used_at.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >("coalesce(used_at, now())")))
+            .execute(conn)
+            .await?;
+        if kept == 0 {
+            return Ok(false);
+        }
+    }
     diesel::insert_into(generation_inputs::table)
         .values(row)
         .execute(conn)
         .await?;
-    if row.source == "upload" {
-        diesel::update(uploads::table.find(row.source_id))
-            .filter(uploads::used_at.is_null())
-            .set(uploads::used_at.eq(diesel::dsl::now))
-            .execute(conn)
-            .await?;
-    }
-    Ok(())
+    Ok(true)
 }
 
 pub async fn input_of(
