@@ -22,7 +22,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
     return () => {
       live = false;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // The caller lists what the load depends on; `load` itself is a new closure every render.
   }, [...deps, tick]);
   return {
     data: state.data,
@@ -82,7 +82,7 @@ export function usePaged<T>(load: (cursor?: string) => Promise<PageOf<T>>, deps:
         },
       );
     },
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // `deps` are what the pages depend on; `load` is a new closure every render.
     deps,
   );
 

@@ -60,7 +60,7 @@ function GenerateForm({ models }: { models: Model[] }) {
       visibility,
       image_input: model?.supports_image_input && input ? input.id : null,
     }),
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // `accepts` reads `model`, which is listed.
     [prompt, modelId, aspect, count, negative, seed, style, visibility, model, input],
   );
 
@@ -83,7 +83,7 @@ function GenerateForm({ models }: { models: Model[] }) {
     }, 250);
     return () => clearTimeout(timer);
     // The balance changes when a generation ends: quote again then.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // `body` changes with the prompt; only what prices the request is listed.
   }, [modelId, count, inputId, generation && isTerminal(generation.status)]);
 
   useEffect(() => () => follow.current?.abort(), []);
