@@ -32,7 +32,7 @@ from="FROM images i WHERE i.visibility = 'public' AND NOT i.nsfw AND i.deleted_a
 tsq="websearch_to_tsquery('english', '$word')"
 since="now() - interval '7 days'"
 page_sql() { # rank, conditions, inner order, outer order
-  echo "SELECT p.*, u.username, u.display_name, (NULL::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM image_likes l WHERE l.image_id = p.id AND l.user_id = NULL::uuid)) AS liked FROM (SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, $1 AS rank, NULL::timestamptz AS added_at $from $2 ORDER BY $3 LIMIT 21) p JOIN users u ON u.id = p.user_id ORDER BY $4"
+  echo "SELECT p.*, u.username, u.display_name, (NULL::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM image_likes l WHERE l.image_id = p.id AND l.user_id = NULL::uuid)) AS liked FROM (SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, i.kind, i.vertex_count, i.content_type, i.byte_size, $1 AS rank, NULL::timestamptz AS added_at $from $2 ORDER BY $3 LIMIT 21) p JOIN users u ON u.id = p.user_id ORDER BY $4"
 }
 new_order=("i.id DESC" "p.id DESC")
 top_order=("i.like_count DESC, i.id DESC" "p.like_count DESC, p.id DESC")
@@ -64,9 +64,9 @@ PY
 }
 read -r top_likes top_id <<<"$key_top"
 read -r search_rank search_id <<<"$key_search"
-c_new=$(cursor "gallery::New:All::" 0 "$key_new")
-c_top=$(cursor "gallery::Top:Week::" "$top_likes" "$top_id")
-c_search=$(cursor "gallery::Relevance:All::$word" "$search_rank" "$search_id")
+c_new=$(cursor "gallery::New:All:::" 0 "$key_new")
+c_top=$(cursor "gallery::Top:Week:::" "$top_likes" "$top_id")
+c_search=$(cursor "gallery::Relevance:All::$word:" "$search_rank" "$search_id")
 
 base="http://127.0.0.1:$app_port/v1/gallery"
 declare -A url sql
