@@ -7,12 +7,15 @@ cd "$(dirname "$0")/../frontend"
 mode=${1:-build}
 
 # Vite 8 needs Node 20.19 or newer.
-if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+node_ok() {
+  command -v node >/dev/null &&
+    node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'
+}
+if ! node_ok; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
   fi
-  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' || {
-    echo "the web app needs Node.js 20.19 or newer (found: $(node --version 2>/dev/null || echo none))" >&2; exit 1; }
+  node_ok || { echo "the web app needs Node.js 20.19 or newer (found: $(node --version 2>/dev/null || echo none))" >&2; exit 1; }
 fi
 
 # npm ci only when the lockfile differs from what is installed.
