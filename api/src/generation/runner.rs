@@ -500,3 +500,39 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(bytes: Vec<u8>) -> Output {
+        Output {
+            bytes,
+            content_type: String::new(),
+            nsfw: false,
+            preview: None,
+        }
+    }
+
+    #[test]
+    fn outputs_must_be_the_kind_the_model_promises() -> anyhow::Result<()> {
+        let catalog = crate::catalog::Catalog::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../config/models.toml"
+        )))?;
+        let image_model = catalog
+            .get("easel-sketch")
+            .ok_or_else(|| anyhow::anyhow!("sketch"))?;
+        let mesh_model = catalog
+            .get("easel-relief-3d")
+            .ok_or_else(|| anyhow::anyhow!("relief"))?;
+        let png = crate::providers::local::sample_png("x", 64, 64, 1)?;
+        let glb = crate::model3d::relief(&image::RgbImage::new(8, 8), 4, &png).0;
+        assert!(wrong_kind(image_model, &[output(png.clone())]).is_none());
+        assert!(wrong_kind(mesh_model, &[output(glb.clone())]).is_none());
+        assert!(wrong_kind(image_model, &[output(png.clone()), output(glb.clone())]).is_some());
+        assert!(wrong_kind(mesh_model, &[output(png)]).is_some());
+        assert!(wrong_kind(mesh_model, &[output(b"<html>".to_vec())]).is_some());
+        Ok(())
+    }
+}

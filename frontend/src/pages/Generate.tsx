@@ -74,7 +74,9 @@ function GenerateForm({ models }: { models: Model[] }) {
       return;
     }
     const timer = setTimeout(() => {
-      call(api.POST("/v1/generations", { body: { ...body, prompt: "cost preview", image_input: inputId ?? null, dry_run: true } }))
+      // Only what prices it: the other choices may lag a model switch by a render.
+      const quoteBody = { prompt: "cost preview", model: modelId, num_outputs: count, image_input: inputId ?? null, dry_run: true };
+      call(api.POST("/v1/generations", { body: quoteBody }))
         .then((answer) => {
           if ("dry_run" in answer && answer.dry_run) setQuote(answer as Quote);
           setQuoteError(undefined);
@@ -83,7 +85,6 @@ function GenerateForm({ models }: { models: Model[] }) {
     }, 250);
     return () => clearTimeout(timer);
     // The balance changes when a generation ends: quote again then.
-    // `body` changes with the prompt; only what prices the request is listed.
   }, [modelId, count, inputId, generation && isTerminal(generation.status)]);
 
   useEffect(() => () => follow.current?.abort(), []);
