@@ -129,3 +129,21 @@ export function useSubscription(subscribe: (listener: () => void) => () => void)
   useEffect(() => subscribe(() => setVersion((v) => v + 1)), [subscribe]);
   return version;
 }
+
+/** A form's submit: runs `action`, with `busy` while it runs and the error it threw, if any. */
+export function useAction<A extends unknown[]>(action: (...args: A) => Promise<void>) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const run = async (...args: A) => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      await action(...args);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { run, busy, error };
+}

@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { api, call, session } from "../api/client";
 import { ErrorBox } from "../components/ui";
+import { useAction } from "../lib/hooks";
 import { Link, navigate, useLocation } from "../lib/router";
 
 function useNext(): string {
@@ -13,21 +14,11 @@ export function Login() {
   const next = useNext();
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const submit = async (event: FormEvent) => {
+  const { run: submit, busy, error } = useAction(async (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    try {
-      session.accept(await call(api.POST("/v1/auth/login", { body: { email, password } })));
-      navigate(next);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+    session.accept(await call(api.POST("/v1/auth/login", { body: { email, password } })));
+    navigate(next);
+  });
   return (
     <section className="narrow">
       <h1>Sign in</h1>
@@ -63,21 +54,11 @@ export function Signup() {
   const [email, setEmail] = useState("");
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const submit = async (event: FormEvent) => {
+  const { run: submit, busy, error } = useAction(async (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    try {
-      session.accept(await call(api.POST("/v1/auth/signup", { body: { email, username, password } })));
-      navigate(next);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+    session.accept(await call(api.POST("/v1/auth/signup", { body: { email, username, password } })));
+    navigate(next);
+  });
   return (
     <section className="narrow">
       <h1>Create an account</h1>

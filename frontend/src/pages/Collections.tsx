@@ -3,7 +3,7 @@ import { api, call, session } from "../api/client";
 import type { components } from "../api/schema";
 import { ImageGrid } from "../components/images";
 import { ApiImage, Empty, ErrorBox, Loading } from "../components/ui";
-import { useLoad, usePaged } from "../lib/hooks";
+import { useAction, useLoad, usePaged } from "../lib/hooks";
 import { Link, navigate } from "../lib/router";
 
 type Collection = components["schemas"]["Collection"];
@@ -64,24 +64,14 @@ function CollectionForm({
   const [name, setName] = useState(initial?.name ?? "");
   const [description, setDescription] = useState(initial?.description ?? "");
   const [visibility, setVisibility] = useState<Visibility>(initial?.visibility ?? "private");
-  const [error, setError] = useState<unknown>();
-  const [busy, setBusy] = useState(false);
-  const submit = async (event: FormEvent) => {
+  const { run: submit, busy, error } = useAction(async (event: FormEvent) => {
     event.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    try {
-      onSaved(await save({ name: name.trim(), description: description.trim() || null, visibility }));
-      if (!initial) {
-        setName("");
-        setDescription("");
-      }
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
+    onSaved(await save({ name: name.trim(), description: description.trim() || null, visibility }));
+    if (!initial) {
+      setName("");
+      setDescription("");
     }
-  };
+  });
   return (
     <form className="panel" onSubmit={(e) => void submit(e)}>
       <div className="row">
