@@ -171,7 +171,7 @@ mod tests {
     fn every_reference_resolves() -> anyhow::Result<()> {
         let json: serde_json::Value = serde_json::from_str(&to_json(&document())?)?;
         let mut refs = Vec::new();
-        collect_refs(&json, &mut refs);
+        collect_strings(&json, "$ref", &mut refs);
         assert!(refs.len() > 50, "the document references its components");
         for reference in refs {
             let pointer = reference.trim_start_matches('#');
@@ -183,17 +183,38 @@ mod tests {
         Ok(())
     }
 
-    fn collect_refs(value: &serde_json::Value, refs: &mut Vec<String>) {
+    /// No pattern in the document admits a NUL, which PostgreSQL text cannot hold: a client (or
+    /// schemathesis) that trusts the spec must never build a "valid" string the server refuses.
+    /// A `\S` for "not blank" once let NUL through, since NUL is not whitespace.
+    #[test]
+    fn no_pattern_admits_nul() -> anyhow::Result<()> {
+        let json: serde_json::Value = serde_json::from_str(&to_json(&document())?)?;
+        let mut patterns = Vec::new();
+        collect_strings(&json, "pattern", &mut patterns);
+        assert!(patterns.len() > 10, "string fields carry patterns");
+        for pattern in patterns {
+            let regex = regex::Regex::new(&pattern)?;
+            for sample in ["\0", "a\0", "\0a", " \0 ", "abc\0def"] {
+                assert!(!regex.is_match(sample), "{pattern} admits {sample:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Every string value held under `wanted`, anywhere in the document.
+    fn collect_strings(value: &serde_json::Value, wanted: &str, out: &mut Vec<String>) {
         match value {
             serde_json::Value::Object(map) => {
                 for (key, inner) in map {
-                    match (key.as_str(), inner) {
-                        ("$ref", serde_json::Value::String(target)) => refs.push(target.clone()),
-                        _ => collect_refs(inner, refs),
+                    match inner {
+                        serde_json::Value::String(text) if key == wanted => out.push(text.clone()),
+                        _ => collect_strings(inner, wanted, out),
                     }
                 }
             }
-            serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, refs)),
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|v| collect_strings(v, wanted, out))
+            }
             _ => {}
         }
     }

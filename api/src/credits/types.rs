@@ -98,7 +98,7 @@ pub struct AdjustCreditsRequest {
     #[schema(
         min_length = 1,
         max_length = 500,
-        pattern = "^[^\\u0000]*\\S[^\\u0000]*$",
+        pattern = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$",
         example = "compensation for an outage"
     )]
     pub reason: String,

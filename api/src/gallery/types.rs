@@ -183,7 +183,7 @@ pub struct CreateCollectionRequest {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = "^[^\\u0000]*\\S[^\\u0000]*$"
+        pattern = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"
     )]
     pub name: String,
     /// Up to 1000 characters.
@@ -199,7 +199,7 @@ pub struct UpdateCollectionRequest {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = "^[^\\u0000]*\\S[^\\u0000]*$"
+        pattern = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$"
     )]
     pub name: Option<String>,
     /// Null clears it.

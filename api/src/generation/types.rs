@@ -12,7 +12,7 @@ pub struct CreateGenerationRequest {
     #[schema(
         min_length = 1,
         max_length = 2000,
-        pattern = "^[^\\u0000]*\\S[^\\u0000]*$",
+        pattern = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$",
         example = "a lighthouse at dusk, oil painting"
     )]
     pub prompt: String,

@@ -88,7 +88,7 @@ pub struct CreateApiKeyRequest {
     #[schema(
         min_length = 1,
         max_length = 64,
-        pattern = "^[^\\u0000]*\\S[^\\u0000]*$",
+        pattern = "^[^\\u0000]*[^\\u0000\\s][^\\u0000]*$",
         example = "render farm"
     )]
     pub name: String,
