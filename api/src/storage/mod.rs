@@ -92,10 +92,15 @@ impl Storage {
     }
 }
 
-/// A WebP thumbnail at most `max` pixels on its longer side.
+/// A WebP thumbnail at most `max` pixels on its longer side. An image already that small keeps its
+/// size: `thumbnail` would scale it up, making a larger file than the original at many times the cost.
 pub fn thumbnail(png: &[u8], max: u32) -> anyhow::Result<Vec<u8>> {
     let image = image::load_from_memory(png)?;
-    let thumb = image.thumbnail(max, max).to_rgba8();
+    let thumb = if image.width() <= max && image.height() <= max {
+        image.to_rgba8()
+    } else {
+        image.thumbnail(max, max).to_rgba8()
+    };
     let mut out = Vec::new();
     image::codecs::webp::WebPEncoder::new_lossless(&mut out).encode(
         thumb.as_raw(),
@@ -129,5 +134,34 @@ pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
         [b'G', b'I', b'F', b'8', ..] => Some("image/gif"),
         [b'g', b'l', b'T', b'F', 2, 0, 0, 0, ..] => Some(crate::model3d::CONTENT_TYPE),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> anyhow::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 7]))
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )?;
+        Ok(bytes)
+    }
+
+    fn size_of(webp: &[u8]) -> anyhow::Result<(u32, u32)> {
+        assert_eq!(sniff(webp), Some("image/webp"));
+        Ok(image::load_from_memory(webp)?.into_rgb8().dimensions())
+    }
+
+    #[test]
+    fn thumbnails_shrink_large_images_and_never_enlarge_small_ones() -> anyhow::Result<()> {
+        assert_eq!(size_of(&thumbnail(&png(1024, 512)?, 384)?)?, (384, 192));
+        assert_eq!(size_of(&thumbnail(&png(300, 900)?, 384)?)?, (128, 384));
+        assert_eq!(size_of(&thumbnail(&png(64, 64)?, 384)?)?, (64, 64));
+        assert_eq!(size_of(&thumbnail(&png(384, 100)?, 384)?)?, (384, 100));
+        Ok(())
     }
 }
