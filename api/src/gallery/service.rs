@@ -700,8 +700,8 @@ pub async fn sweep_files(state: &AppState) -> anyhow::Result<usize> {
     let mut removed = 0;
     for image in pending {
         conn.transaction::<_, anyhow::Error, _>(async |conn| {
+            store::lock_files(conn, &[&image.content_hash, &image.thumb_hash]).await?;
             for (hash, thumb) in [(&image.content_hash, false), (&image.thumb_hash, true)] {
-                store::lock_file(conn, hash).await?;
                 if !store::file_in_use(conn, hash, thumb).await? {
                     let kind = if thumb { "thumbs" } else { "originals" };
                     match state.storage.delete(kind, hash).await {

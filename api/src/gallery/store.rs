@@ -733,11 +733,23 @@ pub async fn deleted_with_files(
 
 /// Serialises everything that stores or removes the file with this hash, until the transaction ends.
 pub async fn lock_file(conn: &mut AsyncPgConnection, hash: &str) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind::<Text, _>(hash)
-        .execute(conn)
-        .await
-        .map(|_| ())
+    lock_files(conn, &[hash]).await
+}
+
+/// [`lock_file`] for several files in one statement. The locks are taken in hash order, the same
+/// order every caller uses, so two transactions wanting the same files cannot deadlock.
+pub async fn lock_files(conn: &mut AsyncPgConnection, hashes: &[&str]) -> QueryResult<()> {
+    let mut hashes = hashes.to_vec();
+    hashes.sort_unstable();
+    hashes.dedup();
+    // unnest keeps the array's order, so the locks follow the sort above.
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(hashtextextended(h, 0)) FROM unnest($1::text[]) AS h",
+    )
+    .bind::<diesel::sql_types::Array<Text>, _>(hashes)
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// Whether a live image still uses this original (or thumbnail) file.

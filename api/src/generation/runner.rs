@@ -101,7 +101,7 @@ pub async fn run(state: &AppState, worker: &str, row: GenerationRow) {
         .await;
         return;
     };
-    let input = match load_input(state, &row).await {
+    let input = match load_input(state, &model, &row).await {
         Ok(input) => input,
         Err(e) => {
             tracing::error!(generation.id = %id, error = %e, "reading the input image failed; will retry");
@@ -158,7 +158,15 @@ pub async fn run(state: &AppState, worker: &str, row: GenerationRow) {
 }
 
 /// The job's input image with a link a provider may fetch it from for a short while.
-async fn load_input(state: &AppState, row: &GenerationRow) -> anyhow::Result<Option<JobInput>> {
+async fn load_input(
+    state: &AppState,
+    model: &Model,
+    row: &GenerationRow,
+) -> anyhow::Result<Option<JobInput>> {
+    // Most models take no input: skip the look-up.
+    if !model.supports_image_input {
+        return Ok(None);
+    }
     let mut conn = state.pool.get().await?;
     let Some(input) = crate::inputs::store::input_of(&mut conn, row.id.0).await? else {
         return Ok(None);
@@ -364,14 +372,18 @@ async fn complete(
             if !store::finish_success(conn, row.id, worker).await? {
                 return Ok(false);
             }
+            // Content-addressed files are shared: the sweep may have removed one of these for a
+            // deleted image a moment ago. Under the files' locks, make sure they are there.
+            let hashes: Vec<&str> = stored
+                .iter()
+                .flat_map(|item| [item.content_hash.as_str(), item.thumb_hash.as_str()])
+                .collect();
+            crate::gallery::store::lock_files(conn, &hashes).await?;
             for (index, item) in stored.iter().enumerate() {
-                // Content-addressed files are shared: the sweep may have removed this one for a
-                // deleted image a moment ago. Under the file's lock, make sure it is there.
                 for (kind, hash, bytes) in [
                     ("originals", &item.content_hash, &item.bytes),
                     ("thumbs", &item.thumb_hash, &item.thumb),
                 ] {
-                    crate::gallery::store::lock_file(conn, hash).await?;
                     if !state.storage.exists(kind, hash).await? {
                         state.storage.put(kind, bytes.clone()).await?;
                     }

@@ -184,11 +184,12 @@ pub async fn with_input(
 }
 
 /// What the caller can spend now (touching the daily grant first).
-async fn available(
+/// Grants the day's free credits if they are due.
+async fn touch(
     state: &AppState,
     conn: &mut AsyncPgConnection,
     principal: &Principal,
-) -> Result<(i64, i64), ApiError> {
+) -> Result<(), ApiError> {
     credits::touch(
         conn,
         principal.user_id,
@@ -196,19 +197,32 @@ async fn available(
         credits::service::today(Utc::now()),
     )
     .await?;
+    Ok(())
+}
+
+async fn available(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    principal: &Principal,
+) -> Result<(i64, i64), ApiError> {
+    touch(state, conn, principal).await?;
     let balance = credits::store::balance(conn, principal.user_id).await?;
     Ok(balance.map_or((0, 0), |b| (b.free, b.purchased)))
 }
 
 /// Pro models need credits the person paid for (or an operator granted) still in the non-expiring
 /// bucket, or the admin role. The signup bonus shares that bucket but does not open pro models.
+fn needs_purchase(plan: &Plan, principal: &Principal) -> bool {
+    plan.model.is_pro && principal.role != Role::Admin
+}
+
 async fn check_pro(
     conn: &mut AsyncPgConnection,
     plan: &Plan,
     principal: &Principal,
     purchased: i64,
 ) -> Result<(), ApiError> {
-    if !plan.model.is_pro || principal.role == Role::Admin {
+    if !needs_purchase(plan, principal) {
         return Ok(());
     }
     if purchased <= 0 || !credits::store::has_bought(conn, principal.user_id).await? {
@@ -249,8 +263,13 @@ pub async fn create(
     plan: Plan,
 ) -> Result<GenerationRow, ApiError> {
     let mut conn = state.pool.get().await?;
-    let (_, purchased) = available(state, &mut conn, principal).await?;
-    check_pro(&mut conn, &plan, principal, purchased).await?;
+    if needs_purchase(&plan, principal) {
+        let (_, purchased) = available(state, &mut conn, principal).await?;
+        check_pro(&mut conn, &plan, principal, purchased).await?;
+    } else {
+        // The reservation below reads the balance itself; only the day's grant must come first.
+        touch(state, &mut conn, principal).await?;
+    }
     let max_in_flight = state.config.generation.max_in_flight;
     let deadline = Utc::now()
         + chrono::Duration::from_std(state.config.generation.deadline)
@@ -376,8 +395,17 @@ pub async fn present(
     rows: Vec<GenerationRow>,
     conn: &mut AsyncPgConnection,
 ) -> Result<Vec<Generation>, ApiError> {
-    let ids: Vec<GenerationId> = rows.iter().map(|r| r.id).collect();
-    let images = store::images_of(conn, &ids).await?;
+    // Only a succeeded generation has images (they are stored in the same transaction).
+    let ids: Vec<GenerationId> = rows
+        .iter()
+        .filter(|r| r.status == Status::Succeeded.as_str())
+        .map(|r| r.id)
+        .collect();
+    let images = if ids.is_empty() {
+        Vec::new()
+    } else {
+        store::images_of(conn, &ids).await?
+    };
     Ok(rows
         .into_iter()
         .map(|row| {
