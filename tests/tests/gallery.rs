@@ -1113,3 +1113,52 @@ async fn a_deleted_image_leaves_every_list_and_its_unshared_files_go() {
         balance_before
     );
 }
+
+/// The feed and the job runner's statements stay prepared on their connection: run again (with
+/// other values, and another page size), each is the same one statement, not a fresh prepare.
+/// Diesel would otherwise prepare raw SQL anew on every call, a round trip and a parse each time.
+#[tokio::test]
+async fn hot_statements_stay_prepared() {
+    use diesel::sql_types::BigInt;
+    use diesel_async::RunQueryDsl;
+    use easel::gallery::{store, types::Sort};
+
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let app = TestApp::spawn().await;
+    let mut conn = app.db().await;
+    for (limit, sort) in [
+        (20, Sort::New),
+        (5, Sort::New),
+        (20, Sort::Top),
+        (7, Sort::Top),
+    ] {
+        let feed = store::Feed {
+            viewer: None,
+            owner: None,
+            model: None,
+            kind: None,
+            q: None,
+            sort,
+            since: None,
+            after: None,
+            limit,
+        };
+        store::feed(&mut conn, feed).await.expect("feed");
+        easel::generation::store::claim(&mut conn, &format!("test-worker-{limit}"))
+            .await
+            .expect("claim");
+    }
+    let prepared: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_prepared_statements \
+         WHERE statement LIKE 'SELECT p.*%' OR statement LIKE 'UPDATE generations%'",
+    )
+    .get_result(&mut conn)
+    .await
+    .expect("count prepared statements");
+    // One text for `new`, one for `top`, one for the claim.
+    assert_eq!(prepared.n, 3);
+}

@@ -98,7 +98,7 @@ pub async fn spend(
     amount: i64,
     links: &Links<'_>,
 ) -> QueryResult<Option<Entry>> {
-    diesel::sql_query(
+    let query = diesel::sql_query(
         "WITH old AS (SELECT user_id, free, purchased FROM credit_balances WHERE user_id = $1 FOR UPDATE), \
          applied AS ( \
              UPDATE credit_balances AS b \
@@ -123,10 +123,8 @@ pub async fn spend(
     .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(links.purchase_id)
     .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(links.admin_id)
     .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(links.reason)
-    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(links.idempotency_key)
-    .get_result(conn)
-    .await
-    .optional()
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Text>, _>(links.idempotency_key);
+    crate::db::Prepared(query).get_result(conn).await.optional()
 }
 
 /// The UTC day of the last daily grant, if the account has a balance row yet.

@@ -32,3 +32,37 @@ pub fn pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> {
         .build()
         .map_err(|e| anyhow::anyhow!("cannot build the database pool: {e}"))
 }
+
+/// A statement kept prepared on its connection, keyed by its SQL text. Diesel never keeps raw SQL
+/// (`sql_query`), `UPDATE`s or single-row inserts with optional values, so each run of one costs a
+/// round trip to prepare it plus a parse and an analysis on the server; the hot paths (the gallery,
+/// the job runner, submitting a generation) wrap theirs in this. Only for SQL built from a fixed set
+/// of fragments with every value bound, never written in: each distinct text stays prepared for
+/// the connection's life.
+#[derive(Debug, Clone)]
+pub struct Prepared<T>(pub T);
+
+impl<T: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for Prepared<T>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &diesel::pg::Pg) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<T> diesel::query_builder::QueryId for Prepared<T> {
+    // Keyed by the SQL text, not the type: one type may build several texts.
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<T: diesel::query_builder::Query> diesel::query_builder::Query for Prepared<T> {
+    type SqlType = T::SqlType;
+}

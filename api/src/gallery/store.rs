@@ -77,6 +77,7 @@ enum Bind {
     Double(f64),
     Real(f32),
     Time(DateTime<Utc>),
+    BigInt(i64),
 }
 
 /// SQL text with numbered parameters added as it is built.
@@ -110,9 +111,11 @@ impl Sql {
                 Bind::Double(v) => query.bind::<Double, _>(v),
                 Bind::Real(v) => query.bind::<Float, _>(v),
                 Bind::Time(v) => query.bind::<Timestamptz, _>(v),
+                Bind::BigInt(v) => query.bind::<diesel::sql_types::BigInt, _>(v),
             };
         }
-        query.load(conn).await
+        // Every value is a parameter and the text comes from a fixed set of fragments.
+        crate::db::Prepared(query).load(conn).await
     }
 }
 
@@ -125,7 +128,7 @@ fn paged(
     inner: &str,
     inner_order: &str,
     outer_order: &str,
-    limit: i64,
+    limit: &str,
 ) -> String {
     format!(
         "SELECT p.*, u.username, u.display_name, \
@@ -242,7 +245,7 @@ pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<I
         &text,
         order,
         outer,
-        feed.limit + 1,
+        &sql.param(Bind::BigInt(feed.limit + 1)),
     );
     sql.load(conn).await
 }
@@ -291,7 +294,7 @@ pub async fn mine(conn: &mut AsyncPgConnection, mine: Mine) -> QueryResult<Vec<I
         &text,
         "i.id DESC",
         "p.id DESC",
-        mine.limit + 1,
+        &sql.param(Bind::BigInt(mine.limit + 1)),
     );
     sql.load(conn).await
 }
@@ -310,7 +313,7 @@ pub async fn image(
         &format!("FROM images i WHERE i.id = {id} AND i.deleted_at IS NULL"),
         "i.id",
         "p.id",
-        1,
+        "1",
     );
     Ok(sql.load(conn).await?.pop())
 }
@@ -343,7 +346,7 @@ pub async fn collection_images(
         &text,
         "ci.added_at DESC, ci.image_id DESC",
         "p.added_at DESC, p.id DESC",
-        limit + 1,
+        &sql.param(Bind::BigInt(limit + 1)),
     );
     sql.load(conn).await
 }
@@ -743,10 +746,12 @@ pub async fn lock_files(conn: &mut AsyncPgConnection, hashes: &[&str]) -> QueryR
     hashes.sort_unstable();
     hashes.dedup();
     // unnest keeps the array's order, so the locks follow the sort above.
-    diesel::sql_query(
-        "SELECT pg_advisory_xact_lock(hashtextextended(h, 0)) FROM unnest($1::text[]) AS h",
+    crate::db::Prepared(
+        diesel::sql_query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(h, 0)) FROM unnest($1::text[]) AS h",
+        )
+        .bind::<diesel::sql_types::Array<Text>, _>(hashes),
     )
-    .bind::<diesel::sql_types::Array<Text>, _>(hashes)
     .execute(conn)
     .await
     .map(|_| ())

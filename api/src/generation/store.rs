@@ -67,11 +67,14 @@ pub async fn insert(
     conn: &mut AsyncPgConnection,
     new: &NewGeneration<'_>,
 ) -> QueryResult<GenerationRow> {
-    diesel::insert_into(generations::table)
-        .values(new)
-        .returning(GenerationRow::as_returning())
-        .get_result(conn)
-        .await
+    // Prepared once per connection: the optional values make a handful of texts at most.
+    crate::db::Prepared(
+        diesel::insert_into(generations::table)
+            .values(new)
+            .returning(GenerationRow::as_returning()),
+    )
+    .get_result(conn)
+    .await
 }
 
 pub async fn find(
@@ -138,15 +141,17 @@ pub async fn claim(
     conn: &mut AsyncPgConnection,
     worker: &str,
 ) -> QueryResult<Option<GenerationRow>> {
-    diesel::sql_query(
-        "UPDATE generations \
-         SET status = 'starting', claimed_by = $1, heartbeat_at = now(), attempts = attempts + 1, \
-             started_at = COALESCE(started_at, now()) \
-         WHERE id = (SELECT id FROM generations WHERE status = 'queued' AND run_after <= now() \
-                     ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
-         RETURNING *",
+    crate::db::Prepared(
+        diesel::sql_query(
+            "UPDATE generations \
+             SET status = 'starting', claimed_by = $1, heartbeat_at = now(), attempts = attempts + 1, \
+                 started_at = COALESCE(started_at, now()) \
+             WHERE id = (SELECT id FROM generations WHERE status = 'queued' AND run_after <= now() \
+                         ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING *",
+        )
+        .bind::<diesel::sql_types::Text, _>(worker),
     )
-    .bind::<diesel::sql_types::Text, _>(worker)
     .get_result(conn)
     .await
     .optional()
@@ -160,17 +165,19 @@ pub async fn heartbeat(
     worker: &str,
     progress: i16,
 ) -> QueryResult<bool> {
-    let updated = diesel::update(
-        generations::table
-            .find(id)
-            .filter(generations::claimed_by.eq(worker))
-            .filter(generations::status.eq_any(["starting", "processing"])),
+    let updated = crate::db::Prepared(
+        diesel::update(
+            generations::table
+                .find(id)
+                .filter(generations::claimed_by.eq(worker))
+                .filter(generations::status.eq_any(["starting", "processing"])),
+        )
+        .set((
+            generations::status.eq("processing"),
+            generations::progress.eq(progress),
+            generations::heartbeat_at.eq(diesel::dsl::now),
+        )),
     )
-    .set((
-        generations::status.eq("processing"),
-        generations::progress.eq(progress),
-        generations::heartbeat_at.eq(diesel::dsl::now),
-    ))
     .execute(conn)
     .await?;
     Ok(updated == 1)
@@ -182,18 +189,20 @@ pub async fn finish_success(
     id: GenerationId,
     worker: &str,
 ) -> QueryResult<bool> {
-    let updated = diesel::update(
-        generations::table
-            .find(id)
-            .filter(generations::claimed_by.eq(worker))
-            .filter(generations::status.eq_any(["starting", "processing"])),
+    let updated = crate::db::Prepared(
+        diesel::update(
+            generations::table
+                .find(id)
+                .filter(generations::claimed_by.eq(worker))
+                .filter(generations::status.eq_any(["starting", "processing"])),
+        )
+        .set((
+            generations::status.eq("succeeded"),
+            generations::progress.eq(100_i16),
+            generations::completed_at.eq(diesel::dsl::now),
+            generations::heartbeat_at.eq(None::<DateTime<Utc>>),
+        )),
     )
-    .set((
-        generations::status.eq("succeeded"),
-        generations::progress.eq(100_i16),
-        generations::completed_at.eq(diesel::dsl::now),
-        generations::heartbeat_at.eq(None::<DateTime<Utc>>),
-    ))
     .execute(conn)
     .await?;
     Ok(updated == 1)
@@ -447,12 +456,14 @@ pub struct NewImage<'a> {
 
 /// Inserts an output's image unless that slot already has one (a retried job never duplicates).
 pub async fn insert_image(conn: &mut AsyncPgConnection, new: &NewImage<'_>) -> QueryResult<usize> {
-    diesel::insert_into(images::table)
-        .values(new)
-        .on_conflict((images::generation_id, images::output_index))
-        .do_nothing()
-        .execute(conn)
-        .await
+    crate::db::Prepared(
+        diesel::insert_into(images::table)
+            .values(new)
+            .on_conflict((images::generation_id, images::output_index))
+            .do_nothing(),
+    )
+    .execute(conn)
+    .await
 }
 
 /// The live images of these generations, in output order: one query for a whole page.
