@@ -29,17 +29,20 @@ struct UserId {
 async fn submit(floor: web::Data<Floor>, body: web::Json<Submit>) -> HttpResponse {
     let id = uuid::Uuid::now_v7();
     let inserted = match floor.pool.get().await {
-        Ok(mut conn) => diesel::sql_query(
-            "INSERT INTO generations (id, user_id, model, prompt, aspect_ratio, width, height, \
+        // Kept prepared, as the server keeps its statements.
+        Ok(mut conn) => easel::db::Prepared(
+            diesel::sql_query(
+                "INSERT INTO generations (id, user_id, model, prompt, aspect_ratio, width, height, \
              num_outputs, seed, visibility, status, credits_charged, deadline_at) \
              VALUES ($1, $2, $3, $4, '1:1', 64, 64, 1, $5, 'private', 'queued', 1, \
              now() + interval '1 hour')",
+            )
+            .bind::<SqlUuid, _>(id)
+            .bind::<SqlUuid, _>(floor.user)
+            .bind::<Text, _>(&body.model)
+            .bind::<Text, _>(&body.prompt)
+            .bind::<BigInt, _>(body.seed),
         )
-        .bind::<SqlUuid, _>(id)
-        .bind::<SqlUuid, _>(floor.user)
-        .bind::<Text, _>(&body.model)
-        .bind::<Text, _>(&body.prompt)
-        .bind::<BigInt, _>(body.seed)
         .execute(&mut conn)
         .await
         .map_err(|e| e.to_string()),
