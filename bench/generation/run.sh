@@ -47,7 +47,7 @@ target/release/easel admin verify-ledger >/dev/null
 
 cargo build --release --quiet --example generation_floor
 floor_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-EASEL_BIND="127.0.0.1:$floor_port" EASEL_DB_POOL_SIZE=32 target/release/examples/generation_floor \
+EASEL_BIND="127.0.0.1:$floor_port" EASEL_DB_POOL_SIZE=32 setsid target/release/examples/generation_floor \
   >target/bench-floor-generation.log 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
@@ -55,6 +55,7 @@ for _ in $(seq 1 100); do
     -d '{"prompt": "ready", "model": "easel-sketch", "seed": 0}' 2>/dev/null && break
   sleep 0.2
 done
+weight_server_below_postgres  # as the server was (bench/lib.sh)
 BENCH_TOKENS=$tokens wrk -t2 -c"$users" -d"${duration}s" -s bench/generation/submit.lua \
   "http://127.0.0.1:$floor_port" >target/bench-wrk-floor.log 2>&1
 kill $server; wait $server 2>/dev/null || true; server=""
