@@ -1162,3 +1162,54 @@ async fn hot_statements_stay_prepared() {
     // One text for `new`, one for `top`, one for the claim.
     assert_eq!(prepared.n, 3);
 }
+
+/// A prepared statement names its columns: a column a newer server's migration adds must not break
+/// this server's claim or credit spend ("cached plan must not change result type" with `RETURNING *`).
+#[tokio::test]
+async fn prepared_statements_survive_an_added_column() {
+    use diesel_async::RunQueryDsl;
+    let app = TestApp::spawn().await;
+    let person = person(&app, "columns").await;
+    let user = easel::identity::UserId(uuid::Uuid::parse_str(&person.id).expect("user id"));
+    TestApp::execute(
+        &app,
+        &format!(
+            "INSERT INTO credit_balances (user_id, purchased) VALUES ('{}', 10) \
+             ON CONFLICT (user_id) DO UPDATE SET purchased = 10",
+            person.id
+        ),
+    )
+    .await;
+    let mut conn = app.db().await;
+    let spend = async |conn: &mut diesel_async::AsyncPgConnection| {
+        let links = easel::credits::store::Links {
+            id: easel::credits::EntryId::new(),
+            kind: "admin_deduct",
+            generation_id: None,
+            purchase_id: None,
+            admin_id: Some(user),
+            reason: Some("test"),
+            idempotency_key: None,
+        };
+        easel::credits::store::spend(conn, user, 1, &links)
+            .await
+            .expect("spend")
+            .expect("the balance covers one credit")
+    };
+    spend(&mut conn).await;
+    easel::generation::store::claim(&mut conn, "worker")
+        .await
+        .expect("claim");
+    for table in ["generations", "credit_entries"] {
+        diesel::sql_query(format!(
+            "ALTER TABLE {table} ADD COLUMN added_later integer"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("add a column");
+    }
+    spend(&mut conn).await;
+    easel::generation::store::claim(&mut conn, "worker")
+        .await
+        .expect("claim after a column was added");
+}

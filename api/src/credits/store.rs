@@ -91,7 +91,8 @@ pub struct Links<'a> {
 
 /// Takes `amount` from free credits first, then purchased, if the two cover it and nothing is owed,
 /// and records the entry: one statement, so it is atomic even outside a transaction and costs one
-/// round trip. `None` when the credits do not cover it: nothing changed.
+/// round trip. `None` when the credits do not cover it: nothing changed. It stays prepared, so it
+/// names the columns it returns (see `generation::store::claim`).
 pub async fn spend(
     conn: &mut AsyncPgConnection,
     user: UserId,
@@ -113,7 +114,9 @@ pub async fn spend(
                                      generation_id, purchase_id, admin_id, reason, idempotency_key) \
          SELECT $3, user_id, $4, free_delta, purchased_delta, free_after, purchased_after, $5, $6, $7, $8, $9 \
          FROM applied \
-         RETURNING *",
+         RETURNING id, user_id, kind, free_delta, purchased_delta, free_after, purchased_after, \
+                   generation_id, purchase_id, refund_of, admin_id, reason, grant_day, idempotency_key, \
+                   created_at",
     )
     .bind::<SqlUuid, _>(user)
     .bind::<BigInt, _>(amount)

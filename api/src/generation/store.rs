@@ -136,7 +136,9 @@ pub async fn count_in_flight(conn: &mut AsyncPgConnection, owner: UserId) -> Que
 }
 
 /// Claims the next due queued job for `worker`: `FOR UPDATE SKIP LOCKED`, so any number of workers
-/// in any number of processes share the queue without taking the same job.
+/// in any number of processes share the queue without taking the same job. The statement stays
+/// prepared, so it names its columns: with `RETURNING *`, a column added by a newer server's
+/// migration would break this server's prepared statement ("cached plan must not change result type").
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     worker: &str,
@@ -148,7 +150,11 @@ pub async fn claim(
                  started_at = COALESCE(started_at, now()) \
              WHERE id = (SELECT id FROM generations WHERE status = 'queued' AND run_after <= now() \
                          ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING *",
+             RETURNING id, user_id, model, prompt, negative_prompt, aspect_ratio, width, height, \
+                       num_outputs, seed, style, visibility, status, progress, credits_charged, \
+                       credits_refunded, reservation_id, error_code, error_message, error_retryable, \
+                       attempts, deadline_at, created_at, started_at, completed_at, provider_ref, \
+                       webhook_token",
         )
         .bind::<diesel::sql_types::Text, _>(worker),
     )
