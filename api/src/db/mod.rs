@@ -38,7 +38,8 @@ pub fn pool(database_url: &str, max_size: usize) -> anyhow::Result<Pool> {
 /// round trip to prepare it plus a parse and an analysis on the server; the hot paths (the gallery,
 /// the job runner, submitting a generation) wrap theirs in this. Only for SQL built from a fixed set
 /// of fragments with every value bound, never written in: each distinct text stays prepared for
-/// the connection's life.
+/// the connection's life. Name the columns it returns: a prepared `RETURNING *` fails once a newer
+/// migration adds a column ("cached plan must not change result type").
 #[derive(Debug, Clone)]
 pub struct Prepared<T>(pub T);
 

@@ -183,7 +183,6 @@ pub async fn with_input(
     Ok(plan)
 }
 
-/// What the caller can spend now (touching the daily grant first).
 /// Grants the day's free credits if they are due.
 async fn touch(
     state: &AppState,
@@ -200,6 +199,7 @@ async fn touch(
     Ok(())
 }
 
+/// What the caller can spend now, free and purchased (touching the daily grant first).
 async fn available(
     state: &AppState,
     conn: &mut AsyncPgConnection,
@@ -210,12 +210,13 @@ async fn available(
     Ok(balance.map_or((0, 0), |b| (b.free, b.purchased)))
 }
 
-/// Pro models need credits the person paid for (or an operator granted) still in the non-expiring
-/// bucket, or the admin role. The signup bonus shares that bucket but does not open pro models.
+/// Whether this request must pass [`check_pro`]: a pro model, asked for by someone not an admin.
 fn needs_purchase(plan: &Plan, principal: &Principal) -> bool {
     plan.model.is_pro && principal.role != Role::Admin
 }
 
+/// Pro models need credits the person paid for (or an operator granted) still in the non-expiring
+/// bucket, or the admin role. The signup bonus shares that bucket but does not open pro models.
 async fn check_pro(
     conn: &mut AsyncPgConnection,
     plan: &Plan,
