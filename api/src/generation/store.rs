@@ -163,6 +163,16 @@ pub async fn claim(
     .optional()
 }
 
+/// The job's row while `worker` runs it: claimed by that worker and not yet ended.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn running_by<'a>(id: GenerationId, worker: &'a str) -> _ {
+    let running: [&'static str; 2] = ["starting", "processing"];
+    generations::table
+        .find(id)
+        .filter(generations::claimed_by.eq(worker))
+        .filter(generations::status.eq_any(running))
+}
+
 /// Records progress and that `worker` is alive; false when the job is no longer this worker's
 /// (canceled, or reclaimed after a missed heartbeat), which tells the worker to stop.
 pub async fn heartbeat(
@@ -171,19 +181,11 @@ pub async fn heartbeat(
     worker: &str,
     progress: i16,
 ) -> QueryResult<bool> {
-    let updated = crate::db::Prepared(
-        diesel::update(
-            generations::table
-                .find(id)
-                .filter(generations::claimed_by.eq(worker))
-                .filter(generations::status.eq_any(["starting", "processing"])),
-        )
-        .set((
-            generations::status.eq("processing"),
-            generations::progress.eq(progress),
-            generations::heartbeat_at.eq(diesel::dsl::now),
-        )),
-    )
+    let updated = crate::db::Prepared(diesel::update(running_by(id, worker)).set((
+        generations::status.eq("processing"),
+        generations::progress.eq(progress),
+        generations::heartbeat_at.eq(diesel::dsl::now),
+    )))
     .execute(conn)
     .await?;
     Ok(updated == 1)
@@ -195,20 +197,12 @@ pub async fn finish_success(
     id: GenerationId,
     worker: &str,
 ) -> QueryResult<bool> {
-    let updated = crate::db::Prepared(
-        diesel::update(
-            generations::table
-                .find(id)
-                .filter(generations::claimed_by.eq(worker))
-                .filter(generations::status.eq_any(["starting", "processing"])),
-        )
-        .set((
-            generations::status.eq("succeeded"),
-            generations::progress.eq(100_i16),
-            generations::completed_at.eq(diesel::dsl::now),
-            generations::heartbeat_at.eq(None::<DateTime<Utc>>),
-        )),
-    )
+    let updated = crate::db::Prepared(diesel::update(running_by(id, worker)).set((
+        generations::status.eq("succeeded"),
+        generations::progress.eq(100_i16),
+        generations::completed_at.eq(diesel::dsl::now),
+        generations::heartbeat_at.eq(None::<DateTime<Utc>>),
+    )))
     .execute(conn)
     .await?;
     Ok(updated == 1)
