@@ -32,7 +32,7 @@ from="FROM images i WHERE i.visibility = 'public' AND NOT i.nsfw AND i.deleted_a
 tsq="websearch_to_tsquery('english', '$word')"
 since="now() - interval '7 days'"
 page_sql() { # rank, conditions, inner order, outer order
-  echo "SELECT p.*, u.username, u.display_name, (NULL::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM image_likes l WHERE l.image_id = p.id AND l.user_id = NULL::uuid)) AS liked FROM (SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, i.kind, i.vertex_count, i.content_type, i.byte_size, $1 AS rank, NULL::timestamptz AS added_at $from $2 ORDER BY $3 LIMIT 21) p JOIN users u ON u.id = p.user_id ORDER BY $4"
+  echo "SELECT p.*, u.username, u.display_name, false AS liked FROM (SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, i.kind, i.vertex_count, i.content_type, i.byte_size, $1 AS rank, NULL::timestamptz AS added_at $from $2 ORDER BY $3 LIMIT 21) p JOIN users u ON u.id = p.user_id ORDER BY $4"
 }
 new_order=("i.id DESC" "p.id DESC")
 top_order=("i.like_count DESC, i.id DESC" "p.like_count DESC, p.id DESC")

@@ -1117,8 +1117,11 @@ async fn a_deleted_image_leaves_every_list_and_its_unshared_files_go() {
 /// The feed and the job runner's statements stay prepared on their connection: run again (with
 /// other values, and another page size), each is the same one statement, not a fresh prepare.
 /// Diesel would otherwise prepare raw SQL anew on every call, a round trip and a parse each time.
+/// And each is planned once: after PostgreSQL's five trial runs it keeps a generic plan (a LIMIT
+/// bound as a parameter would have it plan every run afresh). Searches are the exception: each is
+/// planned for its words, so none is kept.
 #[tokio::test]
-async fn hot_statements_stay_prepared() {
+async fn hot_statements_stay_prepared_and_planned_once() {
     use diesel::sql_types::BigInt;
     use diesel_async::RunQueryDsl;
     use easel::gallery::{store, types::Sort};
@@ -1127,40 +1130,73 @@ async fn hot_statements_stay_prepared() {
     struct Count {
         #[diesel(sql_type = BigInt)]
         n: i64,
+        /// The statements planned afresh on every run.
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        replanned: String,
     }
     let app = TestApp::spawn().await;
+    // Enough public images that a plan's row estimates matter (on empty tables every plan costs
+    // the same), with fresh statistics.
+    let owner = person(&app, "planner").await;
+    let first = seeded_image(&app, &owner, "seed", "public", None, 0, false).await;
+    TestApp::execute(
+        &app,
+        &format!(
+        "INSERT INTO images (id, user_id, generation_id, output_index, model, prompt, width, height, seed, visibility, content_hash, thumb_hash, content_type, byte_size, nsfw, like_count) \
+         SELECT gen_random_uuid(), i.user_id, i.generation_id, n, i.model, 'lighthouse at dusk ' || n, 64, 64, n, 'public', i.content_hash, i.thumb_hash, i.content_type, 10, false, n % 7 \
+         FROM images i, generate_series(1, 5000) n WHERE i.id = '{first}'"
+    ))
+    .await;
+    TestApp::execute(&app, "ANALYZE images").await;
+    let viewer = easel::identity::UserId(uuid::Uuid::parse_str(&owner.id).expect("user id"));
     let mut conn = app.db().await;
-    for (limit, sort) in [
-        (20, Sort::New),
-        (5, Sort::New),
-        (20, Sort::Top),
-        (7, Sort::Top),
-    ] {
-        let feed = store::Feed {
-            viewer: None,
-            owner: None,
-            model: None,
-            kind: None,
-            q: None,
-            sort,
-            since: None,
-            after: None,
-            limit,
+    let feed = |sort, limit, q: Option<&str>| store::Feed {
+        viewer: None,
+        owner: None,
+        model: None,
+        kind: None,
+        q: q.map(str::to_owned),
+        sort,
+        since: None,
+        after: None,
+        limit,
+    };
+    for run in 0..8 {
+        let limit = if run % 2 == 0 { 20 } else { 5 };
+        for sort in [Sort::New, Sort::Top] {
+            store::feed(&mut conn, feed(sort, limit, None))
+                .await
+                .expect("feed");
+        }
+        let signed_in = store::Feed {
+            viewer: Some(viewer),
+            ..feed(Sort::New, limit, None)
         };
-        store::feed(&mut conn, feed).await.expect("feed");
-        easel::generation::store::claim(&mut conn, &format!("test-worker-{limit}"))
+        store::feed(&mut conn, signed_in).await.expect("feed");
+        let words = format!("lighthouse{run}");
+        store::feed(&mut conn, feed(Sort::Relevance, limit, Some(&words)))
+            .await
+            .expect("search");
+        easel::generation::store::claim(&mut conn, &format!("test-worker-{run}"))
             .await
             .expect("claim");
     }
     let prepared: Count = diesel::sql_query(
-        "SELECT count(*) AS n FROM pg_prepared_statements \
+        "SELECT count(*) AS n, \
+                coalesce(string_agg(statement, ' | ') FILTER (WHERE generic_plans = 0), '') AS replanned \
+         FROM pg_prepared_statements \
          WHERE statement LIKE 'SELECT p.*%' OR statement LIKE 'UPDATE generations%'",
     )
     .get_result(&mut conn)
     .await
     .expect("count prepared statements");
-    // One text for `new`, one for `top`, one for the claim.
-    assert_eq!(prepared.n, 3);
+    // One text for `new` (anonymous and signed in), one for `top`, one for the claim; none for
+    // the search.
+    assert_eq!(prepared.n, 4);
+    assert_eq!(
+        prepared.replanned, "",
+        "kept statements planned on every run"
+    );
 }
 
 /// A prepared statement names its columns: a column a newer server's migration adds must not break

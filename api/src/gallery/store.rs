@@ -77,27 +77,62 @@ enum Bind {
     Double(f64),
     Real(f32),
     Time(DateTime<Utc>),
-    BigInt(i64),
 }
 
 /// SQL text with numbered parameters added as it is built.
 struct Sql {
     text: String,
     binds: Vec<Bind>,
+    anonymous: bool,
+    /// Plan the statement for its values on every run instead of keeping it prepared.
+    plan_each_run: bool,
 }
 
 impl Sql {
     fn new(viewer: Option<UserId>) -> Self {
-        // $1 is always the viewer: `liked` needs it.
+        // $1 is always the viewer (null when anonymous): `liked` needs it.
         Self {
             text: String::new(),
             binds: vec![Bind::OptUuid(viewer.map(|v| v.0))],
+            anonymous: viewer.is_none(),
+            plan_each_run: false,
         }
     }
 
     fn param(&mut self, bind: Bind) -> String {
         self.binds.push(bind);
         format!("${}", self.binds.len())
+    }
+
+    /// A page statement: the page is cut from `images` alone (`inner`: `FROM … WHERE …`, ordered by
+    /// `inner_order`), and only its rows are joined to their owners and likes: the join never
+    /// touches more than a page, and the planner keeps walking the index in order.
+    fn paged(
+        &self,
+        rank: &str,
+        added_at: &str,
+        inner: &str,
+        inner_order: &str,
+        outer_order: &str,
+        rows: i64,
+    ) -> String {
+        // An anonymous viewer's statement has no likes to look up. Written as a test of a null $1,
+        // PostgreSQL's plan for one null viewer would drop the look-up and look cheaper than the
+        // plan for any viewer, so it would plan each anonymous page afresh.
+        let liked = if self.anonymous {
+            "false"
+        } else {
+            "EXISTS (SELECT 1 FROM image_likes l WHERE l.image_id = p.id AND l.user_id = $1)"
+        };
+        format!(
+            "SELECT p.*, u.username, u.display_name, {liked} AS liked \
+             FROM (SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, \
+                          i.model, i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, \
+                          i.created_at, i.kind, i.vertex_count, i.content_type, i.byte_size, \
+                          {rank} AS rank, {added_at} AS added_at \
+                   {inner} ORDER BY {inner_order} LIMIT {rows}) p \
+             JOIN users u ON u.id = p.user_id ORDER BY {outer_order}"
+        )
     }
 
     async fn load(self, conn: &mut AsyncPgConnection) -> QueryResult<Vec<ImageRow>> {
@@ -111,36 +146,40 @@ impl Sql {
                 Bind::Double(v) => query.bind::<Double, _>(v),
                 Bind::Real(v) => query.bind::<Float, _>(v),
                 Bind::Time(v) => query.bind::<Timestamptz, _>(v),
-                Bind::BigInt(v) => query.bind::<diesel::sql_types::BigInt, _>(v),
             };
+        }
+        if self.plan_each_run {
+            return query.load(conn).await;
         }
         // Every value is a parameter and the text comes from a fixed set of fragments.
         crate::db::Prepared(query).load(conn).await
     }
+
+    /// Loads a statement built by `paged` for `limit` items: at most the page and its extra row.
+    async fn load_page(
+        self,
+        conn: &mut AsyncPgConnection,
+        limit: i64,
+    ) -> QueryResult<Vec<ImageRow>> {
+        let mut rows = self.load(conn).await?;
+        rows.truncate(usize::try_from(limit + 1).unwrap_or(usize::MAX));
+        Ok(rows)
+    }
 }
 
-/// The page is cut from `images` alone (`inner`: `FROM … WHERE …`, ordered by `inner_order`), and
-/// only its rows are joined to their owners and likes: the join never touches more than a page, and
-/// the planner keeps walking the index in order.
-fn paged(
-    rank: &str,
-    added_at: &str,
-    inner: &str,
-    inner_order: &str,
-    outer_order: &str,
-    limit: &str,
-) -> String {
-    format!(
-        "SELECT p.*, u.username, u.display_name, \
-                ($1::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM image_likes l \
-                                                  WHERE l.image_id = p.id AND l.user_id = $1)) AS liked \
-         FROM (SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, \
-                      i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, \
-                      i.kind, i.vertex_count, i.content_type, i.byte_size, \
-                      {rank} AS rank, {added_at} AS added_at \
-               {inner} ORDER BY {inner_order} LIMIT {limit}) p \
-         JOIN users u ON u.id = p.user_id ORDER BY {outer_order}"
-    )
+/// How many rows a page of `limit` items asks for: the page and the extra row that says whether more
+/// follow, rounded up to one of three sizes (the caller drops the rest).
+///
+/// The LIMIT is written into the statement, not bound: PostgreSQL cannot cost a generic plan whose
+/// LIMIT is a parameter (it assumes a tenth of the table), so such a statement is planned afresh on
+/// every run, which cost more than running it. Rounding keeps the number of distinct statement texts,
+/// each prepared once per connection, small.
+fn rows_for(limit: i64) -> i64 {
+    match limit {
+        ..=20 => 21,
+        21..=50 => 51,
+        _ => limit.max(crate::db::cursor::MAX_LIMIT) + 1,
+    }
 }
 
 /// Where a public list continues: the last item's sort value and id.
@@ -176,6 +215,9 @@ pub fn feed_key(sort: Sort, row: &ImageRow) -> FeedKey {
 /// A page of public images.
 pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<ImageRow>> {
     let mut sql = Sql::new(feed.viewer);
+    // How many images match decides a search's plan, and a generic plan (one for any words) evaluates
+    // the query text once per matching row: searches are planned for their words.
+    sql.plan_each_run = feed.q.is_some();
     let query = feed.q.as_ref().map(|q| {
         format!(
             "websearch_to_tsquery('english', {})",
@@ -239,15 +281,15 @@ pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<I
         };
         text.push_str(&format!(" AND {condition}"));
     }
-    sql.text = paged(
+    sql.text = sql.paged(
         &rank,
         "NULL::timestamptz",
         &text,
         order,
         outer,
-        &sql.param(Bind::BigInt(feed.limit + 1)),
+        rows_for(feed.limit),
     );
-    sql.load(conn).await
+    sql.load_page(conn, feed.limit).await
 }
 
 pub struct Mine {
@@ -288,15 +330,15 @@ pub async fn mine(conn: &mut AsyncPgConnection, mine: Mine) -> QueryResult<Vec<I
     if let Some(after) = mine.after {
         text.push_str(&format!(" AND i.id < {}", sql.param(Bind::Uuid(after.0))));
     }
-    sql.text = paged(
+    sql.text = sql.paged(
         "0::real",
         "NULL::timestamptz",
         &text,
         "i.id DESC",
         "p.id DESC",
-        &sql.param(Bind::BigInt(mine.limit + 1)),
+        rows_for(mine.limit),
     );
-    sql.load(conn).await
+    sql.load_page(conn, mine.limit).await
 }
 
 /// One live image (whoever owns it: the caller decides what the viewer may see).
@@ -307,13 +349,13 @@ pub async fn image(
 ) -> QueryResult<Option<ImageRow>> {
     let mut sql = Sql::new(viewer);
     let id = sql.param(Bind::Uuid(id.0));
-    sql.text = paged(
+    sql.text = sql.paged(
         "0::real",
         "NULL::timestamptz",
         &format!("FROM images i WHERE i.id = {id} AND i.deleted_at IS NULL"),
         "i.id",
         "p.id",
-        "1",
+        1,
     );
     Ok(sql.load(conn).await?.pop())
 }
@@ -340,15 +382,15 @@ pub async fn collection_images(
             " AND (ci.added_at, ci.image_id) < ({added_at}, {id})"
         ));
     }
-    sql.text = paged(
+    sql.text = sql.paged(
         "0::real",
         "ci.added_at",
         &text,
         "ci.added_at DESC, ci.image_id DESC",
         "p.added_at DESC, p.id DESC",
-        &sql.param(Bind::BigInt(limit + 1)),
+        rows_for(limit),
     );
-    sql.load(conn).await
+    sql.load_page(conn, limit).await
 }
 
 /// The negative prompt of an image's generation (shown to the owner only).
