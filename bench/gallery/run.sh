@@ -21,7 +21,10 @@ echo "bench/gallery: seeding $images images across $users users with COPY"
 seed_started=$(date +%s)
 python3 bench/gallery/seed.py users | psql -c "COPY users (id, username, display_name, created_at) FROM STDIN"
 python3 bench/gallery/seed.py generations | psql -c "COPY generations (id, user_id, model, prompt, aspect_ratio, width, height, num_outputs, seed, visibility, status, progress, credits_charged, deadline_at, completed_at) FROM STDIN"
+# The one-word search terms are built in one pass afterwards (as the migration does), not row by row.
+psql -c "ALTER TABLE images DISABLE TRIGGER images_search_terms"
 python3 bench/gallery/seed.py images | psql -c "COPY images (id, user_id, generation_id, output_index, model, prompt, width, height, seed, visibility, content_hash, thumb_hash, content_type, byte_size, nsfw, like_count, created_at) FROM STDIN"
+psql -c "ALTER TABLE images ENABLE TRIGGER images_search_terms" -c "SELECT easel_rebuild_image_search_terms()" >/dev/null
 psql -c "VACUUM ANALYZE"
 echo "seeded in $(( $(date +%s) - seed_started )) s"
 
@@ -31,12 +34,14 @@ word=$(python3 bench/gallery/seed.py word)
 from="FROM images i WHERE i.visibility = 'public' AND NOT i.nsfw AND i.deleted_at IS NULL"
 tsq="websearch_to_tsquery('english', '$word')"
 since="now() - interval '7 days'"
-page_sql() { # rank, conditions, inner order, outer order
-  echo "SELECT p.*, u.username, u.display_name, false AS liked FROM (SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, i.kind, i.vertex_count, i.content_type, i.byte_size, $1 AS rank, NULL::timestamptz AS added_at $from $2 ORDER BY $3 LIMIT 21) p JOIN users u ON u.id = p.user_id ORDER BY $4"
+# A one-word ranked search reads its page from image_search_terms, in rank order.
+from_word="FROM image_search_terms t JOIN images i ON i.id = t.image_id WHERE t.lexeme = btrim($tsq::text, '''') AND i.visibility = 'public' AND NOT i.nsfw AND i.deleted_at IS NULL"
+page_sql() { # rank, conditions, inner order, outer order[, FROM … WHERE …]
+  echo "SELECT p.*, u.username, u.display_name, false AS liked FROM (SELECT i.id, i.user_id, i.generation_id, i.width, i.height, i.title, i.prompt, i.model, i.seed, i.visibility, i.nsfw, i.like_count, i.trending_score, i.created_at, i.kind, i.vertex_count, i.content_type, i.byte_size, $1 AS rank, NULL::timestamptz AS added_at ${5:-$from} $2 ORDER BY $3 LIMIT 21) p JOIN users u ON u.id = p.user_id ORDER BY $4"
 }
 new_order=("i.id DESC" "p.id DESC")
 top_order=("i.like_count DESC, i.id DESC" "p.like_count DESC, p.id DESC")
-search_order=("rank DESC, i.id DESC" "p.rank DESC, p.id DESC")
+search_order=("t.rank DESC, t.image_id DESC" "p.rank DESC, p.id DESC")
 
 # The key of the item that ends page N-1 (so the cursor asks for page N), straight from the data.
 matches=$(psql -At -c "SELECT count(*) FROM images i WHERE i.visibility = 'public' AND NOT i.nsfw AND i.deleted_at IS NULL AND i.search @@ $tsq")
@@ -70,7 +75,6 @@ c_search=$(cursor "gallery::Relevance:All::$word:" "$search_rank" "$search_id")
 
 base="http://127.0.0.1:$app_port/v1/gallery"
 declare -A url sql
-rank="ts_rank(i.search, $tsq)"
 url[new_first]="$base?sort=new"
 sql[new_first]=$(page_sql "0::real" "" "${new_order[@]}")
 url[new_deep]="$base?sort=new&cursor=$c_new"
@@ -80,9 +84,9 @@ sql[top_first]=$(page_sql "0::real" "AND i.created_at >= $since" "${top_order[@]
 url[top_deep]="$base?sort=top&period=week&cursor=$c_top"
 sql[top_deep]=$(page_sql "0::real" "AND i.created_at >= $since AND (i.like_count, i.id) < ($top_likes, '$top_id')" "${top_order[@]}")
 url[search_first]="$base?q=$word"
-sql[search_first]=$(page_sql "$rank" "AND i.search @@ $tsq" "${search_order[@]}")
+sql[search_first]=$(page_sql "t.rank" "" "${search_order[@]}" "$from_word")
 url[search_deep]="$base?q=$word&cursor=$c_search"
-sql[search_deep]=$(page_sql "$rank" "AND i.search @@ $tsq AND ($rank, i.id) < ($search_rank::real, '$search_id')" "${search_order[@]}")
+sql[search_deep]=$(page_sql "t.rank" "AND (t.rank, t.image_id) < ($search_rank::real, '$search_id')" "${search_order[@]}" "$from_word")
 
 # wrk prints latencies as 1.23ms / 456.78us / 1.02s: to milliseconds.
 ms() { python3 -c "import re,sys; v,u=re.match(r'([\d.]+)(\w+)', sys.argv[1]).groups(); print(float(v)*{'us':0.001,'ms':1,'s':1000}[u])" "$1"; }

@@ -967,6 +967,124 @@ async fn search_matches_prompts_and_titles_best_first() {
     assert!(ids(&by_model.json).is_empty());
 }
 
+/// A one-word ranked search is served from `image_search_terms`, and gives exactly the order (and
+/// paging) the full-text search over every match gives, before and after images change: published,
+/// made private, retitled, flagged, deleted.
+#[tokio::test]
+async fn one_word_searches_page_exactly_as_full_text_ranking_does() {
+    use diesel::sql_types::{BigInt, Text};
+    use diesel_async::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let app = TestApp::spawn().await;
+    let ada = person(&app, "ada").await;
+    let words = ["lighthouse", "fog", "storm", "harbour", "the", "gull"];
+    let mut images = Vec::new();
+    for n in 0..36_usize {
+        // Prompts with a word repeated or not, of several lengths, so ranks differ and also tie.
+        let prompt: Vec<&str> = (0..1 + n % 5)
+            .map(|k| words[(n * 7 + k * 3) % words.len()])
+            .collect();
+        let title = (n % 4 == 0).then(|| words[n % words.len()]);
+        let visibility = if n % 9 == 4 { "private" } else { "public" };
+        let nsfw = n % 11 == 5;
+        let id = seeded_image(&app, &ada, &prompt.join(" "), visibility, title, 0, nsfw).await;
+        images.push(id);
+    }
+    let expected = async |word: &str| -> Vec<String> {
+        let mut conn = app.db().await;
+        diesel::sql_query(
+            "SELECT i.id::text AS id FROM images i \
+             WHERE i.visibility = 'public' AND NOT i.nsfw AND i.deleted_at IS NULL \
+               AND i.search @@ websearch_to_tsquery('english', $1) \
+             ORDER BY ts_rank(i.search, websearch_to_tsquery('english', $1)) DESC, i.id DESC",
+        )
+        .bind::<Text, _>(word)
+        .load::<Id>(&mut conn)
+        .await
+        .expect("full-text ranking")
+        .into_iter()
+        .map(|row| row.id)
+        .collect()
+    };
+    let check = async |when: &str| {
+        for word in [
+            "lighthouse",
+            "Lighthouses",
+            "fog",
+            "storm",
+            "gull",
+            "the",
+            "absent",
+        ] {
+            let want = expected(word).await;
+            let got = all_pages(&app, &format!("/v1/gallery?q={word}"), None, async || {}).await;
+            assert_eq!(got, want, "{when}: {word}");
+        }
+        // Served from the terms table: it holds exactly the public matches.
+        let mut conn = app.db().await;
+        let kept: Count = diesel::sql_query(
+            "SELECT count(*) AS n FROM image_search_terms WHERE lexeme = 'lighthous'",
+        )
+        .get_result(&mut conn)
+        .await
+        .expect("count terms");
+        assert_eq!(
+            kept.n as usize,
+            expected("lighthouse").await.len(),
+            "{when}"
+        );
+    };
+    check("seeded").await;
+    let lighthouses = expected("lighthouse").await;
+    assert!(lighthouses.len() > 8, "the seed has matches");
+
+    let changes = [
+        (
+            Method::PATCH,
+            &lighthouses[0],
+            Some(json!({"visibility": "private"})),
+        ),
+        (
+            Method::PATCH,
+            &lighthouses[1],
+            Some(json!({"title": "gull gull"})),
+        ),
+        (
+            Method::PATCH,
+            &images[4],
+            Some(json!({"visibility": "public"})),
+        ),
+        (Method::DELETE, &lighthouses[2], None),
+    ];
+    for (method, id, body) in changes {
+        let changed = call(&app, method, &format!("/v1/images/{id}"), Some(&ada), body).await;
+        assert!(changed.status < 300, "{}", changed.text);
+    }
+    TestApp::execute(
+        &app,
+        &format!(
+            "UPDATE images SET nsfw = true WHERE id = '{}'",
+            lighthouses[3]
+        ),
+    )
+    .await;
+    check("changed").await;
+    let now = expected("lighthouse").await;
+    for (n, id) in [0, 2, 3].map(|n| (n, &lighthouses[n])) {
+        assert!(!now.contains(id), "change {n} left the search");
+    }
+}
+
 #[tokio::test]
 async fn a_deleted_image_leaves_every_list_and_its_unshared_files_go() {
     let app = TestApp::spawn().await;
@@ -1118,8 +1236,8 @@ async fn a_deleted_image_leaves_every_list_and_its_unshared_files_go() {
 /// other values, and another page size), each is the same one statement, not a fresh prepare.
 /// Diesel would otherwise prepare raw SQL anew on every call, a round trip and a parse each time.
 /// And each is planned once: after PostgreSQL's five trial runs it keeps a generic plan (a LIMIT
-/// bound as a parameter would have it plan every run afresh). Searches are the exception: each is
-/// planned for its words, so none is kept.
+/// bound as a parameter would have it plan every run afresh). Searches through the GIN index are the
+/// exception: each is planned for its words, so none is kept.
 #[tokio::test]
 async fn hot_statements_stay_prepared_and_planned_once() {
     use diesel::sql_types::BigInt;
@@ -1130,6 +1248,8 @@ async fn hot_statements_stay_prepared_and_planned_once() {
     struct Count {
         #[diesel(sql_type = BigInt)]
         n: i64,
+        #[diesel(sql_type = BigInt)]
+        by_word: i64,
         /// The statements planned afresh on every run.
         #[diesel(sql_type = diesel::sql_types::Text)]
         replanned: String,
@@ -1177,12 +1297,15 @@ async fn hot_statements_stay_prepared_and_planned_once() {
         store::feed(&mut conn, feed(Sort::Relevance, limit, Some(&words)))
             .await
             .expect("search");
+        store::feed(&mut conn, feed(Sort::Relevance, limit, Some("lighthouse")))
+            .await
+            .expect("one-word search");
         easel::generation::store::claim(&mut conn, &format!("test-worker-{run}"))
             .await
             .expect("claim");
     }
     let prepared: Count = diesel::sql_query(
-        "SELECT count(*) AS n, \
+        "SELECT count(*) AS n, count(*) FILTER (WHERE statement LIKE '%image_search_terms%') AS by_word, \
                 coalesce(string_agg(statement, ' | ') FILTER (WHERE generic_plans = 0), '') AS replanned \
          FROM pg_prepared_statements \
          WHERE statement LIKE 'SELECT p.*%' OR statement LIKE 'UPDATE generations%'",
@@ -1190,9 +1313,13 @@ async fn hot_statements_stay_prepared_and_planned_once() {
     .get_result(&mut conn)
     .await
     .expect("count prepared statements");
-    // One text for `new` (anonymous and signed in), one for `top`, one for the claim; none for
-    // the search.
-    assert_eq!(prepared.n, 4);
+    // One text for `new` (anonymous and signed in), one for `top`, one for the one-word search,
+    // one for the claim; none for the search of other words.
+    assert_eq!(prepared.n, 5);
+    assert_eq!(
+        prepared.by_word, 1,
+        "a one-word search reads the terms table"
+    );
     assert_eq!(
         prepared.replanned, "",
         "kept statements planned on every run"

@@ -215,23 +215,43 @@ pub fn feed_key(sort: Sort, row: &ImageRow) -> FeedKey {
 /// A page of public images.
 pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<ImageRow>> {
     let mut sql = Sql::new(feed.viewer);
-    // How many images match decides a search's plan, and a generic plan (one for any words) evaluates
-    // the query text once per matching row: searches are planned for their words.
-    sql.plan_each_run = feed.q.is_some();
-    let query = feed.q.as_ref().map(|q| {
-        format!(
-            "websearch_to_tsquery('english', {})",
-            sql.param(Bind::Text(q.clone()))
+    // A ranked search for one plain word reads its page in rank order from `image_search_terms`
+    // (see its migration); any other search ranks every match the GIN index finds.
+    let word = feed
+        .q
+        .as_deref()
+        .filter(|q| feed.sort == Sort::Relevance && is_plain_word(q));
+    // How many images match decides a GIN search's plan, and a generic plan (one for any words)
+    // evaluates the query text once per matching row: those are planned for their words.
+    sql.plan_each_run = feed.q.is_some() && word.is_none();
+    let (mut text, rank, relevance) = if let Some(word) = word {
+        let word = sql.param(Bind::Text(word.to_owned()));
+        (
+            format!(
+                "FROM image_search_terms t JOIN images i ON i.id = t.image_id \
+                 WHERE t.lexeme = btrim(websearch_to_tsquery('english', {word})::text, '''') \
+                   AND {PUBLIC}"
+            ),
+            "t.rank".to_owned(),
+            ("(t.rank, t.image_id)", "t.rank DESC, t.image_id DESC"),
         )
-    });
-    let rank = query.as_ref().map_or_else(
-        || "0::real".to_owned(),
-        |q| format!("ts_rank(i.search, {q})"),
-    );
-    let mut text = format!("FROM images i WHERE {PUBLIC}");
-    if let Some(q) = &query {
-        text.push_str(&format!(" AND i.search @@ {q}"));
-    }
+    } else {
+        let query = feed.q.as_ref().map(|q| {
+            format!(
+                "websearch_to_tsquery('english', {})",
+                sql.param(Bind::Text(q.clone()))
+            )
+        });
+        let rank = query.as_ref().map_or_else(
+            || "0::real".to_owned(),
+            |q| format!("ts_rank(i.search, {q})"),
+        );
+        let mut text = format!("FROM images i WHERE {PUBLIC}");
+        if let Some(q) = &query {
+            text.push_str(&format!(" AND i.search @@ {q}"));
+        }
+        (text, rank, ("", "rank DESC, i.id DESC"))
+    };
     if let Some(owner) = feed.owner {
         text.push_str(&format!(
             " AND i.user_id = {}",
@@ -265,7 +285,7 @@ pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<I
             "i.trending_score DESC, i.id DESC",
             "p.trending_score DESC, p.id DESC",
         ),
-        Sort::Relevance => ("", "rank DESC, i.id DESC", "p.rank DESC, p.id DESC"),
+        Sort::Relevance => (relevance.0, relevance.1, "p.rank DESC, p.id DESC"),
     };
     if let Some(FeedKey(value, id)) = feed.after {
         let id = sql.param(Bind::Uuid(id.0));
@@ -274,6 +294,9 @@ pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<I
             // Counts are whole numbers; the cursor carries them as a float.
             Sort::Top => format!("{key} < ({}, {id})", sql.param(Bind::Int(value as i32))),
             Sort::Trending => format!("{key} < ({}, {id})", sql.param(Bind::Double(value))),
+            Sort::Relevance if word.is_some() => {
+                format!("{key} < ({}, {id})", sql.param(Bind::Real(value as f32)))
+            }
             Sort::Relevance => format!(
                 "({rank}, i.id) < ({}, {id})",
                 sql.param(Bind::Real(value as f32))
@@ -290,6 +313,11 @@ pub async fn feed(conn: &mut AsyncPgConnection, feed: Feed) -> QueryResult<Vec<I
         rows_for(feed.limit),
     );
     sql.load_page(conn, feed.limit).await
+}
+
+/// One word of the letters a-z: its lexeme (if it is not a stop word) is the whole search.
+fn is_plain_word(q: &str) -> bool {
+    !q.is_empty() && q.bytes().all(|b| b.is_ascii_alphabetic())
 }
 
 pub struct Mine {
