@@ -1235,15 +1235,23 @@ async fn a_deleted_image_leaves_every_list_and_its_unshared_files_go() {
 /// The feed and the job runner's statements stay prepared on their connection: run again (with
 /// other values, and another page size), each is the same one statement, not a fresh prepare.
 /// Diesel would otherwise prepare raw SQL anew on every call, a round trip and a parse each time.
-/// And each is planned once: after PostgreSQL's five trial runs it keeps a generic plan (a LIMIT
-/// bound as a parameter would have it plan every run afresh). Searches through the GIN index are the
-/// exception: each is planned for its words, so none is kept.
+/// And each is planned once: after PostgreSQL's five trial runs it keeps a generic plan. A LIMIT
+/// bound as a parameter, or a cursor or `top`'s period start the planner could see, would have it
+/// plan every run afresh. Searches through the GIN index are the exception: each is planned for its
+/// words, so none is kept.
 #[tokio::test]
 async fn hot_statements_stay_prepared_and_planned_once() {
     use diesel::sql_types::BigInt;
     use diesel_async::RunQueryDsl;
     use easel::gallery::{store, types::Sort};
 
+    #[derive(diesel::QueryableByName)]
+    struct Key {
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        value: f64,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
@@ -1283,10 +1291,40 @@ async fn hot_statements_stay_prepared_and_planned_once() {
     };
     for run in 0..8 {
         let limit = if run % 2 == 0 { 20 } else { 5 };
-        for sort in [Sort::New, Sort::Top] {
-            store::feed(&mut conn, feed(sort, limit, None))
+        // A first page, and a page deep in the list (its cursor differs every run).
+        for (sort, q, keys) in [
+            (
+                Sort::New,
+                None,
+                "SELECT 0::float8 AS value, id::text AS id FROM images ORDER BY id DESC",
+            ),
+            (
+                Sort::Top,
+                None,
+                "SELECT like_count::float8 AS value, id::text AS id FROM images \
+                 ORDER BY like_count DESC, id DESC",
+            ),
+            (
+                Sort::Relevance,
+                Some("lighthouse"),
+                "SELECT rank::float8 AS value, image_id::text AS id FROM image_search_terms \
+                 WHERE lexeme = 'lighthous' ORDER BY rank DESC, image_id DESC",
+            ),
+        ] {
+            store::feed(&mut conn, feed(sort, limit, q))
                 .await
                 .expect("feed");
+            let key: Key = diesel::sql_query(format!("{keys} OFFSET {} LIMIT 1", 4000 + run * 50))
+                .get_result(&mut conn)
+                .await
+                .expect("a deep key");
+            let id = uuid::Uuid::parse_str(&key.id).expect("image id");
+            let deep = store::Feed {
+                after: Some(store::FeedKey(key.value, easel::generation::ImageId(id))),
+                since: (sort == Sort::Top).then(|| chrono::Utc::now() - chrono::Duration::days(7)),
+                ..feed(sort, limit, q)
+            };
+            store::feed(&mut conn, deep).await.expect("deep page");
         }
         let signed_in = store::Feed {
             viewer: Some(viewer),
@@ -1297,9 +1335,6 @@ async fn hot_statements_stay_prepared_and_planned_once() {
         store::feed(&mut conn, feed(Sort::Relevance, limit, Some(&words)))
             .await
             .expect("search");
-        store::feed(&mut conn, feed(Sort::Relevance, limit, Some("lighthouse")))
-            .await
-            .expect("one-word search");
         easel::generation::store::claim(&mut conn, &format!("test-worker-{run}"))
             .await
             .expect("claim");
@@ -1313,11 +1348,11 @@ async fn hot_statements_stay_prepared_and_planned_once() {
     .get_result(&mut conn)
     .await
     .expect("count prepared statements");
-    // One text for `new` (anonymous and signed in), one for `top`, one for the one-word search,
-    // one for the claim; none for the search of other words.
-    assert_eq!(prepared.n, 5);
+    // First and deep pages of `new`, `top` and the one-word search, `new` signed in, the claim;
+    // none for the search of other words.
+    assert_eq!(prepared.n, 8);
     assert_eq!(
-        prepared.by_word, 1,
+        prepared.by_word, 2,
         "a one-word search reads the terms table"
     );
     assert_eq!(
