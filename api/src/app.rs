@@ -16,11 +16,13 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_swagger_ui::SwaggerUi;
 
 /// What handlers share: configuration, the database pool and the metrics registry.
+#[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    /// The job runner's pool in `shared.state`; each HTTP worker's own in the state its handlers get.
     pub pool: Pool,
     pub metrics: Arc<Metrics>,
-    pub identity: identity::Identity,
+    pub identity: Arc<identity::Identity>,
     pub rate_limits: Arc<dyn RateLimitStore>,
     pub catalog: crate::catalog::Catalog,
     pub moderation: crate::generation::moderation::Moderation,
@@ -80,7 +82,7 @@ impl Shared {
                 config: Arc::new(config),
                 pool,
                 metrics: Arc::new(metrics),
-                identity,
+                identity: Arc::new(identity),
                 rate_limits: Arc::new(InMemoryStore::default()),
                 catalog,
                 moderation,
@@ -94,6 +96,17 @@ impl Shared {
             spec: web::Data::new(SpecJson(spec)),
             routes: web::Data::new(routes),
         })
+    }
+
+    /// The same, with `pool` in place of the process's pool (one HTTP worker's).
+    pub fn with_pool(&self, pool: Pool) -> Self {
+        Self {
+            state: web::Data::new(AppState {
+                pool,
+                ..AppState::clone(&self.state)
+            }),
+            ..self.clone()
+        }
     }
 }
 

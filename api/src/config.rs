@@ -55,6 +55,7 @@ pub struct Config {
     pub public_url: String,
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// The job runner's pool; as many again are split among the HTTP workers' own pools.
     pub db_pool_size: usize,
     pub max_body_bytes: usize,
     pub shutdown_timeout: Duration,
