@@ -26,8 +26,7 @@ psql -c "ALTER TABLE images DISABLE TRIGGER images_search_terms"
 python3 bench/gallery/seed.py images | psql -c "COPY images (id, user_id, generation_id, output_index, model, prompt, width, height, seed, visibility, content_hash, thumb_hash, content_type, byte_size, nsfw, like_count, created_at) FROM STDIN"
 psql -c "ALTER TABLE images ENABLE TRIGGER images_search_terms" -c "SELECT easel_rebuild_image_search_terms()" >/dev/null
 psql -c "VACUUM ANALYZE"
-# Write the seed out now: otherwise the checkpoint after it (over a gigabyte) lands in the first
-# measurements as a p99 of 15-25 ms.
+# Write the seed (over a gigabyte) out before measuring, so its write-back is not measured.
 psql -c "CHECKPOINT"
 echo "seeded in $(( $(date +%s) - seed_started )) s"
 
