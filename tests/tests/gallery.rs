@@ -1335,7 +1335,7 @@ async fn hot_statements_stay_prepared_and_planned_once() {
         store::feed(&mut conn, feed(Sort::Relevance, limit, Some(&words)))
             .await
             .expect("search");
-        easel::generation::store::claim(&mut conn, &format!("test-worker-{run}"))
+        easel::generation::store::claim(&mut conn, &format!("test-worker-{run}"), 1)
             .await
             .expect("claim");
     }
@@ -1395,7 +1395,7 @@ async fn prepared_statements_survive_an_added_column() {
             .expect("the balance covers one credit")
     };
     spend(&mut conn).await;
-    easel::generation::store::claim(&mut conn, "worker")
+    easel::generation::store::claim(&mut conn, "worker", 1)
         .await
         .expect("claim");
     for table in ["generations", "credit_entries"] {
@@ -1407,7 +1407,7 @@ async fn prepared_statements_survive_an_added_column() {
         .expect("add a column");
     }
     spend(&mut conn).await;
-    easel::generation::store::claim(&mut conn, "worker")
+    easel::generation::store::claim(&mut conn, "worker", 1)
         .await
         .expect("claim after a column was added");
 }

@@ -420,10 +420,11 @@ async fn a_job_claimed_by_a_dead_worker_is_resumed() {
     let id = id_of(&accepted);
     // A worker claims it and dies (kill -9): it never heartbeats again.
     let mut conn = app.db().await;
-    let claimed = easel::generation::store::claim(&mut conn, "dead-worker")
+    let claimed = easel::generation::store::claim(&mut conn, "dead-worker", 8)
         .await
         .expect("claim");
-    assert_eq!(claimed.map(|g| g.id.to_string()), Some(id.clone()));
+    let claimed: Vec<String> = claimed.iter().map(|g| g.id.to_string()).collect();
+    assert_eq!(claimed, std::slice::from_ref(&id));
     app.execute("UPDATE generations SET heartbeat_at = now() - interval '1 hour'")
         .await;
 
@@ -570,6 +571,50 @@ async fn generations_in_flight_are_capped_per_user() {
         )
         .await;
     assert_eq!(listed.status, 200, "{}", listed.text);
+}
+
+/// Submissions racing each other at the start of a new day: each must make the day's grant first,
+/// the grant is made once, and the cap holds however they interleave.
+#[tokio::test]
+async fn racing_submissions_on_a_new_day_grant_once_and_keep_the_cap() {
+    let app = TestApp::spawn_with(&[
+        ("EASEL_MAX_IN_FLIGHT", "3"),
+        ("EASEL_JOB_WORKERS", "0"),
+        ("EASEL_DAILY_FREE_CREDITS", "10"),
+    ])
+    .await;
+    let token = signup(&app, "racer").await;
+    app.execute("UPDATE credit_balances SET free_granted_on = current_date - 1")
+        .await;
+    let submissions = (0..12).map(|n| {
+        generate(
+            &app,
+            &token,
+            json!({"prompt": format!("racer {n}"), "model": "easel-sketch"}),
+        )
+    });
+    let replies = futures_util::future::join_all(submissions).await;
+    let accepted = replies.iter().filter(|r| r.status == 202).count();
+    for reply in replies.iter().filter(|r| r.status != 202) {
+        reply.assert_problem(429, "too_many_in_flight");
+    }
+    assert_eq!(accepted, 3);
+    assert_eq!(app.count("generations").await, 3);
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        3
+    );
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'daily_grant' AND grant_day = current_date")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("credit_balances WHERE free_granted_on = current_date AND free = 7")
+            .await,
+        1,
+        "today's 10 free credits, less 3 reserved"
+    );
 }
 
 #[tokio::test]

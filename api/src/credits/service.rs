@@ -153,7 +153,7 @@ fn positive(amount: i64) -> Result<(), ApiError> {
 }
 
 /// Why a spend was refused: owing after a claw-back, or not enough credits.
-async fn refusal(
+pub async fn refusal(
     conn: &mut AsyncPgConnection,
     user: UserId,
     amount: i64,

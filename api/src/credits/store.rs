@@ -99,24 +99,13 @@ pub async fn spend(
     amount: i64,
     links: &Links<'_>,
 ) -> QueryResult<Option<Entry>> {
+    // The SQL lives in `easel_spend` (migration 2026-11-25-000100), which a generation's
+    // submission calls too.
     let query = diesel::sql_query(
-        "WITH old AS (SELECT user_id, free, purchased FROM credit_balances WHERE user_id = $1 FOR UPDATE), \
-         applied AS ( \
-             UPDATE credit_balances AS b \
-             SET free = b.free - LEAST(b.free, $2), \
-                 purchased = b.purchased - ($2 - LEAST(b.free, $2)), \
-                 updated_at = now() \
-             FROM old \
-             WHERE b.user_id = old.user_id AND b.purchased >= 0 AND b.free + b.purchased >= $2 \
-             RETURNING b.user_id, b.free AS free_after, b.purchased AS purchased_after, \
-                       b.free - old.free AS free_delta, b.purchased - old.purchased AS purchased_delta) \
-         INSERT INTO credit_entries (id, user_id, kind, free_delta, purchased_delta, free_after, purchased_after, \
-                                     generation_id, purchase_id, admin_id, reason, idempotency_key) \
-         SELECT $3, user_id, $4, free_delta, purchased_delta, free_after, purchased_after, $5, $6, $7, $8, $9 \
-         FROM applied \
-         RETURNING id, user_id, kind, free_delta, purchased_delta, free_after, purchased_after, \
-                   generation_id, purchase_id, refund_of, admin_id, reason, grant_day, idempotency_key, \
-                   created_at",
+        "SELECT id, user_id, kind, free_delta, purchased_delta, free_after, purchased_after, \
+                generation_id, purchase_id, refund_of, admin_id, reason, grant_day, idempotency_key, \
+                created_at \
+         FROM easel_spend($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind::<SqlUuid, _>(user)
     .bind::<BigInt, _>(amount)

@@ -1,11 +1,13 @@
-//! The durable job runner. Workers (inside `easel serve`, or `easel worker`) claim due jobs with
-//! `FOR UPDATE SKIP LOCKED`, run them on their provider while sending heartbeats, store the outputs
-//! content-addressed, and finish the job. A watchdog fails and refunds jobs past their deadline and
-//! puts back in the queue jobs whose worker stopped heartbeating (it died, or was killed).
+//! The durable job runner. Each process (`easel serve`, or `easel worker`) runs up to its share of
+//! jobs at once: it claims due jobs in batches with `FOR UPDATE SKIP LOCKED`, runs each on its
+//! provider, stores the outputs content-addressed, and finishes the jobs that end together in one
+//! transaction. One statement reports the progress and liveness of all of them. A watchdog fails and
+//! refunds jobs past their deadline and puts back in the queue jobs whose process stopped
+//! heartbeating (it died, or was killed).
 
 use super::service::end_with_refund;
 use super::store::{self, GenerationRow, NewImage};
-use super::{ImageId, Status};
+use super::{GenerationId, ImageId, Status};
 use crate::app::AppState;
 use crate::catalog::Model;
 use crate::providers::{Job, JobInput, Output, ProviderError, Tracker};
@@ -13,47 +15,125 @@ use crate::storage;
 use chrono::Utc;
 use diesel_async::AsyncConnection;
 use futures_util::future::BoxFuture;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
-/// Starts `count` workers and one watchdog on the current runtime.
+/// The most jobs one claim takes, and one commit finishes.
+const BATCH: usize = 64;
+
+/// This process's runner: the jobs it is running, and the queue of outputs waiting to be committed.
+struct Runner {
+    state: Arc<AppState>,
+    /// Written to `claimed_by`: only this process may heartbeat or finish the jobs it claimed.
+    name: String,
+    running: Mutex<HashMap<GenerationId, Running>>,
+    commits: mpsc::UnboundedSender<Finished>,
+}
+
+/// A running job as the heartbeat sees it.
+struct Running {
+    progress: watch::Receiver<u8>,
+    /// Set when the job is no longer this process's (canceled, or reclaimed).
+    stop: watch::Sender<bool>,
+}
+
+/// A job whose outputs are stored, waiting for the commit that records them.
+struct Finished {
+    row: GenerationRow,
+    stored: Vec<Stored>,
+    /// Whether the job was still this process's and succeeded, or why the commit failed.
+    done: oneshot::Sender<anyhow::Result<bool>>,
+}
+
+impl Runner {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<GenerationId, Running>> {
+        // The map is consistent after any panic (single inserts and removes), so a poisoned lock is
+        // still usable.
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Starts this process's runner, with up to `count` jobs at once, and one watchdog, on the current
+/// runtime.
 pub fn spawn(state: Arc<AppState>, count: usize) {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "easel".to_owned());
-    for n in 0..count {
-        let state = Arc::clone(&state);
-        let name = format!(
-            "{host}:{}:{n}:{}",
-            std::process::id(),
-            uuid::Uuid::now_v7().simple()
-        );
-        tokio::spawn(async move { work(state, name).await });
-    }
+    let name = format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    );
+    let (commits, queue) = mpsc::unbounded_channel();
+    let runner = Arc::new(Runner {
+        state: Arc::clone(&state),
+        name,
+        running: Mutex::new(HashMap::new()),
+        commits,
+    });
+    tokio::spawn(claim_loop(Arc::clone(&runner), count.max(1)));
+    tokio::spawn(heartbeats(Arc::clone(&runner)));
+    tokio::spawn(commit_loop(runner, queue));
     tokio::spawn(watchdog(state));
 }
 
-async fn work(state: Arc<AppState>, worker: String) {
+/// Claims as many due jobs as there are free slots, in one statement, and starts each.
+async fn claim_loop(runner: Arc<Runner>, slots: usize) {
+    let slots = Arc::new(Semaphore::new(slots));
     loop {
-        let claimed = match state.pool.get().await {
-            Ok(mut conn) => store::claim(&mut conn, &worker)
-                .await
-                .map_err(anyhow::Error::from),
+        let Ok(first) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let mut permits = vec![first];
+        while permits.len() < BATCH {
+            match Arc::clone(&slots).try_acquire_owned() {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            }
+        }
+        let wanted = permits.len();
+        let claimed = match runner.state.pool.get().await {
+            Ok(mut conn) => {
+                store::claim(&mut conn, &runner.name, i32::try_from(wanted).unwrap_or(1))
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
             Err(e) => Err(anyhow::anyhow!("{e}")),
         };
         match claimed {
-            Ok(Some(job)) => run(&state, &worker, job).await,
-            Ok(None) => {
-                // Woken at once by a submission in this process; otherwise poll for other processes' jobs.
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(500), state.jobs_waiting.notified())
-                        .await;
+            Ok(jobs) => {
+                let all = jobs.len() == wanted;
+                for (row, permit) in jobs.into_iter().zip(permits.drain(..)) {
+                    tokio::spawn(start(Arc::clone(&runner), row, permit));
+                }
+                drop(permits);
+                if !all {
+                    // Woken at once by a submission in this process; otherwise poll for other
+                    // processes' jobs, and for retries coming due.
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(500),
+                        runner.state.jobs_waiting.notified(),
+                    )
+                    .await;
+                }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "could not claim a job");
+                drop(permits);
+                tracing::warn!(error = %e, "could not claim jobs");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     }
+}
+
+/// Runs one claimed job, registered for heartbeats while it runs; its slot frees when it ends.
+async fn start(runner: Arc<Runner>, row: GenerationRow, _slot: OwnedSemaphorePermit) {
+    let id = row.id;
+    let (progress_tx, progress) = watch::channel(0_u8);
+    let (stop, stopped) = watch::channel(false);
+    runner.running().insert(id, Running { progress, stop });
+    run(&runner, row, progress_tx, stopped).await;
+    runner.running().remove(&id);
 }
 
 fn job_of(row: &GenerationRow, model: &Model, input: Option<JobInput>) -> Job {
@@ -76,7 +156,13 @@ fn job_of(row: &GenerationRow, model: &Model, input: Option<JobInput>) -> Job {
 }
 
 /// Runs one claimed job to a terminal state (or back to the queue for a retry).
-pub async fn run(state: &AppState, worker: &str, row: GenerationRow) {
+async fn run(
+    runner: &Runner,
+    row: GenerationRow,
+    progress: watch::Sender<u8>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let state = runner.state.as_ref();
     let id = row.id;
     tracing::info!(generation.id = %id, attempt = row.attempts, "job started");
     let Some(model) = state.catalog.get(&row.model).cloned() else {
@@ -116,15 +202,14 @@ pub async fn run(state: &AppState, worker: &str, row: GenerationRow) {
         }
     };
     let job = job_of(&row, &model, input);
-    let (progress_tx, progress_rx) = watch::channel(0_u8);
     let tracker = RowTracker {
         state,
         id,
-        progress: progress_tx,
+        progress,
     };
     let outcome = tokio::select! {
         result = provider.run(&job, &tracker) => Some(result),
-        () = heartbeats(state, id, worker, progress_rx) => None,
+        () = stop_signal(&mut stopped) => None,
     };
     match outcome {
         // Canceled, or reclaimed by the watchdog: this worker no longer owns the job.
@@ -137,7 +222,7 @@ pub async fn run(state: &AppState, worker: &str, row: GenerationRow) {
                 fail(state, &row, "output_refused", &refusal, false).await;
                 return;
             }
-            if let Err(e) = complete(state, worker, &row, outputs).await {
+            if let Err(e) = complete(runner, &row, outputs).await {
                 tracing::error!(generation.id = %id, error = %e, "storing outputs failed; will retry");
                 retry_or_fail(
                     state,
@@ -271,25 +356,46 @@ async fn stop_remote(state: &AppState, provider: &dyn crate::providers::Provider
     }
 }
 
-/// Reports progress and liveness every half second; returns when the job is no longer ours.
-async fn heartbeats(
-    state: &AppState,
-    id: super::GenerationId,
-    worker: &str,
-    progress: watch::Receiver<u8>,
-) {
+/// Resolves once the heartbeat finds the job is no longer this process's.
+async fn stop_signal(stopped: &mut watch::Receiver<bool>) {
+    if stopped.wait_for(|stop| *stop).await.is_err() {
+        // The sender lives as long as the job is registered; without it, never stop.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Every half second, one statement reports the progress of all this process's running jobs and
+/// that it is alive; a job that is no longer its own is told to stop. A job that ends sooner never
+/// needs one (the claim set its heartbeat).
+async fn heartbeats(runner: Arc<Runner>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
     loop {
         tick.tick().await;
-        let percent = i16::from(*progress.borrow());
-        let still_ours = match state.pool.get().await {
-            Ok(mut conn) => store::heartbeat(&mut conn, id, worker, percent)
-                .await
-                .unwrap_or(true),
-            Err(_) => true,
+        let beats: Vec<(GenerationId, i16)> = runner
+            .running()
+            .iter()
+            .map(|(id, job)| (*id, i16::from(*job.progress.borrow())))
+            .collect();
+        if beats.is_empty() {
+            continue;
+        }
+        // A failed heartbeat stops nothing: the jobs carry on, and the watchdog judges silence.
+        let Ok(mut conn) = runner.state.pool.get().await else {
+            continue;
         };
-        if !still_ours {
-            return;
+        let Ok(ours) = store::heartbeat(&mut conn, &runner.name, &beats).await else {
+            continue;
+        };
+        drop(conn);
+        let running = runner.running();
+        for (id, _) in beats {
+            if !ours.contains(&id)
+                && let Some(job) = running.get(&id)
+            {
+                job.stop.send_replace(true);
+            }
         }
     }
 }
@@ -309,14 +415,14 @@ struct Stored {
     vertex_count: Option<i32>,
 }
 
-/// Stores each output (original and thumbnail, content-addressed) the moment it arrives, then in one
-/// transaction records the images and marks the job succeeded.
+/// Stores each output (original and thumbnail, content-addressed) the moment it arrives, then hands
+/// them to the commit that records the images and marks the job succeeded.
 async fn complete(
-    state: &AppState,
-    worker: &str,
+    runner: &Runner,
     row: &GenerationRow,
     outputs: Vec<Output>,
 ) -> anyhow::Result<()> {
+    let state = runner.state.as_ref();
     let mut stored = Vec::with_capacity(outputs.len());
     for output in outputs {
         let content_type = storage::sniff(&output.bytes)
@@ -366,29 +472,94 @@ async fn complete(
             vertex_count,
         });
     }
-    let mut conn = state.pool.get().await?;
-    let finished = conn
-        .transaction::<_, anyhow::Error, _>(async |conn| {
-            if !store::finish_success(conn, row.id, worker).await? {
-                return Ok(false);
+    let count = stored.len();
+    let (done, outcome) = oneshot::channel();
+    runner
+        .commits
+        .send(Finished {
+            row: row.clone(),
+            stored,
+            done,
+        })
+        .map_err(|_| anyhow::anyhow!("the commit loop has stopped"))?;
+    if outcome.await?? {
+        tracing::info!(generation.id = %row.id, images = count, "job succeeded");
+    } else {
+        tracing::info!(generation.id = %row.id, "job finished after it was canceled or reclaimed; outputs discarded");
+    }
+    Ok(())
+}
+
+/// Commits the jobs whose outputs are stored, as many as are waiting, in one transaction each time
+/// (a group commit). If a batch fails, its jobs commit one by one, so only the one at fault retries.
+async fn commit_loop(runner: Arc<Runner>, mut queue: mpsc::UnboundedReceiver<Finished>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        match commit(&runner, &batch).await {
+            Ok(succeeded) => {
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Ok(succeeded.contains(&job.row.id)));
+                }
             }
-            // Content-addressed files are shared: the sweep may have removed one of these for a
-            // deleted image a moment ago. Under the files' locks, make sure they are there.
-            let hashes: Vec<&str> = stored
-                .iter()
-                .flat_map(|item| [item.content_hash.as_str(), item.thumb_hash.as_str()])
-                .collect();
-            crate::gallery::store::lock_files(conn, &hashes).await?;
-            for (index, item) in stored.iter().enumerate() {
-                for (kind, hash, bytes) in [
+            Err(e) if batch.len() == 1 => {
+                if let Some(job) = batch.pop() {
+                    let _ = job.done.send(Err(e));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = batch.len(), "a batch commit failed; committing its jobs one by one");
+                for job in batch.drain(..) {
+                    let one = commit(&runner, std::slice::from_ref(&job))
+                        .await
+                        .map(|succeeded| succeeded.contains(&job.row.id));
+                    let _ = job.done.send(one);
+                }
+            }
+        }
+    }
+}
+
+/// In one transaction: marks the jobs still this process's succeeded, makes sure their files are
+/// there, and records their images. Returns the jobs it marked.
+async fn commit(runner: &Runner, batch: &[Finished]) -> anyhow::Result<Vec<GenerationId>> {
+    let state = runner.state.as_ref();
+    let ids: Vec<GenerationId> = batch.iter().map(|job| job.row.id).collect();
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, anyhow::Error, _>(async |conn| {
+        let succeeded = store::finish_success(conn, &ids, &runner.name).await?;
+        let kept: Vec<&Finished> = batch
+            .iter()
+            .filter(|job| succeeded.contains(&job.row.id))
+            .collect();
+        if kept.is_empty() {
+            return Ok(succeeded);
+        }
+        // Content-addressed files are shared: the sweep may have removed one of these for a deleted
+        // image a moment ago. Under the files' locks, make sure they are there.
+        let files: Vec<(&str, &String, &Vec<u8>)> = kept
+            .iter()
+            .flat_map(|job| job.stored.iter())
+            .flat_map(|item| {
+                [
                     ("originals", &item.content_hash, &item.bytes),
                     ("thumbs", &item.thumb_hash, &item.thumb),
-                ] {
-                    if !state.storage.exists(kind, hash).await? {
-                        state.storage.put(kind, bytes.clone()).await?;
-                    }
-                }
-                let new = NewImage {
+                ]
+            })
+            .collect();
+        let hashes: Vec<&str> = files.iter().map(|(_, hash, _)| hash.as_str()).collect();
+        crate::gallery::store::lock_files(conn, &hashes).await?;
+        futures_util::future::try_join_all(files.iter().map(|(kind, hash, bytes)| async move {
+            if !state.storage.exists(kind, hash).await? {
+                state.storage.put(kind, (*bytes).clone()).await?;
+            }
+            anyhow::Ok(())
+        }))
+        .await?;
+        let mut images = Vec::new();
+        for job in &kept {
+            let row = &job.row;
+            for (index, item) in job.stored.iter().enumerate() {
+                images.push(NewImage {
                     id: ImageId::new(),
                     user_id: row.user_id,
                     generation_id: row.id,
@@ -406,18 +577,13 @@ async fn complete(
                     nsfw: item.nsfw,
                     kind: item.kind,
                     vertex_count: item.vertex_count,
-                };
-                store::insert_image(conn, &new).await?;
+                });
             }
-            Ok(true)
-        })
-        .await?;
-    if finished {
-        tracing::info!(generation.id = %row.id, images = stored.len(), "job succeeded");
-    } else {
-        tracing::info!(generation.id = %row.id, "job finished after it was canceled or reclaimed; outputs discarded");
-    }
-    Ok(())
+        }
+        store::insert_images(conn, &images).await?;
+        Ok(succeeded)
+    })
+    .await
 }
 
 async fn fail(state: &AppState, row: &GenerationRow, code: &str, message: &str, retryable: bool) {

@@ -6,7 +6,7 @@ use super::types::{CreateGenerationRequest, GeneratedImage, Generation, Generati
 use super::{GenerationId, Status, Visibility};
 use crate::app::AppState;
 use crate::catalog::{Input, Model};
-use crate::credits::{self, Cause};
+use crate::credits;
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::identity::{Principal, Role};
 use chrono::Utc;
@@ -257,7 +257,7 @@ pub async fn quote(
     })
 }
 
-/// Reserves the full cost and enqueues the job in one transaction: either both happen or neither.
+/// Reserves the full cost and enqueues the job in one step: either both happen or neither.
 pub async fn create(
     state: &AppState,
     principal: &Principal,
@@ -267,63 +267,88 @@ pub async fn create(
     if needs_purchase(&plan, principal) {
         let (_, purchased) = available(state, &mut conn, principal).await?;
         check_pro(&mut conn, &plan, principal, purchased).await?;
-    } else {
-        // The reservation below reads the balance itself; only the day's grant must come first.
-        touch(state, &mut conn, principal).await?;
     }
-    let max_in_flight = state.config.generation.max_in_flight;
-    let deadline = Utc::now()
+    let now = Utc::now();
+    let deadline = now
         + chrono::Duration::from_std(state.config.generation.deadline)
             .unwrap_or(chrono::Duration::minutes(10));
-    let row = conn
-        .transaction::<_, ApiError, _>(async |conn| {
-            // The balance row lock serialises this user's submissions, so the in-flight count holds.
-            credits::store::lock(conn, principal.user_id).await?;
-            if store::count_in_flight(conn, principal.user_id).await? >= max_in_flight {
-                return Err(ApiError::new(
-                    ErrorCode::TooManyInFlight,
-                    format!("at most {max_in_flight} generations may run at once; wait for one to finish"),
-                )
-                .with_header(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from_static("2")));
-            }
-            let id = GenerationId::new();
-            let reservation = credits::reserve(conn, principal.user_id, plan.cost, &Cause::generation(id.0)).await?;
-            let new = NewGeneration {
-                id,
-                user_id: principal.user_id,
-                model: &plan.model.id,
-                prompt: &plan.prompt,
-                negative_prompt: plan.negative_prompt.as_deref(),
-                aspect_ratio: &plan.aspect_ratio,
-                width: i32::try_from(plan.width).unwrap_or(512),
-                height: i32::try_from(plan.height).unwrap_or(512),
-                num_outputs: i32::try_from(plan.num_outputs).unwrap_or(1),
-                seed: plan.seed,
-                style: plan.style.as_deref(),
-                visibility: plan.visibility.as_str(),
-                status: Status::Queued.as_str(),
-                credits_charged: plan.cost,
-                reservation_id: Some(reservation.id),
-                deadline_at: deadline,
-            };
-            let row = store::insert(conn, &new).await?;
-            if let Some(input) = &plan.input {
+    let id = GenerationId::new();
+    let new = NewGeneration {
+        id,
+        user_id: principal.user_id,
+        model: &plan.model.id,
+        prompt: &plan.prompt,
+        negative_prompt: plan.negative_prompt.as_deref(),
+        aspect_ratio: &plan.aspect_ratio,
+        width: i32::try_from(plan.width).unwrap_or(512),
+        height: i32::try_from(plan.height).unwrap_or(512),
+        num_outputs: i32::try_from(plan.num_outputs).unwrap_or(1),
+        seed: plan.seed,
+        style: plan.style.as_deref(),
+        visibility: plan.visibility.as_str(),
+        credits_charged: plan.cost,
+        reservation_id: credits::EntryId::new(),
+        deadline_at: deadline,
+    };
+    let today = credits::service::today(now);
+    let max_in_flight = state.config.generation.max_in_flight;
+    let submit = async |conn: &mut AsyncPgConnection| match &plan.input {
+        None => store::submit(conn, &new, today, max_in_flight).await,
+        // The input is recorded with the generation, or neither is.
+        Some(input) => {
+            conn.transaction::<_, store::SubmitError, _>(async |conn| {
+                let row = store::submit(conn, &new, today, max_in_flight).await?;
                 let input = crate::inputs::store::InputRow {
                     generation_id: id.0,
                     ..input.clone()
                 };
                 if !crate::inputs::store::record_input(conn, &input).await? {
-                    return Err(ApiError::new(
-                        ErrorCode::NotFound,
-                        "image_input is not an upload of yours or an image you may use",
-                    ));
+                    return Err(store::SubmitError::InputGone);
                 }
-            }
-            Ok(row)
-        })
-        .await?;
+                Ok(row)
+            })
+            .await
+        }
+    };
+    let mut submitted = submit(&mut conn).await;
+    if let Err(store::SubmitError::GrantDue) = submitted {
+        // Once a day (and at the account's first spend): the grant, then the submission again.
+        touch(state, &mut conn, principal).await?;
+        submitted = submit(&mut conn).await;
+    }
+    let row = match submitted {
+        Ok(row) => row,
+        Err(store::SubmitError::TooManyInFlight) => {
+            return Err(ApiError::new(
+                ErrorCode::TooManyInFlight,
+                format!(
+                    "at most {max_in_flight} generations may run at once; wait for one to finish"
+                ),
+            )
+            .with_header(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from_static("2"),
+            ));
+        }
+        Err(store::SubmitError::NotCovered) => {
+            return Err(credits::service::refusal(&mut conn, principal.user_id, plan.cost).await?);
+        }
+        Err(store::SubmitError::InputGone) => {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                "image_input is not an upload of yours or an image you may use",
+            ));
+        }
+        Err(store::SubmitError::GrantDue) => {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "the day's credit grant was made but the submission still found it due"
+            )));
+        }
+        Err(store::SubmitError::Database(e)) => return Err(e.into()),
+    };
     tracing::info!(generation.id = %row.id, user.id = %principal.user_id, model = %row.model, "generation queued");
-    state.jobs_waiting.notify_waiters();
+    // One runner per process claims; a permit is kept if it is busy claiming right now.
+    state.jobs_waiting.notify_one();
     Ok(row)
 }
 

@@ -40,8 +40,8 @@ pub struct GenerationRow {
     pub webhook_token: Option<String>,
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = generations)]
+/// A generation to submit: see [`submit`].
+#[derive(Debug)]
 pub struct NewGeneration<'a> {
     pub id: GenerationId,
     pub user_id: UserId,
@@ -55,26 +55,80 @@ pub struct NewGeneration<'a> {
     pub seed: i64,
     pub style: Option<&'a str>,
     pub visibility: &'a str,
-    pub status: &'a str,
     pub credits_charged: i64,
-    pub reservation_id: Option<EntryId>,
+    /// The id the reservation's ledger entry gets.
+    pub reservation_id: EntryId,
     pub deadline_at: DateTime<Utc>,
 }
 
 pub const ACTIVE: [&str; 3] = ["queued", "starting", "processing"];
 
-pub async fn insert(
+/// Why [`submit`] changed nothing.
+#[derive(Debug)]
+pub enum SubmitError {
+    /// The day's free grant (or the account's opening) must be made first.
+    GrantDue,
+    TooManyInFlight,
+    /// The credits do not cover the cost, or the account owes credits.
+    NotCovered,
+    /// The input image could not be recorded (see `inputs::store::record_input`).
+    InputGone,
+    Database(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for SubmitError {
+    fn from(e: diesel::result::Error) -> Self {
+        if let diesel::result::Error::DatabaseError(_, info) = &e {
+            match info.message() {
+                "easel_grant_due" => return Self::GrantDue,
+                "easel_too_many_in_flight" => return Self::TooManyInFlight,
+                "easel_not_covered" => return Self::NotCovered,
+                _ => {}
+            }
+        }
+        Self::Database(e)
+    }
+}
+
+/// Reserves the generation's cost and enqueues it, in one call of `easel_submit_generation`
+/// (migration 2026-11-25-000100): under the balance row's lock, checks that today's grant is made and
+/// that fewer than `max_in_flight` of the owner's generations are active, then spends and inserts.
+/// Atomic on its own; inside a transaction, part of it.
+pub async fn submit(
     conn: &mut AsyncPgConnection,
     new: &NewGeneration<'_>,
-) -> QueryResult<GenerationRow> {
-    // Prepared once per connection: the optional values make a handful of texts at most.
-    crate::db::Prepared(
-        diesel::insert_into(generations::table)
-            .values(new)
-            .returning(GenerationRow::as_returning()),
+    today: chrono::NaiveDate,
+    max_in_flight: i64,
+) -> Result<GenerationRow, SubmitError> {
+    use diesel::sql_types::{BigInt, Date, Integer, Nullable, Text, Timestamptz, Uuid};
+    // Prepared, so it names its columns (see `claim`).
+    let query = diesel::sql_query(
+        "SELECT id, user_id, model, prompt, negative_prompt, aspect_ratio, width, height, \
+                num_outputs, seed, style, visibility, status, progress, credits_charged, \
+                credits_refunded, reservation_id, error_code, error_message, error_retryable, \
+                attempts, deadline_at, created_at, started_at, completed_at, provider_ref, \
+                webhook_token \
+         FROM easel_submit_generation($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                                      $15, $16, $17)",
     )
-    .get_result(conn)
-    .await
+    .bind::<Uuid, _>(new.user_id)
+    .bind::<Date, _>(today)
+    .bind::<BigInt, _>(max_in_flight)
+    .bind::<Uuid, _>(new.reservation_id)
+    .bind::<Uuid, _>(new.id)
+    .bind::<Text, _>(new.model)
+    .bind::<Text, _>(new.prompt)
+    .bind::<Nullable<Text>, _>(new.negative_prompt)
+    .bind::<Text, _>(new.aspect_ratio)
+    .bind::<Integer, _>(new.width)
+    .bind::<Integer, _>(new.height)
+    .bind::<Integer, _>(new.num_outputs)
+    .bind::<BigInt, _>(new.seed)
+    .bind::<Nullable<Text>, _>(new.style)
+    .bind::<Text, _>(new.visibility)
+    .bind::<BigInt, _>(new.credits_charged)
+    .bind::<Timestamptz, _>(new.deadline_at);
+    Ok(crate::db::Prepared(query).get_result(conn).await?)
 }
 
 pub async fn find(
@@ -126,15 +180,6 @@ pub async fn list(
     query.load(conn).await
 }
 
-pub async fn count_in_flight(conn: &mut AsyncPgConnection, owner: UserId) -> QueryResult<i64> {
-    generations::table
-        .filter(generations::user_id.eq(owner))
-        .filter(generations::status.eq_any(ACTIVE))
-        .count()
-        .get_result(conn)
-        .await
-}
-
 /// Claims the next due queued job for `worker`: `FOR UPDATE SKIP LOCKED`, so any number of workers
 /// in any number of processes share the queue without taking the same job. The statement stays
 /// prepared, so it names its columns: with `RETURNING *`, a column added by a newer server's
@@ -142,70 +187,87 @@ pub async fn count_in_flight(conn: &mut AsyncPgConnection, owner: UserId) -> Que
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     worker: &str,
-) -> QueryResult<Option<GenerationRow>> {
+    limit: i32,
+) -> QueryResult<Vec<GenerationRow>> {
+    // The limit is hidden from the planner (a sub-select), so one generic plan serves every batch
+    // size instead of a fresh plan per claim.
     crate::db::Prepared(
         diesel::sql_query(
             "UPDATE generations \
              SET status = 'starting', claimed_by = $1, heartbeat_at = now(), attempts = attempts + 1, \
                  started_at = COALESCE(started_at, now()) \
-             WHERE id = (SELECT id FROM generations WHERE status = 'queued' AND run_after <= now() \
-                         ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             WHERE id IN (SELECT id FROM generations WHERE status = 'queued' AND run_after <= now() \
+                          ORDER BY run_after LIMIT (SELECT $2) FOR UPDATE SKIP LOCKED) \
              RETURNING id, user_id, model, prompt, negative_prompt, aspect_ratio, width, height, \
                        num_outputs, seed, style, visibility, status, progress, credits_charged, \
                        credits_refunded, reservation_id, error_code, error_message, error_retryable, \
                        attempts, deadline_at, created_at, started_at, completed_at, provider_ref, \
                        webhook_token",
         )
-        .bind::<diesel::sql_types::Text, _>(worker),
+        .bind::<diesel::sql_types::Text, _>(worker)
+        .bind::<diesel::sql_types::Integer, _>(limit),
     )
-    .get_result(conn)
+    .load(conn)
     .await
-    .optional()
 }
 
-/// The job's row while `worker` runs it: claimed by that worker and not yet ended.
-#[diesel::dsl::auto_type(no_type_alias)]
-fn running_by<'a>(id: GenerationId, worker: &'a str) -> _ {
-    let running: [&'static str; 2] = ["starting", "processing"];
-    generations::table
-        .find(id)
-        .filter(generations::claimed_by.eq(worker))
-        .filter(generations::status.eq_any(running))
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: GenerationId,
 }
 
-/// Records progress and that `worker` is alive; false when the job is no longer this worker's
-/// (canceled, or reclaimed after a missed heartbeat), which tells the worker to stop.
+/// Records the progress of `worker`'s running jobs and that it is alive, in one statement; returns
+/// the jobs still the worker's. One missing was canceled, or reclaimed after a missed heartbeat,
+/// which tells the worker to stop it.
 pub async fn heartbeat(
     conn: &mut AsyncPgConnection,
-    id: GenerationId,
     worker: &str,
-    progress: i16,
-) -> QueryResult<bool> {
-    let updated = crate::db::Prepared(diesel::update(running_by(id, worker)).set((
-        generations::status.eq("processing"),
-        generations::progress.eq(progress),
-        generations::heartbeat_at.eq(diesel::dsl::now),
-    )))
-    .execute(conn)
+    jobs: &[(GenerationId, i16)],
+) -> QueryResult<Vec<GenerationId>> {
+    let (ids, progress): (Vec<GenerationId>, Vec<i16>) = jobs.iter().copied().unzip();
+    let rows: Vec<Id> = crate::db::Prepared(
+        diesel::sql_query(
+            "UPDATE generations AS g \
+             SET status = 'processing', progress = beat.progress, heartbeat_at = now() \
+             FROM unnest($2::uuid[], $3::smallint[]) AS beat (id, progress) \
+             WHERE g.id = beat.id AND g.claimed_by = $1 AND g.status IN ('starting', 'processing') \
+             RETURNING g.id",
+        )
+        .bind::<diesel::sql_types::Text, _>(worker)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::SmallInt>, _>(progress),
+    )
+    .load(conn)
     .await?;
-    Ok(updated == 1)
+    Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
-/// Moves a running job of `worker`'s to a terminal state; false when it is no longer this worker's.
+/// Marks `worker`'s running jobs among `ids` succeeded; returns those it did. A job missing was no
+/// longer the worker's (canceled, or reclaimed), and its outputs must be discarded.
 pub async fn finish_success(
     conn: &mut AsyncPgConnection,
-    id: GenerationId,
+    ids: &[GenerationId],
     worker: &str,
-) -> QueryResult<bool> {
-    let updated = crate::db::Prepared(diesel::update(running_by(id, worker)).set((
-        generations::status.eq("succeeded"),
-        generations::progress.eq(100_i16),
-        generations::completed_at.eq(diesel::dsl::now),
-        generations::heartbeat_at.eq(None::<DateTime<Utc>>),
-    )))
-    .execute(conn)
-    .await?;
-    Ok(updated == 1)
+) -> QueryResult<Vec<GenerationId>> {
+    let running: [&'static str; 2] = ["starting", "processing"];
+    crate::db::Prepared(
+        diesel::update(
+            generations::table
+                .filter(generations::id.eq_any(ids))
+                .filter(generations::claimed_by.eq(worker))
+                .filter(generations::status.eq_any(running)),
+        )
+        .set((
+            generations::status.eq("succeeded"),
+            generations::progress.eq(100_i16),
+            generations::completed_at.eq(diesel::dsl::now),
+            generations::heartbeat_at.eq(None::<DateTime<Utc>>),
+        ))
+        .returning(generations::id),
+    )
+    .get_results(conn)
+    .await
 }
 
 /// Ends an active job as failed or canceled (whoever holds it), returning it when this call did so.
@@ -454,8 +516,12 @@ pub struct NewImage<'a> {
     pub vertex_count: Option<i32>,
 }
 
-/// Inserts an output's image unless that slot already has one (a retried job never duplicates).
-pub async fn insert_image(conn: &mut AsyncPgConnection, new: &NewImage<'_>) -> QueryResult<usize> {
+/// Inserts outputs' images, skipping any slot that already has one (a retried job never
+/// duplicates). Each batch size is its own statement text, kept prepared like the others.
+pub async fn insert_images(
+    conn: &mut AsyncPgConnection,
+    new: &[NewImage<'_>],
+) -> QueryResult<usize> {
     crate::db::Prepared(
         diesel::insert_into(images::table)
             .values(new)
