@@ -117,7 +117,7 @@ pub struct GenerationConfig {
     pub s3: Option<S3Config>,
     /// Generations one user may have queued or running at once.
     pub max_in_flight: i64,
-    /// Job workers inside this process (`easel serve`); 0 leaves the work to `easel worker`.
+    /// Jobs this process runs at once (`easel serve`); 0 leaves the work to `easel worker`.
     pub workers: usize,
     /// How long the `local` provider takes per request.
     pub local_render_time: Duration,
@@ -318,10 +318,10 @@ impl Config {
                 "EASEL_MAX_IN_FLIGHT",
                 get("EASEL_MAX_IN_FLIGHT"),
                 "4",
-                |v| bounded(v, 1, 1000).map(|n| n as i64),
+                |v| bounded(v, 1, 100_000).map(|n| n as i64),
             )?,
-            workers: parse_with("EASEL_JOB_WORKERS", get("EASEL_JOB_WORKERS"), "2", |v| {
-                bounded(v, 0, 64)
+            workers: parse_with("EASEL_JOB_WORKERS", get("EASEL_JOB_WORKERS"), "16", |v| {
+                bounded(v, 0, 1000)
             })?,
             local_render_time: parse_with(
                 "EASEL_LOCAL_RENDER_MS",

@@ -441,6 +441,56 @@ async fn a_job_claimed_by_a_dead_worker_is_resumed() {
     );
 }
 
+/// Jobs that finish together are committed together; one whose images cannot be recorded must not
+/// take the others down with it: they succeed, and it fails with a refund.
+#[tokio::test]
+async fn a_job_that_cannot_be_recorded_fails_alone() {
+    let app = TestApp::spawn_with(&[
+        ("EASEL_JOB_WORKERS", "0"),
+        ("EASEL_JOB_MAX_ATTEMPTS", "1"),
+        ("EASEL_MAX_IN_FLIGHT", "5"),
+    ])
+    .await;
+    // The database refuses this one prompt's image, as a broken row would be refused.
+    app.execute(
+        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.prompt = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$",
+    )
+    .await;
+    app.execute(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON images \
+         FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    )
+    .await;
+    let token = signup(&app, "batcher").await;
+    let mut ids = Vec::new();
+    for prompt in ["one", "two", "poison", "three", "four"] {
+        let accepted = generate(
+            &app,
+            &token,
+            json!({"prompt": prompt, "model": "easel-sketch"}),
+        )
+        .await;
+        assert_eq!(accepted.status, 202, "{}", accepted.text);
+        ids.push((prompt, id_of(&accepted)));
+    }
+    // One runner claims all five at once; their outputs reach the commit together.
+    easel::generation::runner::spawn(app.shared.state.clone().into_inner(), 8);
+    for (prompt, id) in &ids {
+        let done = wait_until(&app, &token, id, terminal).await;
+        if *prompt == "poison" {
+            assert_eq!(done["status"], "failed", "{done}");
+            assert_eq!(done["error"]["code"], "storage_failed");
+            assert_eq!(done["credits_refunded"], 1);
+        } else {
+            assert_eq!(done["status"], "succeeded", "{done}");
+            assert_eq!(done["images"].as_array().map(Vec::len), Some(1));
+        }
+    }
+    assert_eq!(app.count("images").await, 4);
+    assert_eq!(app.count("credit_entries WHERE kind = 'refund'").await, 1);
+}
+
 #[tokio::test]
 async fn nobody_else_can_read_cancel_or_fetch_a_private_generation() {
     let app = TestApp::spawn().await;

@@ -456,8 +456,10 @@ async fn complete(
         let (width, height) = image::ImageReader::new(std::io::Cursor::new(&preview))
             .with_guessed_format()?
             .into_dimensions()?;
-        let content_hash = state.storage.put("originals", output.bytes.clone()).await?;
-        let thumb_hash = state.storage.put("thumbs", thumb.clone()).await?;
+        let (content_hash, thumb_hash) = tokio::try_join!(
+            state.storage.put("originals", output.bytes.clone()),
+            state.storage.put("thumbs", thumb.clone())
+        )?;
         stored.push(Stored {
             content_hash,
             thumb_hash,
