@@ -57,8 +57,10 @@ BEGIN
     IF granted IS DISTINCT FROM p_today THEN
         RAISE EXCEPTION 'easel_grant_due';
     END IF;
-    IF (SELECT count(*) FROM generations
-        WHERE user_id = p_user AND status IN ('queued', 'starting', 'processing')) >= p_max_in_flight THEN
+    -- Counting stops at the cap: a long queue costs no more than the cap to check.
+    IF (SELECT count(*) FROM (SELECT FROM generations
+                              WHERE user_id = p_user AND status IN ('queued', 'starting', 'processing')
+                              LIMIT p_max_in_flight) AS active) >= p_max_in_flight THEN
         RAISE EXCEPTION 'easel_too_many_in_flight';
     END IF;
     PERFORM FROM easel_spend(p_user, p_cost, p_reservation, 'reservation', p_id, NULL, NULL, NULL, NULL);
