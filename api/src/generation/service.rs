@@ -312,8 +312,9 @@ pub async fn create(
     };
     let mut submitted = submit(&mut conn).await;
     if let Err(store::SubmitError::GrantDue) = submitted {
-        // Once a day (and at the account's first spend): the grant, then the submission again.
-        touch(state, &mut conn, principal).await?;
+        // Once a day (and at the account's first spend): the grant, then the submission again. The
+        // grant is for the same day the submission checks, even if midnight passed in between.
+        credits::touch(&mut conn, principal.user_id, &state.config.credits, today).await?;
         submitted = submit(&mut conn).await;
     }
     let row = match submitted {
