@@ -314,15 +314,3 @@ pub async fn mismatches(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Mismatc
     .load(conn)
     .await
 }
-
-/// Locks a user's balance row for the rest of the transaction: serialises that user's submissions.
-pub async fn lock(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<()> {
-    credit_balances::table
-        .find(user)
-        .select(credit_balances::user_id)
-        .for_update()
-        .first::<UserId>(conn)
-        .await
-        .optional()
-        .map(drop)
-}
