@@ -12,6 +12,9 @@ cargo build --release --quiet --bin easel
 PGBIN=$(scripts/pg.sh bindir)
 
 scripts/pg.sh fresh target/bench-pg "$pg_port"
+# A fresh image store too: the local model is deterministic, so a second run would otherwise
+# overwrite the first run's files rather than create its own.
+rm -rf "target/bench-data-$bench_name"
 server=""
 trap 'if [ -n "$server" ]; then kill $server 2>/dev/null || true; fi; scripts/pg.sh stop target/bench-pg' EXIT
 scripts/pg.sh createdb "$pg_port" easel_bench

@@ -35,6 +35,10 @@ pub struct AppState {
     pub jobs_waiting: Arc<tokio::sync::Notify>,
     /// Signs the short-lived links providers fetch a job's input image from.
     pub signer: crate::inputs::Signer,
+    /// Session lookups and submissions, gathered into batches on this state's pool (each HTTP
+    /// worker has its own: see `with_pool`).
+    pub sessions: Arc<identity::service::SessionLookups>,
+    pub submissions: Arc<crate::generation::service::Submissions>,
 }
 
 /// The serialised OpenAPI document served at `/openapi.json`.
@@ -80,6 +84,8 @@ impl Shared {
         Ok(Self {
             state: web::Data::new(AppState {
                 config: Arc::new(config),
+                sessions: Arc::new(identity::service::session_lookups(pool.clone())),
+                submissions: Arc::new(crate::generation::service::submissions(pool.clone())),
                 pool,
                 metrics: Arc::new(metrics),
                 identity: Arc::new(identity),
@@ -102,6 +108,8 @@ impl Shared {
     pub fn with_pool(&self, pool: Pool) -> Self {
         Self {
             state: web::Data::new(AppState {
+                sessions: Arc::new(identity::service::session_lookups(pool.clone())),
+                submissions: Arc::new(crate::generation::service::submissions(pool.clone())),
                 pool,
                 ..AppState::clone(&self.state)
             }),

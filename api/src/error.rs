@@ -439,6 +439,13 @@ impl From<diesel::result::Error> for ApiError {
 
 impl From<crate::db::PoolError> for ApiError {
     fn from(error: crate::db::PoolError) -> Self {
+        Self::from_pool(error)
+    }
+}
+
+impl ApiError {
+    /// No connection could be had: 503, to be tried again shortly.
+    pub fn from_pool(error: impl fmt::Display) -> Self {
         Self {
             source: Some(anyhow::anyhow!("{error}")),
             ..Self::new(

@@ -1,5 +1,6 @@
 //! The connection pool, embedded migrations and keyset cursors.
 
+pub mod batch;
 pub mod cursor;
 pub mod ids;
 pub mod migrate;

@@ -74,11 +74,7 @@ pub async fn create_generation(
         // The generation as accepted: a worker may already have picked it up since.
         let row = service::create(&state, &principal, plan).await?;
         let id = row.id;
-        let mut conn = state.pool.get().await?;
-        let generation = service::present(vec![row], &mut conn)
-            .await?
-            .pop()
-            .ok_or_else(|| ApiError::not_found("generation"))?;
+        let generation = service::present_queued(row);
         Ok(HttpResponse::Accepted()
             .insert_header((header::LOCATION, format!("/v1/generations/{id}")))
             .json(generation))

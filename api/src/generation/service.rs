@@ -1,16 +1,18 @@
 //! Generation logic: validate against the catalog, quote, reserve and enqueue in one transaction,
 //! cancel, fail with a refund exactly once, and present a generation with its images.
 
-use super::store::{self, GenerationRow, ImageRow, NewGeneration};
+use super::store::{self, GenerationRow, ImageRow, NewGeneration, SubmitError};
 use super::types::{CreateGenerationRequest, GeneratedImage, Generation, GenerationError, Quote};
 use super::{GenerationId, Status, Visibility};
 use crate::app::AppState;
 use crate::catalog::{Input, Model};
 use crate::credits;
+use crate::db::batch::Batcher;
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::identity::{Principal, Role};
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures_util::future::BoxFuture;
 
 /// A request checked against its model: what will be made and what it costs.
 #[derive(Debug, Clone)]
@@ -257,14 +259,56 @@ pub async fn quote(
     })
 }
 
+/// Submissions gathered into batches (see [`store::submit_many`]).
+pub type Submissions = Batcher<store::Submission, Result<GenerationRow, SubmitError>>;
+
+/// Batches of submissions that may run at once on one HTTP worker's pool.
+const SUBMIT_LANES: usize = 2;
+
+pub fn submissions(pool: crate::db::Pool) -> Submissions {
+    Batcher::new(pool, SUBMIT_LANES, submit_batch)
+}
+
+fn submit_batch(
+    pool: crate::db::Pool,
+    batch: Vec<store::Submission>,
+) -> BoxFuture<'static, Vec<Result<GenerationRow, SubmitError>>> {
+    Box::pin(async move {
+        let mut conn = match pool.get().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                let message = e.to_string();
+                return batch
+                    .iter()
+                    .map(|_| Err(SubmitError::Unavailable(message.clone())))
+                    .collect();
+            }
+        };
+        if batch.len() > 1 {
+            match store::submit_many(&mut conn, &batch).await {
+                Ok(results) => return results,
+                // Nothing of the batch was kept: each goes again on its own, so that only the one
+                // at fault fails.
+                Err(e) => tracing::warn!(error = %e, submissions = batch.len(),
+                    "a batch of submissions failed; submitting them one at a time"),
+            }
+        }
+        let mut results = Vec::with_capacity(batch.len());
+        for s in &batch {
+            results.push(store::submit(&mut conn, &s.new, s.today, s.max_in_flight).await);
+        }
+        results
+    })
+}
+
 /// Reserves the full cost and enqueues the job in one step: either both happen or neither.
 pub async fn create(
     state: &AppState,
     principal: &Principal,
     plan: Plan,
 ) -> Result<GenerationRow, ApiError> {
-    let mut conn = state.pool.get().await?;
     if needs_purchase(&plan, principal) {
+        let mut conn = state.pool.get().await?;
         let (_, purchased) = available(state, &mut conn, principal).await?;
         check_pro(&mut conn, &plan, principal, purchased).await?;
     }
@@ -273,53 +317,68 @@ pub async fn create(
         + chrono::Duration::from_std(state.config.generation.deadline)
             .unwrap_or(chrono::Duration::minutes(10));
     let id = GenerationId::new();
-    let new = NewGeneration {
-        id,
-        user_id: principal.user_id,
-        model: &plan.model.id,
-        prompt: &plan.prompt,
-        negative_prompt: plan.negative_prompt.as_deref(),
-        aspect_ratio: &plan.aspect_ratio,
-        width: i32::try_from(plan.width).unwrap_or(512),
-        height: i32::try_from(plan.height).unwrap_or(512),
-        num_outputs: i32::try_from(plan.num_outputs).unwrap_or(1),
-        seed: plan.seed,
-        style: plan.style.as_deref(),
-        visibility: plan.visibility.as_str(),
-        credits_charged: plan.cost,
-        reservation_id: credits::EntryId::new(),
-        deadline_at: deadline,
-    };
     let today = credits::service::today(now);
     let max_in_flight = state.config.generation.max_in_flight;
-    let submit = async |conn: &mut AsyncPgConnection| match &plan.input {
-        None => store::submit(conn, &new, today, max_in_flight).await,
+    let submission = store::Submission {
+        new: NewGeneration {
+            id,
+            user_id: principal.user_id,
+            model: plan.model.id.clone(),
+            prompt: plan.prompt.clone(),
+            negative_prompt: plan.negative_prompt.clone(),
+            aspect_ratio: plan.aspect_ratio.clone(),
+            width: i32::try_from(plan.width).unwrap_or(512),
+            height: i32::try_from(plan.height).unwrap_or(512),
+            num_outputs: i32::try_from(plan.num_outputs).unwrap_or(1),
+            seed: plan.seed,
+            style: plan.style.clone(),
+            visibility: plan.visibility.as_str(),
+            credits_charged: plan.cost,
+            reservation_id: credits::EntryId::new(),
+            deadline_at: deadline,
+        },
+        today,
+        max_in_flight,
+    };
+    let submit = async |submission: store::Submission| match &plan.input {
+        None => state.submissions.call(submission).await.unwrap_or_else(|| {
+            Err(SubmitError::Unavailable(
+                "the submission's batch was lost".to_owned(),
+            ))
+        }),
         // The input is recorded with the generation, or neither is.
         Some(input) => {
-            conn.transaction::<_, store::SubmitError, _>(async |conn| {
-                let row = store::submit(conn, &new, today, max_in_flight).await?;
+            let mut conn = state
+                .pool
+                .get()
+                .await
+                .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
+            conn.transaction::<_, SubmitError, _>(async |conn| {
+                let row = store::submit(conn, &submission.new, today, max_in_flight).await?;
                 let input = crate::inputs::store::InputRow {
                     generation_id: id.0,
                     ..input.clone()
                 };
                 if !crate::inputs::store::record_input(conn, &input).await? {
-                    return Err(store::SubmitError::InputGone);
+                    return Err(SubmitError::InputGone);
                 }
                 Ok(row)
             })
             .await
         }
     };
-    let mut submitted = submit(&mut conn).await;
-    if let Err(store::SubmitError::GrantDue) = submitted {
+    let mut submitted = submit(submission.clone()).await;
+    if let Err(SubmitError::GrantDue) = submitted {
         // Once a day (and at the account's first spend): the grant, then the submission again. The
         // grant is for the same day the submission checks, even if midnight passed in between.
+        let mut conn = state.pool.get().await?;
         credits::touch(&mut conn, principal.user_id, &state.config.credits, today).await?;
-        submitted = submit(&mut conn).await;
+        drop(conn);
+        submitted = submit(submission).await;
     }
     let row = match submitted {
         Ok(row) => row,
-        Err(store::SubmitError::TooManyInFlight) => {
+        Err(SubmitError::TooManyInFlight) => {
             return Err(ApiError::new(
                 ErrorCode::TooManyInFlight,
                 format!(
@@ -331,21 +390,25 @@ pub async fn create(
                 actix_web::http::header::HeaderValue::from_static("2"),
             ));
         }
-        Err(store::SubmitError::NotCovered) => {
+        Err(SubmitError::NotCovered) => {
+            let mut conn = state.pool.get().await?;
             return Err(credits::service::refusal(&mut conn, principal.user_id, plan.cost).await?);
         }
-        Err(store::SubmitError::InputGone) => {
+        Err(SubmitError::InputGone) => {
             return Err(ApiError::new(
                 ErrorCode::NotFound,
                 "image_input is not an upload of yours or an image you may use",
             ));
         }
-        Err(store::SubmitError::GrantDue) => {
+        Err(SubmitError::GrantDue) => {
             return Err(ApiError::internal(anyhow::anyhow!(
                 "the day's credit grant was made but the submission still found it due"
             )));
         }
-        Err(store::SubmitError::Database(e)) => return Err(e.into()),
+        Err(SubmitError::Unavailable(e)) => {
+            return Err(ApiError::from_pool(e));
+        }
+        Err(SubmitError::Database(e)) => return Err(e.into()),
     };
     tracing::info!(generation.id = %row.id, user.id = %principal.user_id, model = %row.model, "generation queued");
     // One runner per process claims; a permit is kept if it is busy claiming right now.
@@ -433,42 +496,47 @@ pub async fn present(
     } else {
         store::images_of(conn, &ids).await?
     };
-    Ok(rows
-        .into_iter()
-        .map(|row| {
-            let error = row.error_code.clone().map(|code| GenerationError {
-                code,
-                message: row.error_message.clone().unwrap_or_default(),
-                retryable: row.error_retryable.unwrap_or(false),
-            });
-            Generation {
-                id: row.id,
-                status: Status::from_db(&row.status),
-                images: images
-                    .iter()
-                    .filter(|i| i.generation_id == row.id)
-                    .map(image_view)
-                    .collect(),
-                model: row.model,
-                prompt: row.prompt,
-                negative_prompt: row.negative_prompt,
-                aspect_ratio: row.aspect_ratio,
-                width: row.width,
-                height: row.height,
-                num_outputs: row.num_outputs,
-                seed: row.seed,
-                style: row.style,
-                visibility: Visibility::from_db(&row.visibility),
-                credits_charged: row.credits_charged,
-                credits_refunded: row.credits_refunded,
-                error,
-                progress: row.progress,
-                created_at: row.created_at,
-                started_at: row.started_at,
-                completed_at: row.completed_at,
-            }
-        })
-        .collect())
+    Ok(rows.into_iter().map(|row| view(row, &images)).collect())
+}
+
+/// A generation just accepted, as the API shows it: queued, so without images yet.
+pub fn present_queued(row: GenerationRow) -> Generation {
+    view(row, &[])
+}
+
+/// A generation as the API shows it, with its images among `images`.
+fn view(row: GenerationRow, images: &[ImageRow]) -> Generation {
+    let error = row.error_code.clone().map(|code| GenerationError {
+        code,
+        message: row.error_message.clone().unwrap_or_default(),
+        retryable: row.error_retryable.unwrap_or(false),
+    });
+    Generation {
+        id: row.id,
+        status: Status::from_db(&row.status),
+        images: images
+            .iter()
+            .filter(|i| i.generation_id == row.id)
+            .map(image_view)
+            .collect(),
+        model: row.model,
+        prompt: row.prompt,
+        negative_prompt: row.negative_prompt,
+        aspect_ratio: row.aspect_ratio,
+        width: row.width,
+        height: row.height,
+        num_outputs: row.num_outputs,
+        seed: row.seed,
+        style: row.style,
+        visibility: Visibility::from_db(&row.visibility),
+        credits_charged: row.credits_charged,
+        credits_refunded: row.credits_refunded,
+        error,
+        progress: row.progress,
+        created_at: row.created_at,
+        started_at: row.started_at,
+        completed_at: row.completed_at,
+    }
 }
 
 pub async fn get(

@@ -41,24 +41,69 @@ pub struct GenerationRow {
 }
 
 /// A generation to submit: see [`submit`].
-#[derive(Debug)]
-pub struct NewGeneration<'a> {
+#[derive(Debug, Clone)]
+pub struct NewGeneration {
     pub id: GenerationId,
     pub user_id: UserId,
-    pub model: &'a str,
-    pub prompt: &'a str,
-    pub negative_prompt: Option<&'a str>,
-    pub aspect_ratio: &'a str,
+    pub model: String,
+    pub prompt: String,
+    pub negative_prompt: Option<String>,
+    pub aspect_ratio: String,
     pub width: i32,
     pub height: i32,
     pub num_outputs: i32,
     pub seed: i64,
-    pub style: Option<&'a str>,
-    pub visibility: &'a str,
+    pub style: Option<String>,
+    pub visibility: &'static str,
     pub credits_charged: i64,
     /// The id the reservation's ledger entry gets.
     pub reservation_id: EntryId,
     pub deadline_at: DateTime<Utc>,
+}
+
+impl NewGeneration {
+    /// The row as inserted: the columns' defaults for a queued job (see the generations table),
+    /// with the insert's `created_at`.
+    fn queued(self, created_at: DateTime<Utc>) -> GenerationRow {
+        GenerationRow {
+            id: self.id,
+            user_id: self.user_id,
+            model: self.model,
+            prompt: self.prompt,
+            negative_prompt: self.negative_prompt,
+            aspect_ratio: self.aspect_ratio,
+            width: self.width,
+            height: self.height,
+            num_outputs: self.num_outputs,
+            seed: self.seed,
+            style: self.style,
+            visibility: self.visibility.to_owned(),
+            status: "queued".to_owned(),
+            progress: 0,
+            credits_charged: self.credits_charged,
+            credits_refunded: 0,
+            reservation_id: Some(self.reservation_id),
+            error_code: None,
+            error_message: None,
+            error_retryable: None,
+            attempts: 0,
+            deadline_at: self.deadline_at,
+            created_at,
+            started_at: None,
+            completed_at: None,
+            provider_ref: None,
+            webhook_token: None,
+        }
+    }
+}
+
+/// A submission as [`submit_many`] takes it: the generation, the day its grant must be made for,
+/// and the owner's cap on generations in flight.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub new: NewGeneration,
+    pub today: chrono::NaiveDate,
+    pub max_in_flight: i64,
 }
 
 pub const ACTIVE: [&str; 3] = ["queued", "starting", "processing"];
@@ -73,6 +118,8 @@ pub enum SubmitError {
     NotCovered,
     /// The input image could not be recorded (see `inputs::store::record_input`).
     InputGone,
+    /// No connection could be had, or the batch it went in was lost.
+    Unavailable(String),
     Database(diesel::result::Error),
 }
 
@@ -96,7 +143,7 @@ impl From<diesel::result::Error> for SubmitError {
 /// Atomic on its own; inside a transaction, part of it.
 pub async fn submit(
     conn: &mut AsyncPgConnection,
-    new: &NewGeneration<'_>,
+    new: &NewGeneration,
     today: chrono::NaiveDate,
     max_in_flight: i64,
 ) -> Result<GenerationRow, SubmitError> {
@@ -116,19 +163,91 @@ pub async fn submit(
     .bind::<BigInt, _>(max_in_flight)
     .bind::<Uuid, _>(new.reservation_id)
     .bind::<Uuid, _>(new.id)
-    .bind::<Text, _>(new.model)
-    .bind::<Text, _>(new.prompt)
-    .bind::<Nullable<Text>, _>(new.negative_prompt)
-    .bind::<Text, _>(new.aspect_ratio)
+    .bind::<Text, _>(&new.model)
+    .bind::<Text, _>(&new.prompt)
+    .bind::<Nullable<Text>, _>(new.negative_prompt.as_deref())
+    .bind::<Text, _>(&new.aspect_ratio)
     .bind::<Integer, _>(new.width)
     .bind::<Integer, _>(new.height)
     .bind::<Integer, _>(new.num_outputs)
     .bind::<BigInt, _>(new.seed)
-    .bind::<Nullable<Text>, _>(new.style)
+    .bind::<Nullable<Text>, _>(new.style.as_deref())
     .bind::<Text, _>(new.visibility)
     .bind::<BigInt, _>(new.credits_charged)
     .bind::<Timestamptz, _>(new.deadline_at);
     Ok(crate::db::Prepared(query).get_result(conn).await?)
+}
+
+#[derive(QueryableByName)]
+struct Outcome {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    outcome: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    created: Option<DateTime<Utc>>,
+}
+
+/// [`submit`] for many submissions in one transaction (`easel_submit_generations`, migration
+/// 2026-11-25-000200): each is checked and reserved as `submit` would, in order, under its owner's
+/// balance lock, and a refusal refuses only that one. One result per submission, in order. An
+/// error of the database's is the whole batch's: nothing of it was kept.
+pub async fn submit_many(
+    conn: &mut AsyncPgConnection,
+    batch: &[Submission],
+) -> QueryResult<Vec<Result<GenerationRow, SubmitError>>> {
+    use diesel::sql_types::{Array, BigInt, Date, Integer, Nullable, Text, Timestamptz, Uuid};
+    let column = |f: fn(&Submission) -> uuid::Uuid| batch.iter().map(f).collect::<Vec<_>>();
+    let text = |f: fn(&Submission) -> &str| batch.iter().map(f).collect::<Vec<_>>();
+    let query = diesel::sql_query(
+        "SELECT outcome, created FROM easel_submit_generations($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                                                              $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind::<Array<Uuid>, _>(column(|s| s.new.user_id.0))
+    .bind::<Array<Date>, _>(batch.iter().map(|s| s.today).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(batch.iter().map(|s| s.max_in_flight).collect::<Vec<_>>())
+    .bind::<Array<Uuid>, _>(column(|s| s.new.reservation_id.0))
+    .bind::<Array<Uuid>, _>(column(|s| s.new.id.0))
+    .bind::<Array<Text>, _>(text(|s| &s.new.model))
+    .bind::<Array<Text>, _>(text(|s| &s.new.prompt))
+    .bind::<Array<Nullable<Text>>, _>(
+        batch.iter().map(|s| s.new.negative_prompt.as_deref()).collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(text(|s| &s.new.aspect_ratio))
+    .bind::<Array<Integer>, _>(batch.iter().map(|s| s.new.width).collect::<Vec<_>>())
+    .bind::<Array<Integer>, _>(batch.iter().map(|s| s.new.height).collect::<Vec<_>>())
+    .bind::<Array<Integer>, _>(batch.iter().map(|s| s.new.num_outputs).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(batch.iter().map(|s| s.new.seed).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(
+        batch.iter().map(|s| s.new.style.as_deref()).collect::<Vec<_>>(),
+    )
+    .bind::<Array<Text>, _>(text(|s| s.new.visibility))
+    .bind::<Array<BigInt>, _>(batch.iter().map(|s| s.new.credits_charged).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(batch.iter().map(|s| s.new.deadline_at).collect::<Vec<_>>());
+    let outcomes: Vec<Outcome> = crate::db::Prepared(query).load(conn).await?;
+    if outcomes.len() != batch.len() {
+        return Err(diesel::result::Error::QueryBuilderError(
+            format!(
+                "easel_submit_generations answered {} rows for {} submissions",
+                outcomes.len(),
+                batch.len()
+            )
+            .into(),
+        ));
+    }
+    Ok(batch
+        .iter()
+        .zip(outcomes)
+        .map(|(submission, o)| match (o.outcome.as_str(), o.created) {
+            ("queued", Some(created)) => Ok(submission.new.clone().queued(created)),
+            ("grant_due", _) => Err(SubmitError::GrantDue),
+            ("too_many_in_flight", _) => Err(SubmitError::TooManyInFlight),
+            ("not_covered", _) => Err(SubmitError::NotCovered),
+            (other, _) => Err(SubmitError::Database(
+                diesel::result::Error::QueryBuilderError(
+                    format!("easel_submit_generations: unknown outcome {other}").into(),
+                ),
+            )),
+        })
+        .collect())
 }
 
 pub async fn find(

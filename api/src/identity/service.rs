@@ -402,9 +402,13 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
         .map_err(|_| ApiError::new(ErrorCode::InvalidToken, "the token is malformed"))?;
     if header.alg == jsonwebtoken::Algorithm::HS256 {
         let claims = state.identity.tokens.verify(token)?;
-        let mut conn = state.pool.get().await?;
-        let (session, user) = store::find_session_with_user(&mut conn, claims.sid)
-            .await?
+        let (session, user) = state
+            .sessions
+            .call(claims.sid)
+            .await
+            .ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("the session lookup's batch was lost"))
+            })??
             .ok_or_else(session_ended)?;
         if user.id != claims.sub || session.revoked_at.is_some() {
             return Err(session_ended());
@@ -437,6 +441,42 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
         return Err(disabled());
     }
     Ok(principal(&user, Via::ExternalProvider))
+}
+
+/// Looks sessions up in batches: every request signed in with a session checks its session, so
+/// under load one query answers all the requests that arrived while the last one ran.
+pub type SessionLookups = crate::db::batch::Batcher<SessionId, SessionLookup>;
+
+/// A session with its user, or `None` when there is no such session.
+pub type SessionLookup = Result<Option<(store::Session, User)>, ApiError>;
+
+pub fn session_lookups(pool: crate::db::Pool) -> SessionLookups {
+    crate::db::batch::Batcher::new(pool, 2, lookup_sessions)
+}
+
+fn lookup_sessions(
+    pool: crate::db::Pool,
+    ids: Vec<SessionId>,
+) -> futures_util::future::BoxFuture<'static, Vec<SessionLookup>> {
+    Box::pin(async move {
+        let found = match pool.get().await {
+            Ok(mut conn) => store::find_sessions_with_users(&mut conn, &ids)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match found {
+            Ok(found) => {
+                let found: std::collections::HashMap<_, _> =
+                    found.into_iter().map(|(s, u)| (s.id, (s, u))).collect();
+                ids.iter().map(|id| Ok(found.get(id).cloned())).collect()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, sessions = ids.len(), "session lookup failed");
+                ids.iter().map(|_| Err(ApiError::from_pool(&e))).collect()
+            }
+        }
+    })
 }
 
 fn principal(user: &User, via: Via) -> Principal {

@@ -203,7 +203,7 @@ pub async fn consume_refresh_token(
     Ok(spent.map_or(Consumed::Unknown, Consumed::Reused))
 }
 
-#[derive(Debug, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
 pub struct Session {
     pub id: SessionId,
@@ -224,6 +224,20 @@ pub async fn find_session_with_user(
         .first(conn)
         .await
         .optional()
+}
+
+/// The sessions among `ids` that exist, with their users: [`find_session_with_user`] for many
+/// requests in one query (see `service::SessionLookups`).
+pub async fn find_sessions_with_users(
+    conn: &mut AsyncPgConnection,
+    ids: &[SessionId],
+) -> QueryResult<Vec<(Session, User)>> {
+    sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq_any(ids))
+        .select((Session::as_select(), User::as_select()))
+        .load(conn)
+        .await
 }
 
 pub async fn revoke_session(
