@@ -12,9 +12,12 @@ cargo build --release --quiet --bin easel
 PGBIN=$(scripts/pg.sh bindir)
 
 scripts/pg.sh fresh target/bench-pg "$pg_port"
-# A fresh image store too: the local model is deterministic, so a second run would otherwise
-# overwrite the first run's files rather than create its own.
-rm -rf "target/bench-data-$bench_name"
+# A fresh image store per run: the local model is deterministic, so a run on the last run's store
+# would overwrite its files rather than create its own. Runs' stores are kept (remove
+# target/bench-data-* when done): on a file system without a journal, as here, ext4 skips inodes
+# freed in the last minutes when it allocates one, so deleting a store just before or between runs
+# makes the next run's file creation several times slower.
+data_dir="target/bench-data-$bench_name-$(date +%s)"
 server=""
 trap 'if [ -n "$server" ]; then kill $server 2>/dev/null || true; fi; scripts/pg.sh stop target/bench-pg' EXIT
 scripts/pg.sh createdb "$pg_port" easel_bench
@@ -36,7 +39,7 @@ weight_server_below_postgres() {
 # Starts the release server with generous limits plus any extra VAR=value arguments.
 start_server() {
   app_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  env EASEL_ENV=test EASEL_BIND="127.0.0.1:$app_port" EASEL_DATA_DIR="target/bench-data-$bench_name" EASEL_LOG=warn \
+  env EASEL_ENV=test EASEL_BIND="127.0.0.1:$app_port" EASEL_DATA_DIR="$data_dir" EASEL_LOG=warn \
     EASEL_DB_POOL_SIZE=32 EASEL_RATE_LIMIT_API_PER_MINUTE=1000000 EASEL_RATE_LIMIT_AUTH_PER_MINUTE=1000000 \
     "$@" setsid target/release/easel serve >"target/bench-server-$bench_name.log" 2>&1 &
   server=$!

@@ -428,6 +428,7 @@ async fn complete(
         let content_type = storage::sniff(&output.bytes)
             .ok_or_else(|| anyhow::anyhow!("output is not an image or a model"))?;
         let size = output.bytes.len();
+        let nsfw = output.nsfw;
         let (preview, vertex_count, kind) = if content_type == crate::model3d::CONTENT_TYPE {
             let info = crate::model3d::inspect(&output.bytes)?;
             let preview = match output.preview {
@@ -449,17 +450,30 @@ async fn complete(
         } else {
             (output.bytes.clone(), None, "image")
         };
-        let thumb = {
-            let bytes = preview.clone();
-            tokio::task::spawn_blocking(move || storage::thumbnail(&bytes, 384)).await??
+        // Thumbnail, size and (in a local store) both files in one trip to a blocking thread.
+        let storage = state.storage.clone();
+        let (original, thumb, width, height, hashes) = tokio::task::spawn_blocking(move || {
+            let thumb = storage::thumbnail(&preview, 384)?;
+            let (width, height) = image::ImageReader::new(std::io::Cursor::new(&preview))
+                .with_guessed_format()?
+                .into_dimensions()?;
+            let hashes = match (
+                storage.put_blocking("originals", &output.bytes),
+                storage.put_blocking("thumbs", &thumb),
+            ) {
+                (Some(original), Some(thumb)) => Some((original?, thumb?)),
+                _ => None,
+            };
+            anyhow::Ok((output.bytes, thumb, width, height, hashes))
+        })
+        .await??;
+        let (content_hash, thumb_hash) = match hashes {
+            Some(hashes) => hashes,
+            None => tokio::try_join!(
+                state.storage.put("originals", original.clone()),
+                state.storage.put("thumbs", thumb.clone())
+            )?,
         };
-        let (width, height) = image::ImageReader::new(std::io::Cursor::new(&preview))
-            .with_guessed_format()?
-            .into_dimensions()?;
-        let (content_hash, thumb_hash) = tokio::try_join!(
-            state.storage.put("originals", output.bytes.clone()),
-            state.storage.put("thumbs", thumb.clone())
-        )?;
         stored.push(Stored {
             content_hash,
             thumb_hash,
@@ -467,8 +481,8 @@ async fn complete(
             size,
             width,
             height,
-            nsfw: output.nsfw,
-            bytes: output.bytes,
+            nsfw,
+            bytes: original,
             thumb,
             kind,
             vertex_count,

@@ -13,6 +13,9 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// The folder of a local store: writes and checks there are a few system calls, done on the
+    /// caller's thread (see [`Storage::put_blocking`]) rather than each in a thread hop of its own.
+    local: Option<Arc<std::path::PathBuf>>,
 }
 
 /// The stored key of some bytes: their SHA-256, hex.
@@ -54,15 +57,35 @@ impl Storage {
             .map_err(|e| anyhow::anyhow!("S3 storage (EASEL_S3_*): {e}"))?;
         Ok(Self {
             store: Arc::new(store),
+            local: None,
         })
     }
 
     pub fn local(dir: &std::path::Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let store = LocalFileSystem::new_with_prefix(dir)?;
+        let dir = std::fs::canonicalize(dir)?;
+        let store = LocalFileSystem::new_with_prefix(&dir)?;
         Ok(Self {
             store: Arc::new(store),
+            local: Some(Arc::new(dir)),
         })
+    }
+
+    /// Where a local store keeps `kind/hash`: the file `object_store` reads it from.
+    fn local_path(&self, kind: &str, hash: &str) -> Option<std::path::PathBuf> {
+        self.local
+            .as_ref()
+            .map(|dir| dir.join(key(kind, hash).as_ref()))
+    }
+
+    /// [`Storage::put`] for a local store, on the calling thread (so call it where blocking is
+    /// allowed); `None` for any other store. Bytes already there are not written again: the name
+    /// is their hash. A new file is written under a temporary name and renamed into place, so a
+    /// reader never sees part of one.
+    pub fn put_blocking(&self, kind: &str, bytes: &[u8]) -> Option<anyhow::Result<String>> {
+        let hash = content_hash(bytes);
+        let path = self.local_path(kind, &hash)?;
+        Some(write_once(&path, bytes).map(|()| hash))
     }
 
     /// Stores `bytes` under their hash (a no-op in effect when they are already there) and returns it.
@@ -79,6 +102,14 @@ impl Storage {
     }
 
     pub async fn exists(&self, kind: &str, hash: &str) -> anyhow::Result<bool> {
+        // A local check is one stat of a cached directory entry: cheaper than a thread hop.
+        if let Some(path) = self.local_path(kind, hash) {
+            return match std::fs::metadata(&path) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e.into()),
+            };
+        }
         match self.store.head(&key(kind, hash)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
@@ -90,6 +121,41 @@ impl Storage {
         self.store.delete(&key(kind, hash)).await?;
         Ok(())
     }
+}
+
+/// Writes `bytes` to `path` unless a file is there already: under a temporary name (`object_store`'s
+/// `#` suffix, which its listings skip) and renamed into place.
+fn write_once(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    if path.exists() {
+        return Ok(());
+    }
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(format!("#{}", uuid::Uuid::now_v7().simple()));
+    let staged = std::path::PathBuf::from(staged);
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staged)
+    };
+    let mut file = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            open()?
+        }
+        other => other?,
+    };
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| std::fs::rename(&staged, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&staged);
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 /// A WebP thumbnail at most `max` pixels on its longer side. An image already that small keeps its
@@ -149,6 +215,37 @@ mod tests {
                 image::ImageFormat::Png,
             )?;
         Ok(bytes)
+    }
+
+    #[tokio::test]
+    async fn local_writes_are_read_back_whole_and_made_once() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("easel-storage-{}", uuid::Uuid::now_v7()));
+        let storage = Storage::local(&dir)?;
+        let bytes = png(9, 5)?;
+        let hash = storage
+            .put_blocking("originals", &bytes)
+            .ok_or_else(|| anyhow::anyhow!("a local store writes on the caller's thread"))??;
+        assert_eq!(hash, content_hash(&bytes));
+        // Read back through object_store, as the file route reads it.
+        assert_eq!(storage.get("originals", &hash).await?.as_ref(), &bytes[..]);
+        assert!(storage.exists("originals", &hash).await?);
+        assert!(!storage.exists("thumbs", &hash).await?);
+        // The same bytes again: the file is left as it was (same inode), nothing staged is left.
+        let path = storage
+            .local_path("originals", &hash)
+            .ok_or_else(|| anyhow::anyhow!("local"))?;
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path)?);
+        storage
+            .put_blocking("originals", &bytes)
+            .ok_or_else(|| anyhow::anyhow!("local"))??;
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path)?),
+            inode
+        );
+        let parent = path.parent().ok_or_else(|| anyhow::anyhow!("parent"))?;
+        assert_eq!(std::fs::read_dir(parent)?.count(), 1);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
     }
 
     fn size_of(webp: &[u8]) -> anyhow::Result<(u32, u32)> {
