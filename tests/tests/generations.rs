@@ -1068,3 +1068,145 @@ async fn usage_counts_generations_and_net_credits_by_model() {
         .await
         .assert_problem(422, "validation_failed");
 }
+
+/// One batch of submissions, as an HTTP worker sends them under load: each is judged on its own,
+/// in order, and a refusal changes nothing of its own and nothing of the others'.
+#[tokio::test]
+async fn a_batch_of_submissions_refuses_only_the_ones_it_must() {
+    use easel::generation::store::{NewGeneration, Submission, SubmitError, submit_many};
+    let app = TestApp::spawn_with(&[
+        ("EASEL_JOB_WORKERS", "0"),
+        ("EASEL_DAILY_FREE_CREDITS", "10"),
+    ])
+    .await;
+    let user = |reply: serde_json::Value| {
+        easel::identity::UserId(
+            reply["user"]["id"]
+                .as_str()
+                .and_then(|id| uuid::Uuid::parse_str(id).ok())
+                .unwrap_or_default(),
+        )
+    };
+    let mut users = Vec::new();
+    for name in ["able", "broke", "sleepy"] {
+        let signed_up = app.signup(name).await;
+        // Reading the balance makes the day's grant.
+        let token = signed_up["access_token"].as_str().unwrap_or_default();
+        let balance = app
+            .call(Method::GET, "/v1/credits", Some(token), None)
+            .await;
+        assert_eq!(balance.status, 200, "{}", balance.text);
+        users.push(user(signed_up));
+    }
+    let [able, broke, sleepy] = [users[0], users[1], users[2]];
+    app.execute(&format!(
+        "UPDATE credit_balances SET free = 10, purchased = 0 WHERE user_id = '{}'",
+        able.0
+    ))
+    .await;
+    app.execute(&format!(
+        "UPDATE credit_balances SET free = 0, purchased = 0 WHERE user_id = '{}'",
+        broke.0
+    ))
+    .await;
+    app.execute(&format!(
+        "UPDATE credit_balances SET free_granted_on = current_date - 1 WHERE user_id = '{}'",
+        sleepy.0
+    ))
+    .await;
+    let now = chrono::Utc::now();
+    let submission = |user_id, prompt: &str| Submission {
+        new: NewGeneration {
+            id: easel::generation::GenerationId::new(),
+            user_id,
+            model: "easel-sketch".to_owned(),
+            prompt: prompt.to_owned(),
+            negative_prompt: None,
+            aspect_ratio: "1:1".to_owned(),
+            width: 64,
+            height: 64,
+            num_outputs: 1,
+            seed: 1,
+            style: None,
+            visibility: "private",
+            credits_charged: 3,
+            reservation_id: easel::credits::EntryId::new(),
+            deadline_at: now + chrono::Duration::minutes(10),
+        },
+        today: easel::credits::service::today(now),
+        max_in_flight: 2,
+    };
+    let batch = [
+        submission(able, "first"),
+        submission(broke, "no credits"),
+        submission(able, "second"),
+        submission(sleepy, "grant first"),
+        submission(able, "third, over the cap"),
+    ];
+    let mut conn = app.db().await;
+    let results = submit_many(&mut conn, &batch)
+        .await
+        .expect("the batch runs");
+    let outcomes: Vec<&str> = results
+        .iter()
+        .map(|r| match r {
+            Ok(row) if row.status == "queued" => "queued",
+            Ok(_) => "not queued",
+            Err(SubmitError::NotCovered) => "not_covered",
+            Err(SubmitError::GrantDue) => "grant_due",
+            Err(SubmitError::TooManyInFlight) => "too_many_in_flight",
+            Err(_) => "other",
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "queued",
+            "not_covered",
+            "queued",
+            "grant_due",
+            "too_many_in_flight"
+        ]
+    );
+    // The rows it answered are the rows it stored.
+    for (row, submission) in results.iter().flatten().zip([&batch[0], &batch[2]]) {
+        assert_eq!(row.id, submission.new.id);
+        assert_eq!(row.prompt, submission.new.prompt);
+        assert_eq!(row.reservation_id, Some(submission.new.reservation_id));
+    }
+    assert_eq!(app.count("generations").await, 2);
+    assert_eq!(
+        app.count("generations WHERE prompt IN ('first', 'second') AND status = 'queued'")
+            .await,
+        2
+    );
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        2
+    );
+    // 10 free credits less two reservations of 3; the others' balances are as they were.
+    assert_eq!(
+        app.count(&format!(
+            "credit_balances WHERE user_id = '{}' AND free = 4",
+            able.0
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "credit_balances WHERE user_id = '{}' AND free = 0 AND purchased = 0",
+            broke.0
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "credit_balances WHERE user_id = '{}' AND free_granted_on = current_date - 1",
+            sleepy.0
+        ))
+        .await,
+        1
+    );
+}
