@@ -1210,3 +1210,92 @@ async fn a_batch_of_submissions_refuses_only_the_ones_it_must() {
         1
     );
 }
+
+/// A batch the database refuses as a whole (here, one submission reuses a ledger entry's id) is
+/// submitted again one at a time: only the faulty submission fails.
+#[tokio::test]
+async fn a_batch_that_fails_is_submitted_again_one_by_one() {
+    use easel::generation::store::{NewGeneration, Submission, SubmitError};
+    let app = TestApp::spawn_with(&[
+        ("EASEL_JOB_WORKERS", "0"),
+        ("EASEL_DAILY_FREE_CREDITS", "10"),
+    ])
+    .await;
+    let signed_up = app.signup("batcher").await;
+    let token = signed_up["access_token"].as_str().unwrap_or_default();
+    let user_id = easel::identity::UserId(
+        signed_up["user"]["id"]
+            .as_str()
+            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+            .unwrap_or_default(),
+    );
+    // Reading the balance makes the day's grant: one ledger entry whose id the bad submission reuses.
+    let balance = app
+        .call(Method::GET, "/v1/credits", Some(token), None)
+        .await;
+    assert_eq!(balance.status, 200, "{}", balance.text);
+    let taken = {
+        #[derive(diesel::QueryableByName)]
+        struct Entry {
+            #[diesel(sql_type = diesel::sql_types::Uuid)]
+            id: uuid::Uuid,
+        }
+        let mut conn = app.db().await;
+        diesel_async::RunQueryDsl::get_result::<Entry>(
+            diesel::sql_query("SELECT id FROM credit_entries ORDER BY created_at LIMIT 1"),
+            &mut conn,
+        )
+        .await
+        .expect("the grant's entry")
+        .id
+    };
+    let now = chrono::Utc::now();
+    let submission = |n: usize| Submission {
+        new: NewGeneration {
+            id: easel::generation::GenerationId::new(),
+            user_id,
+            model: "easel-sketch".to_owned(),
+            prompt: format!("batched {n}"),
+            negative_prompt: None,
+            aspect_ratio: "1:1".to_owned(),
+            width: 64,
+            height: 64,
+            num_outputs: 1,
+            seed: 1,
+            style: None,
+            visibility: "private",
+            credits_charged: 1,
+            reservation_id: if n == 2 {
+                easel::credits::EntryId(taken)
+            } else {
+                easel::credits::EntryId::new()
+            },
+            deadline_at: now + chrono::Duration::minutes(10),
+        },
+        today: easel::credits::service::today(now),
+        max_in_flight: 100,
+    };
+    let pool = easel::db::pool(&app.database_url, 2).expect("pool");
+    let batcher = easel::generation::service::submissions(pool);
+    // All five are waiting before the batcher first runs (this test's runtime has one thread), so
+    // they go in one batch.
+    let results = futures_util::future::join_all((0..5).map(|n| batcher.call(submission(n)))).await;
+    let outcomes: Vec<&str> = results
+        .iter()
+        .map(|r| match r {
+            Some(Ok(_)) => "queued",
+            Some(Err(SubmitError::Database(_))) => "database error",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["queued", "queued", "database error", "queued", "queued"]
+    );
+    assert_eq!(app.count("generations").await, 4);
+    assert_eq!(app.count("generations WHERE prompt = 'batched 2'").await, 0);
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        4
+    );
+}
