@@ -16,7 +16,9 @@ CREATE FUNCTION easel_submit_generations(
     p_model text[], p_prompt text[], p_negative_prompt text[], p_aspect_ratio text[],
     p_width integer[], p_height integer[], p_num_outputs integer[], p_seed bigint[], p_style text[],
     p_visibility text[], p_cost bigint[], p_deadline timestamptz[]
-) RETURNS TABLE (outcome text, created timestamptz) LANGUAGE plpgsql AS $$
+) RETURNS TABLE (outcome text, created timestamptz) LANGUAGE plpgsql
+-- Its statements take arrays, whose values the planner cannot use: planned once, not on every call.
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     n integer := coalesce(array_length(p_id, 1), 0);
     -- One element per owner, in user_id order.
