@@ -1088,7 +1088,7 @@ async fn a_batch_of_submissions_refuses_only_the_ones_it_must() {
         )
     };
     let mut users = Vec::new();
-    for name in ["able", "broke", "sleepy"] {
+    for name in ["able", "broke", "sleepy", "split", "owing"] {
         let signed_up = app.signup(name).await;
         // Reading the balance makes the day's grant.
         let token = signed_up["access_token"].as_str().unwrap_or_default();
@@ -1098,7 +1098,7 @@ async fn a_batch_of_submissions_refuses_only_the_ones_it_must() {
         assert_eq!(balance.status, 200, "{}", balance.text);
         users.push(user(signed_up));
     }
-    let [able, broke, sleepy] = [users[0], users[1], users[2]];
+    let [able, broke, sleepy, split, owing] = [users[0], users[1], users[2], users[3], users[4]];
     app.execute(&format!(
         "UPDATE credit_balances SET free = 10, purchased = 0 WHERE user_id = '{}'",
         able.0
@@ -1112,6 +1112,17 @@ async fn a_batch_of_submissions_refuses_only_the_ones_it_must() {
     app.execute(&format!(
         "UPDATE credit_balances SET free_granted_on = current_date - 1 WHERE user_id = '{}'",
         sleepy.0
+    ))
+    .await;
+    // Free credits go first, then purchased ones; an account that owes credits spends nothing.
+    app.execute(&format!(
+        "UPDATE credit_balances SET free = 2, purchased = 5 WHERE user_id = '{}'",
+        split.0
+    ))
+    .await;
+    app.execute(&format!(
+        "UPDATE credit_balances SET free = 10, purchased = -1 WHERE user_id = '{}'",
+        owing.0
     ))
     .await;
     let now = chrono::Utc::now();
@@ -1142,6 +1153,8 @@ async fn a_batch_of_submissions_refuses_only_the_ones_it_must() {
         submission(able, "second"),
         submission(sleepy, "grant first"),
         submission(able, "third, over the cap"),
+        submission(split, "two free and one purchased"),
+        submission(owing, "owes credits"),
     ];
     let mut conn = app.db().await;
     let results = submit_many(&mut conn, &batch)
@@ -1165,7 +1178,9 @@ async fn a_batch_of_submissions_refuses_only_the_ones_it_must() {
             "not_covered",
             "queued",
             "grant_due",
-            "too_many_in_flight"
+            "too_many_in_flight",
+            "queued",
+            "not_covered"
         ]
     );
     // The rows it answered are the rows it stored.
@@ -1174,7 +1189,7 @@ async fn a_batch_of_submissions_refuses_only_the_ones_it_must() {
         assert_eq!(row.prompt, submission.new.prompt);
         assert_eq!(row.reservation_id, Some(submission.new.reservation_id));
     }
-    assert_eq!(app.count("generations").await, 2);
+    assert_eq!(app.count("generations").await, 3);
     assert_eq!(
         app.count("generations WHERE prompt IN ('first', 'second') AND status = 'queued'")
             .await,
@@ -1182,7 +1197,32 @@ async fn a_batch_of_submissions_refuses_only_the_ones_it_must() {
     );
     assert_eq!(
         app.count("credit_entries WHERE kind = 'reservation'").await,
-        2
+        3
+    );
+    assert_eq!(
+        app.count(&format!(
+            "credit_entries WHERE kind = 'reservation' AND user_id = '{}' \
+             AND free_delta = -2 AND purchased_delta = -1 AND free_after = 0 AND purchased_after = 4",
+            split.0
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "credit_balances WHERE user_id = '{}' AND free = 0 AND purchased = 4",
+            split.0
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "credit_balances WHERE user_id = '{}' AND free = 10 AND purchased = -1",
+            owing.0
+        ))
+        .await,
+        1
     );
     // 10 free credits less two reservations of 3; the others' balances are as they were.
     assert_eq!(
