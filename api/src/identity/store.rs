@@ -212,22 +212,16 @@ pub struct Session {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// The session and its user, in one query: what every session-authenticated request checks.
+/// The session and its user, in one query.
 pub async fn find_session_with_user(
     conn: &mut AsyncPgConnection,
     id: SessionId,
 ) -> QueryResult<Option<(Session, User)>> {
-    sessions::table
-        .inner_join(users::table)
-        .filter(sessions::id.eq(id))
-        .select((Session::as_select(), User::as_select()))
-        .first(conn)
-        .await
-        .optional()
+    Ok(find_sessions_with_users(conn, &[id]).await?.pop())
 }
 
-/// The sessions among `ids` that exist, with their users: [`find_session_with_user`] for many
-/// requests in one query (see `service::SessionLookups`).
+/// The sessions among `ids` that exist, with their users, in one query: what every
+/// session-authenticated request checks, for many requests at once (see `service::SessionLookups`).
 pub async fn find_sessions_with_users(
     conn: &mut AsyncPgConnection,
     ids: &[SessionId],
