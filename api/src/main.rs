@@ -57,7 +57,8 @@ enum AdminCommand {
         #[arg(long)]
         admin: bool,
     },
-    /// Recompute every balance from the ledger; exit 1 naming each account that differs
+    /// Recompute every balance from the ledger, and every in-flight count (the cap's) from the
+    /// generations; exit 1 naming each account that differs
     VerifyLedger,
     /// Compare Stripe's Checkout Sessions since a date with our purchases, and grant the credits of
     /// any paid session that is missing them (safe to run again)
@@ -188,11 +189,22 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<ExitCod
                     m.user_id, m.free, m.purchased, m.ledger_free, m.ledger_purchased
                 );
             }
-            if !mismatches.is_empty() {
-                println!("{} account(s) differ from the ledger", mismatches.len());
+            let drifts = easel::generation::store::in_flight_drift(&mut conn).await?;
+            for d in &drifts {
+                println!(
+                    "account {}: in-flight counters say {}, its generations {}",
+                    d.user_id, d.counted, d.in_flight
+                );
+            }
+            if !mismatches.is_empty() || !drifts.is_empty() {
+                println!(
+                    "{} account(s) differ from the ledger, {} in their in-flight counters",
+                    mismatches.len(),
+                    drifts.len()
+                );
                 return Ok(ExitCode::FAILURE);
             }
-            println!("every balance matches the ledger");
+            println!("every balance matches the ledger; every in-flight counter its generations");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -54,6 +54,15 @@ fn id_of(reply: &Reply) -> String {
     reply.json["id"].as_str().unwrap_or_default().to_owned()
 }
 
+/// The cap's counters (submitted less ended) agree with a count of every account's generations in
+/// flight: every path that queued or ended a job in the test kept them.
+async fn assert_in_flight_counted(app: &TestApp) {
+    let drift = easel::generation::store::in_flight_drift(&mut app.db().await)
+        .await
+        .expect("count in flight");
+    assert!(drift.is_empty(), "in-flight counters drifted: {drift:?}");
+}
+
 #[tokio::test]
 async fn a_person_generates_an_image_and_fetches_it() {
     let app = TestApp::spawn().await;
@@ -131,6 +140,7 @@ async fn a_person_generates_an_image_and_fetches_it() {
         .await;
     assert_eq!(ledger.json["data"][0]["generation_id"], id.as_str());
     assert_eq!(app.count("images").await, 1);
+    assert_in_flight_counted(&app).await;
 }
 
 #[tokio::test]
@@ -193,6 +203,7 @@ async fn a_failed_generation_is_refunded_once_and_says_why() {
         .json["total"]
         .as_i64();
     assert_eq!(before, after);
+    assert_in_flight_counted(&app).await;
 }
 
 #[tokio::test]
@@ -384,6 +395,7 @@ async fn cancel_refunds_once_and_is_idempotent() {
         "a finished generation is not changed"
     );
     assert_eq!(late.json["credits_refunded"], 0);
+    assert_in_flight_counted(&app).await;
 }
 
 #[tokio::test]
@@ -401,6 +413,7 @@ async fn a_job_past_its_deadline_fails_and_is_refunded() {
     assert_eq!(done["error"]["code"], "deadline_exceeded");
     assert_eq!(done["error"]["retryable"], true);
     assert_eq!(done["credits_refunded"], 1);
+    assert_in_flight_counted(&app).await;
 }
 
 #[tokio::test]
@@ -439,6 +452,7 @@ async fn a_job_claimed_by_a_dead_worker_is_resumed() {
         app.count("credit_entries WHERE kind = 'reservation'").await,
         1
     );
+    assert_in_flight_counted(&app).await;
 }
 
 /// Jobs that finish together are committed together; one whose images cannot be recorded must not
@@ -489,6 +503,7 @@ async fn a_job_that_cannot_be_recorded_fails_alone() {
     }
     assert_eq!(app.count("images").await, 4);
     assert_eq!(app.count("credit_entries WHERE kind = 'refund'").await, 1);
+    assert_in_flight_counted(&app).await;
 }
 
 #[tokio::test]
@@ -621,6 +636,36 @@ async fn generations_in_flight_are_capped_per_user() {
         )
         .await;
     assert_eq!(listed.status, 200, "{}", listed.text);
+
+    // Every way a generation ends frees its place: canceled, succeeded, failed.
+    let canceled = app
+        .call(
+            Method::POST,
+            &format!("/v1/generations/{}/cancel", id_of(&first)),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(canceled.json["status"], "canceled", "{}", canceled.text);
+    for (prompt, ending) in [("quick", "succeeded"), ("doomed [[fail]]", "failed")] {
+        let next = generate(
+            &app,
+            &token,
+            json!({"prompt": prompt, "model": "easel-sketch"}),
+        )
+        .await;
+        assert_eq!(next.status, 202, "{}", next.text);
+        let done = wait_until(&app, &token, &id_of(&next), terminal).await;
+        assert_eq!(done["status"], ending);
+    }
+    let last = generate(
+        &app,
+        &token,
+        json!({"prompt": "and again", "model": "easel-sketch"}),
+    )
+    .await;
+    assert_eq!(last.status, 202, "{}", last.text);
+    assert_in_flight_counted(&app).await;
 }
 
 /// Submissions racing each other at the start of a new day: each must make the day's grant first,
@@ -665,6 +710,7 @@ async fn racing_submissions_on_a_new_day_grant_once_and_keep_the_cap() {
         1,
         "today's 10 free credits, less 3 reserved"
     );
+    assert_in_flight_counted(&app).await;
 }
 
 #[tokio::test]
@@ -1222,6 +1268,7 @@ async fn a_batch_of_submissions_refuses_only_the_ones_it_must() {
     ] {
         assert_eq!(balance_where(&app, user, condition).await, 1, "{condition}");
     }
+    assert_in_flight_counted(&app).await;
 }
 
 /// A batch the database refuses as a whole (here, one submission reuses a ledger entry's id) is
@@ -1281,4 +1328,5 @@ async fn a_batch_that_fails_is_submitted_again_one_by_one() {
         app.count("credit_entries WHERE kind = 'reservation'").await,
         4
     );
+    assert_in_flight_counted(&app).await;
 }

@@ -24,6 +24,7 @@ diesel::table! {
         free_granted_on -> Nullable<Date>,
         updated_at -> Timestamptz,
         signup_bonus_at -> Nullable<Timestamptz>,
+        generations_submitted -> Int8,
     }
 }
 

@@ -429,6 +429,7 @@ async fn complete(
             .ok_or_else(|| anyhow::anyhow!("output is not an image or a model"))?;
         let size = output.bytes.len();
         let nsfw = output.nsfw;
+        let decoded = output.decoded;
         let (preview, vertex_count, kind) = if content_type == crate::model3d::CONTENT_TYPE {
             let info = crate::model3d::inspect(&output.bytes)?;
             let preview = match output.preview {
@@ -453,10 +454,13 @@ async fn complete(
         // Thumbnail, size and (in a local store) both files in one trip to a blocking thread.
         let storage = state.storage.clone();
         let (original, thumb, width, height, hashes) = tokio::task::spawn_blocking(move || {
-            let thumb = storage::thumbnail(&preview, 384)?;
-            let (width, height) = image::ImageReader::new(std::io::Cursor::new(&preview))
-                .with_guessed_format()?
-                .into_dimensions()?;
+            // The provider's own pixels when it has them (the same image, not decoded again).
+            let image = match decoded {
+                Some(image) if kind == "image" => image,
+                _ => image::load_from_memory(&preview)?,
+            };
+            let thumb = storage::thumbnail_of(&image, 384)?;
+            let (width, height) = (image.width(), image.height());
             let hashes = match (
                 storage.put_blocking("originals", &output.bytes),
                 storage.put_blocking("thumbs", &thumb),
@@ -705,6 +709,7 @@ mod tests {
             content_type: String::new(),
             nsfw: false,
             preview: None,
+            decoded: None,
         }
     }
 

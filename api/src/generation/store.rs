@@ -338,7 +338,8 @@ struct Id {
 
 /// Records the progress of `worker`'s running jobs and that it is alive, in one statement; returns
 /// the jobs still the worker's. One missing was canceled, or reclaimed after a missed heartbeat,
-/// which tells the worker to stop it.
+/// which tells the worker to stop it. Running is written as in [`finish_success`], for the same
+/// reason.
 pub async fn heartbeat(
     conn: &mut AsyncPgConnection,
     worker: &str,
@@ -350,7 +351,8 @@ pub async fn heartbeat(
             "UPDATE generations AS g \
              SET status = 'processing', progress = beat.progress, heartbeat_at = now() \
              FROM unnest($2::uuid[], $3::smallint[]) AS beat (id, progress) \
-             WHERE g.id = beat.id AND g.claimed_by = $1 AND g.status IN ('starting', 'processing') \
+             WHERE g.id = beat.id AND g.claimed_by = $1 AND g.status <> 'queued' \
+               AND g.completed_at IS NULL \
              RETURNING g.id",
         )
         .bind::<diesel::sql_types::Text, _>(worker)
@@ -369,13 +371,17 @@ pub async fn finish_success(
     ids: &[GenerationId],
     worker: &str,
 ) -> QueryResult<Vec<GenerationId>> {
-    let running: [&'static str; 2] = ["starting", "processing"];
+    // Running is "not queued and not ended" (ended rows have `completed_at`, by the table's check),
+    // rather than `status IN ('starting', 'processing')`: that form matches the in-flight partial
+    // index, and with statistics taken while the queue was short the planner ANDs the whole index
+    // (every job in flight) into each commit's bitmap, a cost that grows with the queue.
     crate::db::Prepared(
         diesel::update(
             generations::table
                 .filter(generations::id.eq_any(ids))
                 .filter(generations::claimed_by.eq(worker))
-                .filter(generations::status.eq_any(running)),
+                .filter(generations::status.ne("queued"))
+                .filter(generations::completed_at.is_null()),
         )
         .set((
             generations::status.eq("succeeded"),
@@ -705,6 +711,37 @@ pub async fn usage_by_model(
     .bind::<diesel::sql_types::Uuid, _>(owner)
     .bind::<diesel::sql_types::Timestamptz, _>(start)
     .bind::<diesel::sql_types::Timestamptz, _>(end)
+    .load(conn)
+    .await
+}
+
+/// An account whose in-flight counters (what the cap checks) disagree with its generations.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct InFlightDrift {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub user_id: UserId,
+    /// Submitted less ended, as the counters say.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub counted: i64,
+    /// Queued, starting or processing, as the generations say.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub in_flight: i64,
+}
+
+/// Every account whose in-flight counters disagree with a count of its generations (none, unless
+/// something wrote generations behind the counters' backs).
+pub async fn in_flight_drift(conn: &mut AsyncPgConnection) -> QueryResult<Vec<InFlightDrift>> {
+    diesel::sql_query(
+        "SELECT b.user_id, b.generations_submitted - COALESCE(e.count, 0) AS counted, \
+                COALESCE(a.n, 0) AS in_flight \
+         FROM credit_balances AS b \
+         LEFT JOIN generations_ended AS e ON e.user_id = b.user_id \
+         LEFT JOIN (SELECT user_id, count(*) AS n FROM generations \
+                    WHERE status IN ('queued', 'starting', 'processing') GROUP BY user_id) AS a \
+                ON a.user_id = b.user_id \
+         WHERE b.generations_submitted - COALESCE(e.count, 0) <> COALESCE(a.n, 0) \
+         ORDER BY 1",
+    )
     .load(conn)
     .await
 }

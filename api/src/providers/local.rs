@@ -141,6 +141,7 @@ pub fn restyle(job: &Job, seed: u64) -> Result<Output, ProviderError> {
         content_type: "image/png".to_owned(),
         nsfw: false,
         preview: None,
+        decoded: Some(image::DynamicImage::ImageRgb8(image)),
     })
 }
 
@@ -176,6 +177,7 @@ pub fn relief3d(job: &Job) -> Result<Output, ProviderError> {
         content_type: crate::model3d::CONTENT_TYPE.to_owned(),
         nsfw: false,
         preview: Some(png(&preview)?),
+        decoded: None,
     })
 }
 
@@ -264,6 +266,7 @@ pub fn render(job: &Job, seed: u64) -> Result<Output, ProviderError> {
         content_type: "image/png".to_owned(),
         nsfw: false,
         preview: None,
+        decoded: Some(image::DynamicImage::ImageRgb8(image)),
     })
 }
 
@@ -350,6 +353,29 @@ mod tests {
                 "93e53e0d57fa5ba43aab59b1f790d20cd1153cd32ca23d30fbafd353d86d0578"
             ]
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_pixels_handed_on_are_what_the_png_decodes_to() -> anyhow::Result<()> {
+        // The runner makes the thumbnail from `decoded` instead of decoding `bytes`: the two must be
+        // the same image, or the thumbnail would show something other than the original.
+        for style in [None, Some("ink"), Some("neon")] {
+            let output = render(
+                &Job {
+                    style: style.map(str::to_owned),
+                    ..job("a harbour at night")
+                },
+                11,
+            )?;
+            let handed_on = output.decoded.ok_or_else(|| anyhow::anyhow!("no pixels"))?;
+            let decoded = image::load_from_memory(&output.bytes)?;
+            assert_eq!(handed_on.to_rgba8(), decoded.to_rgba8());
+            assert_eq!(
+                crate::storage::thumbnail_of(&handed_on, 384)?,
+                crate::storage::thumbnail(&output.bytes, 384)?
+            );
+        }
         Ok(())
     }
 

@@ -65,6 +65,9 @@ pub struct Output {
     pub nsfw: bool,
     /// For a 3D model: a preview image the provider made (else one is rendered from the mesh).
     pub preview: Option<Vec<u8>>,
+    /// For an image the provider made in-process: its pixels, exactly what `bytes` decode to, so
+    /// the thumbnail is made without decoding `bytes` again.
+    pub decoded: Option<image::DynamicImage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -253,6 +253,7 @@ impl Fetcher {
             content_type: content_type.to_owned(),
             nsfw: false,
             preview: None,
+            decoded: None,
         })
     }
 
@@ -463,12 +464,14 @@ mod tests {
                 content_type: String::new(),
                 nsfw: false,
                 preview: None,
+                decoded: None,
             },
             Output {
                 bytes: vec![],
                 content_type: String::new(),
                 nsfw: false,
                 preview: None,
+                decoded: None,
             },
         ];
         nsfw_flags(

@@ -161,7 +161,11 @@ fn write_once(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// A WebP thumbnail at most `max` pixels on its longer side. An image already that small keeps its
 /// size: `thumbnail` would scale it up, making a larger file than the original at many times the cost.
 pub fn thumbnail(png: &[u8], max: u32) -> anyhow::Result<Vec<u8>> {
-    let image = image::load_from_memory(png)?;
+    thumbnail_of(&image::load_from_memory(png)?, max)
+}
+
+/// [`thumbnail`] of an image already decoded.
+pub fn thumbnail_of(image: &image::DynamicImage, max: u32) -> anyhow::Result<Vec<u8>> {
     let thumb = if image.width() <= max && image.height() <= max {
         image.to_rgba8()
     } else {
