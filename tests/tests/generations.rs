@@ -455,6 +455,74 @@ async fn a_job_claimed_by_a_dead_worker_is_resumed() {
     assert_in_flight_counted(&app).await;
 }
 
+/// A heartbeat never waits for a row another transaction holds (a commit or a cancel under way):
+/// waiting held its other rows' locks, and a commit taking the same rows in another order
+/// deadlocked with it. The held job still counts as the worker's; the others beat.
+#[tokio::test]
+async fn a_heartbeat_skips_a_job_whose_row_is_held() {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    use easel::generation::store;
+    let app = TestApp::spawn_with(&[("EASEL_JOB_WORKERS", "0")]).await;
+    let token = signup(&app, "beating").await;
+    for n in 0..2 {
+        let accepted = generate(
+            &app,
+            &token,
+            json!({"prompt": format!("beat {n}"), "model": "easel-sketch"}),
+        )
+        .await;
+        assert_eq!(accepted.status, 202, "{}", accepted.text);
+    }
+    let mut conn = app.db().await;
+    let claimed = store::claim(&mut conn, "worker-a", 8).await.expect("claim");
+    assert_eq!(claimed.len(), 2);
+    let (held, free) = (claimed[0].id, claimed[1].id);
+
+    let mut holder = app.db().await;
+    holder
+        .transaction::<_, diesel::result::Error, _>(async |holder| {
+            diesel::sql_query("SELECT 1 FROM generations WHERE id = $1 FOR UPDATE")
+                .bind::<diesel::sql_types::Uuid, _>(held)
+                .execute(holder)
+                .await?;
+            let beat = tokio::time::timeout(
+                Duration::from_secs(5),
+                store::heartbeat(&mut conn, "worker-a", &[(held, 40), (free, 60)]),
+            )
+            .await
+            .expect("the heartbeat waited for the held row")
+            .expect("heartbeat");
+            let mut beat: Vec<String> = beat.iter().map(ToString::to_string).collect();
+            beat.sort();
+            let mut both = vec![held.to_string(), free.to_string()];
+            both.sort();
+            assert_eq!(beat, both, "a held job is still the worker's");
+            Ok(())
+        })
+        .await
+        .expect("hold the row");
+    assert_eq!(
+        app.count(&format!(
+            "generations WHERE id = '{free}' AND status = 'processing' AND progress = 60"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "generations WHERE id = '{held}' AND status = 'starting' AND progress = 0"
+        ))
+        .await,
+        1,
+        "the held row was skipped, not written"
+    );
+    // Another worker's beat claims nothing of worker-a's.
+    let theirs = store::heartbeat(&mut conn, "worker-b", &[(free, 80)])
+        .await
+        .expect("heartbeat");
+    assert!(theirs.is_empty());
+}
+
 /// Jobs that finish together are committed together; one whose images cannot be recorded must not
 /// take the others down with it: they succeed, and it fails with a refund.
 #[tokio::test]

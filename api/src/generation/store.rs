@@ -340,6 +340,11 @@ struct Id {
 /// the jobs still the worker's. One missing was canceled, or reclaimed after a missed heartbeat,
 /// which tells the worker to stop it. Running is written as in [`finish_success`], for the same
 /// reason.
+///
+/// A job whose row another transaction holds (it is being committed, or canceled) is skipped, not
+/// waited for: its beat can wait half a second, and waiting would hold the other rows' locks
+/// meanwhile. A commit locks its rows in another order, so the two would deadlock. Such a job is
+/// still counted the worker's if it was when the statement began; the next beat tells.
 pub async fn heartbeat(
     conn: &mut AsyncPgConnection,
     worker: &str,
@@ -348,12 +353,20 @@ pub async fn heartbeat(
     let (ids, progress): (Vec<GenerationId>, Vec<i16>) = jobs.iter().copied().unzip();
     let rows: Vec<Id> = crate::db::Prepared(
         diesel::sql_query(
-            "UPDATE generations AS g \
-             SET status = 'processing', progress = beat.progress, heartbeat_at = now() \
-             FROM unnest($2::uuid[], $3::smallint[]) AS beat (id, progress) \
-             WHERE g.id = beat.id AND g.claimed_by = $1 AND g.status <> 'queued' \
-               AND g.completed_at IS NULL \
-             RETURNING g.id",
+            "WITH free AS ( \
+                 SELECT id FROM generations \
+                 WHERE id = ANY ($2::uuid[]) AND claimed_by = $1 AND status <> 'queued' \
+                   AND completed_at IS NULL \
+                 FOR NO KEY UPDATE SKIP LOCKED), \
+             beat AS ( \
+                 UPDATE generations AS g \
+                 SET status = 'processing', progress = b.progress, heartbeat_at = now() \
+                 FROM free JOIN unnest($2::uuid[], $3::smallint[]) AS b (id, progress) \
+                      ON b.id = free.id \
+                 WHERE g.id = free.id) \
+             SELECT id FROM generations \
+             WHERE id = ANY ($2::uuid[]) AND claimed_by = $1 AND status <> 'queued' \
+               AND completed_at IS NULL",
         )
         .bind::<diesel::sql_types::Text, _>(worker)
         .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
