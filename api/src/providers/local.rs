@@ -30,7 +30,10 @@ impl Provider for Local {
                 self.render_time
             };
             for step in 1..=STEPS {
-                tokio::time::sleep(total / STEPS).await;
+                // An instant model (render time zero) does not wait for a timer tick at each step.
+                if !total.is_zero() {
+                    tokio::time::sleep(total / STEPS).await;
+                }
                 if step == 3 && job.prompt.contains("[[fail]]") {
                     return Err(ProviderError::Permanent {
                         code: "model_failed".to_owned(),
@@ -41,28 +44,42 @@ impl Provider for Local {
                 // Rendering is the last step; report up to 80 % for the simulated work.
                 tracker.progress((step * 80 / STEPS) as u8);
             }
-            let job = job.clone();
-            let outputs = tokio::task::spawn_blocking(move || {
-                (0..job.num_outputs)
-                    .map(|i| {
-                        let seed = job.seed.wrapping_add(u64::from(i));
-                        match job.provider_model.as_str() {
-                            "restyle" => restyle(&job, seed),
-                            "relief3d" => relief3d(&job),
-                            _ => render(&job, seed),
-                        }
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await
-            .map_err(|e| ProviderError::Transient {
-                code: "renderer_crashed".to_owned(),
-                message: e.to_string(),
-            })??;
+            let outputs = if is_small(job) {
+                render_all(job)?
+            } else {
+                let job = job.clone();
+                tokio::task::spawn_blocking(move || render_all(&job))
+                    .await
+                    .map_err(|e| ProviderError::Transient {
+                        code: "renderer_crashed".to_owned(),
+                        message: e.to_string(),
+                    })??
+            };
             tracker.progress(100);
             Ok(outputs)
         })
     }
+}
+
+/// Whether a job's renders are small enough to make on the calling task: a few thousand pixels
+/// take tens of microseconds, less than a trip to a blocking thread and back costs.
+fn is_small(job: &Job) -> bool {
+    const MOST_PIXELS: u64 = 128 * 128;
+    job.input.is_none()
+        && u64::from(job.width) * u64::from(job.height) * u64::from(job.num_outputs) <= MOST_PIXELS
+}
+
+fn render_all(job: &Job) -> Result<Vec<Output>, ProviderError> {
+    (0..job.num_outputs)
+        .map(|i| {
+            let seed = job.seed.wrapping_add(u64::from(i));
+            match job.provider_model.as_str() {
+                "restyle" => restyle(job, seed),
+                "relief3d" => relief3d(job),
+                _ => render(job, seed),
+            }
+        })
+        .collect()
 }
 
 fn failed(e: impl std::fmt::Display) -> ProviderError {
