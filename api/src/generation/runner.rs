@@ -510,30 +510,49 @@ async fn complete(
     Ok(())
 }
 
+/// How many group commits may run at once: while one waits on the database, the next batch
+/// gathers and goes, so the jobs' outputs never queue behind a single transaction.
+const COMMITS_AT_ONCE: usize = 2;
+
 /// Commits the jobs whose outputs are stored, as many as are waiting, in one transaction each time
-/// (a group commit). If a batch fails, its jobs commit one by one, so only the one at fault retries.
+/// (a group commit), up to [`COMMITS_AT_ONCE`] transactions at a time. Two commits never deadlock:
+/// their jobs differ, and the rows and locks they share (owners' counters, files) are taken in
+/// sorted order.
 async fn commit_loop(runner: Arc<Runner>, mut queue: mpsc::UnboundedReceiver<Finished>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while queue.recv_many(&mut batch, BATCH).await > 0 {
-        match commit(&runner, &batch).await {
-            Ok(succeeded) => {
-                for job in batch.drain(..) {
-                    let _ = job.done.send(Ok(succeeded.contains(&job.row.id)));
-                }
+    let lanes = Arc::new(Semaphore::new(COMMITS_AT_ONCE));
+    loop {
+        let Ok(lane) = Arc::clone(&lanes).acquire_owned().await else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        if queue.recv_many(&mut batch, BATCH).await == 0 {
+            return;
+        }
+        tokio::spawn(commit_batch(Arc::clone(&runner), batch, lane));
+    }
+}
+
+/// Commits one batch and tells each job how it went. If the batch fails, its jobs commit one by
+/// one, so only the one at fault retries.
+async fn commit_batch(runner: Arc<Runner>, mut batch: Vec<Finished>, _lane: OwnedSemaphorePermit) {
+    match commit(&runner, &batch).await {
+        Ok(succeeded) => {
+            for job in batch.drain(..) {
+                let _ = job.done.send(Ok(succeeded.contains(&job.row.id)));
             }
-            Err(e) if batch.len() == 1 => {
-                if let Some(job) = batch.pop() {
-                    let _ = job.done.send(Err(e));
-                }
+        }
+        Err(e) if batch.len() == 1 => {
+            if let Some(job) = batch.pop() {
+                let _ = job.done.send(Err(e));
             }
-            Err(e) => {
-                tracing::warn!(error = %e, jobs = batch.len(), "a batch commit failed; committing its jobs one by one");
-                for job in batch.drain(..) {
-                    let one = commit(&runner, std::slice::from_ref(&job))
-                        .await
-                        .map(|succeeded| succeeded.contains(&job.row.id));
-                    let _ = job.done.send(one);
-                }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, jobs = batch.len(), "a batch commit failed; committing its jobs one by one");
+            for job in batch.drain(..) {
+                let one = commit(&runner, std::slice::from_ref(&job))
+                    .await
+                    .map(|succeeded| succeeded.contains(&job.row.id));
+                let _ = job.done.send(one);
             }
         }
     }
