@@ -7,7 +7,9 @@
 --   generations_ended                      written by a trigger whenever generations stop being
 --                                          in flight (succeeded, failed, canceled, or deleted)
 -- In flight = submitted - ended. They live in two tables so that ending a job never waits for a
--- submission's lock, nor a submission for an ending job's.
+-- submission's lock, nor a submission for an ending job's. An owner's ends are spread over a few
+-- rows (by the backend that records them): two commits ending jobs of the same people at once
+-- would otherwise queue on one row each, to the end of the first one's transaction.
 ALTER TABLE credit_balances ADD COLUMN generations_submitted bigint NOT NULL DEFAULT 0;
 UPDATE credit_balances AS b SET generations_submitted = a.n
 FROM (SELECT user_id, count(*) AS n FROM generations
@@ -19,8 +21,10 @@ WHERE a.user_id = b.user_id;
 DROP INDEX generations_in_flight_idx;
 
 CREATE TABLE generations_ended (
-    user_id uuid PRIMARY KEY REFERENCES users (id),
-    count bigint NOT NULL
+    user_id uuid NOT NULL REFERENCES users (id),
+    shard smallint NOT NULL,
+    count bigint NOT NULL,
+    PRIMARY KEY (user_id, shard)
 );
 
 -- Statement-level, so a batch that ends many jobs adds to each owner's row once, in user_id order:
@@ -28,19 +32,19 @@ CREATE TABLE generations_ended (
 CREATE FUNCTION easel_count_ended_generations() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
-        INSERT INTO generations_ended AS e (user_id, count)
-        SELECT o.user_id, count(*)
+        INSERT INTO generations_ended AS e (user_id, shard, count)
+        SELECT o.user_id, pg_backend_pid() % 8, count(*)
         FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
         WHERE o.status IN ('queued', 'starting', 'processing')
           AND n.status NOT IN ('queued', 'starting', 'processing')
         GROUP BY o.user_id ORDER BY o.user_id
-        ON CONFLICT (user_id) DO UPDATE SET count = e.count + excluded.count;
+        ON CONFLICT (user_id, shard) DO UPDATE SET count = e.count + excluded.count;
     ELSE
-        INSERT INTO generations_ended AS e (user_id, count)
-        SELECT o.user_id, count(*) FROM old_rows AS o
+        INSERT INTO generations_ended AS e (user_id, shard, count)
+        SELECT o.user_id, pg_backend_pid() % 8, count(*) FROM old_rows AS o
         WHERE o.status IN ('queued', 'starting', 'processing')
         GROUP BY o.user_id ORDER BY o.user_id
-        ON CONFLICT (user_id) DO UPDATE SET count = e.count + excluded.count;
+        ON CONFLICT (user_id, shard) DO UPDATE SET count = e.count + excluded.count;
     END IF;
     RETURN NULL;
 END $$;
@@ -68,7 +72,7 @@ BEGIN
     IF granted IS DISTINCT FROM p_today THEN
         RAISE EXCEPTION 'easel_grant_due';
     END IF;
-    IF submitted - coalesce((SELECT count FROM generations_ended WHERE user_id = p_user), 0)
+    IF submitted - coalesce((SELECT sum(count)::bigint FROM generations_ended WHERE user_id = p_user), 0)
        >= p_max_in_flight THEN
         RAISE EXCEPTION 'easel_too_many_in_flight';
     END IF;
@@ -132,7 +136,8 @@ BEGIN
     SELECT array_agg(o.submitted - coalesce(e.count, 0) ORDER BY o.i)
     INTO o_active
     FROM unnest(o_user, o_submitted) WITH ORDINALITY AS o(user_id, submitted, i)
-    LEFT JOIN generations_ended AS e ON e.user_id = o.user_id;
+    LEFT JOIN (SELECT user_id, sum(count)::bigint AS count FROM generations_ended
+               WHERE user_id = ANY (o_user) GROUP BY user_id) AS e ON e.user_id = o.user_id;
     o_added := array_fill(0::bigint, ARRAY[coalesce(array_length(o_user, 1), 0)]);
 
     FOR i IN 1 .. n LOOP

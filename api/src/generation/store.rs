@@ -632,8 +632,7 @@ pub struct ImageRow {
     pub kind: String,
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = images)]
+#[derive(Debug)]
 pub struct NewImage<'a> {
     pub id: ImageId,
     pub user_id: UserId,
@@ -655,16 +654,47 @@ pub struct NewImage<'a> {
 }
 
 /// Inserts outputs' images, skipping any slot that already has one (a retried job never
-/// duplicates). Each batch size is its own statement text, kept prepared like the others.
-pub async fn insert_images(
+/// duplicates). The rows go as one array per column: one statement text (and one kept plan) for
+/// every batch size, where a multi-row VALUES list was a statement of its own, planned anew, for
+/// each size on each connection.
+pub async fn insert_images<'a>(
     conn: &mut AsyncPgConnection,
-    new: &[NewImage<'_>],
+    new: &[NewImage<'a>],
 ) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Uuid};
+    let text = |f: fn(&NewImage<'a>) -> &'a str| new.iter().map(f).collect::<Vec<_>>();
+    let int = |f: fn(&NewImage<'a>) -> i32| new.iter().map(f).collect::<Vec<_>>();
+    let big = |f: fn(&NewImage<'a>) -> i64| new.iter().map(f).collect::<Vec<_>>();
     crate::db::Prepared(
-        diesel::insert_into(images::table)
-            .values(new)
-            .on_conflict((images::generation_id, images::output_index))
-            .do_nothing(),
+        diesel::sql_query(
+            "INSERT INTO images (id, user_id, generation_id, output_index, model, prompt, width, \
+                                 height, seed, visibility, content_hash, thumb_hash, content_type, \
+                                 byte_size, nsfw, kind, vertex_count) \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::integer[], $5::text[], \
+                                  $6::text[], $7::integer[], $8::integer[], $9::bigint[], $10::text[], \
+                                  $11::text[], $12::text[], $13::text[], $14::bigint[], \
+                                  $15::boolean[], $16::text[], $17::integer[]) \
+             ON CONFLICT (generation_id, output_index) DO NOTHING",
+        )
+        .bind::<Array<Uuid>, _>(new.iter().map(|i| i.id.0).collect::<Vec<_>>())
+        .bind::<Array<Uuid>, _>(new.iter().map(|i| i.user_id.0).collect::<Vec<_>>())
+        .bind::<Array<Uuid>, _>(new.iter().map(|i| i.generation_id.0).collect::<Vec<_>>())
+        .bind::<Array<Integer>, _>(int(|i| i.output_index))
+        .bind::<Array<Text>, _>(text(|i| i.model))
+        .bind::<Array<Text>, _>(text(|i| i.prompt))
+        .bind::<Array<Integer>, _>(int(|i| i.width))
+        .bind::<Array<Integer>, _>(int(|i| i.height))
+        .bind::<Array<BigInt>, _>(big(|i| i.seed))
+        .bind::<Array<Text>, _>(text(|i| i.visibility))
+        .bind::<Array<Text>, _>(text(|i| i.content_hash))
+        .bind::<Array<Text>, _>(text(|i| i.thumb_hash))
+        .bind::<Array<Text>, _>(text(|i| i.content_type))
+        .bind::<Array<BigInt>, _>(big(|i| i.byte_size))
+        .bind::<Array<Bool>, _>(new.iter().map(|i| i.nsfw).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(text(|i| i.kind))
+        .bind::<Array<Nullable<Integer>>, _>(
+            new.iter().map(|i| i.vertex_count).collect::<Vec<_>>(),
+        ),
     )
     .execute(conn)
     .await
@@ -748,7 +778,8 @@ pub async fn in_flight_drift(conn: &mut AsyncPgConnection) -> QueryResult<Vec<In
         "SELECT b.user_id, b.generations_submitted - COALESCE(e.count, 0) AS counted, \
                 COALESCE(a.n, 0) AS in_flight \
          FROM credit_balances AS b \
-         LEFT JOIN generations_ended AS e ON e.user_id = b.user_id \
+         LEFT JOIN (SELECT user_id, sum(count)::bigint AS count FROM generations_ended GROUP BY user_id) AS e \
+                ON e.user_id = b.user_id \
          LEFT JOIN (SELECT user_id, count(*) AS n FROM generations \
                     WHERE status IN ('queued', 'starting', 'processing') GROUP BY user_id) AS a \
                 ON a.user_id = b.user_id \
