@@ -27,8 +27,8 @@ CREATE TABLE generations_ended (
     PRIMARY KEY (user_id, shard)
 );
 
--- Statement-level, so a batch that ends many jobs adds to each owner's row once, in user_id order:
--- two batches never lock the same rows in opposite orders.
+-- Statement-level, so a batch that ends many jobs adds to each owner's count once, in user_id
+-- order: two batches never lock the same rows in opposite orders.
 CREATE FUNCTION easel_count_ended_generations() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
