@@ -53,9 +53,11 @@ impl CogServer {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command.spawn().expect("start cog");
         let base = format!("http://127.0.0.1:{port}");
-        let server = Self { base, child };
+        let mut server = Self { base, child };
         let client = reqwest::Client::new();
-        let until = Instant::now() + Duration::from_secs(30);
+        // Cog imports its Python stack on start: seconds on an idle machine, many more on a busy CI
+        // runner with every other test running beside it.
+        let until = Instant::now() + Duration::from_secs(90);
         loop {
             let health = client
                 .get(format!("{}/health-check", server.base))
@@ -66,6 +68,9 @@ impl CogServer {
                 && body["status"] == "READY"
             {
                 return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("cog exited before it was ready: {status}");
             }
             assert!(Instant::now() < until, "cog did not become ready");
             tokio::time::sleep(Duration::from_millis(100)).await;

@@ -32,7 +32,8 @@ impl S3Server {
             child,
         };
         let client = reqwest::Client::new();
-        let until = Instant::now() + Duration::from_secs(30);
+        // Python starting beside every other test on a busy CI runner can take a while.
+        let until = Instant::now() + Duration::from_secs(90);
         loop {
             let created = client
                 .put(format!("{}/{bucket}", server.endpoint))
