@@ -206,6 +206,91 @@ async fn a_failed_generation_is_refunded_once_and_says_why() {
     assert_in_flight_counted(&app).await;
 }
 
+/// The transactions list is in the order entries were applied: each entry's balances follow from
+/// the one before it. A day's first generation makes the day's grant before it reserves, so its
+/// reservation comes after the grant, though its id was minted before it.
+#[tokio::test]
+async fn the_transaction_list_follows_the_running_balance() {
+    let app = TestApp::spawn().await;
+    let token = signup(&app, "chain").await;
+    let first = generate(
+        &app,
+        &token,
+        json!({"prompt": "first light", "model": "easel-sketch"}),
+    )
+    .await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let failed = generate(
+        &app,
+        &token,
+        json!({"prompt": "a broken kiln [[fail]]", "model": "easel-sketch"}),
+    )
+    .await;
+    assert_eq!(failed.status, 202, "{}", failed.text);
+    // Two at once: whichever takes the balance lock first is applied, and listed, first.
+    let pair = futures_util::future::join_all((0..2).map(|n| {
+        generate(
+            &app,
+            &token,
+            json!({"prompt": format!("a pair {n}"), "model": "easel-sketch"}),
+        )
+    }))
+    .await;
+    let mut ids = vec![id_of(&first), id_of(&failed)];
+    for reply in &pair {
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        ids.push(id_of(reply));
+    }
+    for id in &ids {
+        wait_until(&app, &token, id, terminal).await;
+    }
+
+    // Read back two at a time, so the cursor is followed too.
+    let mut entries: Vec<serde_json::Value> = Vec::new();
+    let mut path = "/v1/credits/transactions?limit=2".to_owned();
+    loop {
+        let page = app.call(Method::GET, &path, Some(&token), None).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        entries.extend(page.json["data"].as_array().cloned().unwrap_or_default());
+        match page.json["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/credits/transactions?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    entries.reverse();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        kinds[..3],
+        ["signup_bonus", "daily_grant", "reservation"],
+        "{entries:#?}"
+    );
+    // The refund lands whenever the failing job ends, among the later reservations.
+    let mut rest = kinds[3..].to_vec();
+    rest.sort_unstable();
+    assert_eq!(
+        rest,
+        ["refund", "reservation", "reservation", "reservation"],
+        "{entries:#?}"
+    );
+    let (mut free, mut bought) = (0, 0);
+    for entry in &entries {
+        free += entry["free_delta"].as_i64().unwrap_or_default();
+        bought += entry["purchased_delta"].as_i64().unwrap_or_default();
+        assert_eq!(
+            (
+                entry["free_after"].as_i64(),
+                entry["purchased_after"].as_i64()
+            ),
+            (Some(free), Some(bought)),
+            "the balances do not follow on at {entry}, in {entries:#?}"
+        );
+    }
+    assert_eq!(entries[2]["generation_id"].as_str(), Some(ids[0].as_str()));
+}
+
 #[tokio::test]
 async fn insufficient_credits_create_nothing() {
     let app = TestApp::spawn_with(&[

@@ -5,7 +5,7 @@ use super::types::{
     AdjustCreditsRequest, CreditTransaction, CreditTransactionPage, Credits, ModelUsage,
     TransactionFilter, Usage, UsageQuery,
 };
-use super::{EntryId, EntryKind, service};
+use super::{EntryKind, service};
 use crate::app::AppState;
 use crate::db::cursor::{Page, PageParams};
 use crate::error::{ApiError, FieldError};
@@ -100,7 +100,7 @@ pub async fn list_credit_transactions(
         "credit_transactions:{}",
         kind.map_or("all", EntryKind::as_str)
     );
-    let page = page.parse::<EntryId>(&list)?;
+    let page = page.parse::<i64>(&list)?;
     let mut conn = state.pool.get().await?;
     service::touch(
         &mut conn,
@@ -111,10 +111,11 @@ pub async fn list_credit_transactions(
     .await?;
     let rows =
         store::list_entries(&mut conn, principal.user_id, kind, page.after, page.limit).await?;
-    let items = rows.into_iter().map(transaction).collect();
-    Ok(web::Json(Page::from_rows(&list, items, page.limit, |t| {
-        t.id
-    })))
+    let items = rows
+        .into_iter()
+        .map(|(seq, entry)| (seq, transaction(entry)))
+        .collect();
+    Ok(web::Json(Page::from_keyed_rows(&list, items, page.limit)))
 }
 
 /// Generations and credits by model between `start` and `end`.

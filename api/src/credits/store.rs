@@ -262,25 +262,26 @@ pub async fn refund_of(
         .optional()
 }
 
-/// A user's entries, newest first, after the keyset position `after`.
+/// A user's entries, newest first, each with its place in the ledger (`seq`, the order entries
+/// were applied in, which is the keyset: `after` continues below it).
 pub async fn list_entries(
     conn: &mut AsyncPgConnection,
     user: UserId,
     kind: Option<EntryKind>,
-    after: Option<EntryId>,
+    after: Option<i64>,
     limit: i64,
-) -> QueryResult<Vec<Entry>> {
+) -> QueryResult<Vec<(i64, Entry)>> {
     let mut query = credit_entries::table
         .filter(credit_entries::user_id.eq(user))
-        .select(Entry::as_select())
-        .order(credit_entries::id.desc())
+        .select((credit_entries::seq, Entry::as_select()))
+        .order(credit_entries::seq.desc())
         .limit(limit + 1)
         .into_boxed();
     if let Some(kind) = kind {
         query = query.filter(credit_entries::kind.eq(kind.as_str()));
     }
     if let Some(after) = after {
-        query = query.filter(credit_entries::id.lt(after));
+        query = query.filter(credit_entries::seq.lt(after));
     }
     query.load(conn).await
 }

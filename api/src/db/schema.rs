@@ -45,6 +45,7 @@ diesel::table! {
         grant_day -> Nullable<Date>,
         idempotency_key -> Nullable<Text>,
         created_at -> Timestamptz,
+        seq -> Int8,
     }
 }
 
