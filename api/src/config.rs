@@ -113,6 +113,9 @@ pub struct GenerationConfig {
     pub moderation_path: PathBuf,
     /// Where images are stored (a local folder) when `s3` is not set.
     pub storage_dir: PathBuf,
+    /// Sync each new local file (data and name) to disk before its row commits, so a power loss
+    /// cannot keep the row and lose the file. Off trades that for speed on disposable data.
+    pub storage_sync: bool,
     /// An S3-compatible bucket instead of the local folder.
     pub s3: Option<S3Config>,
     /// Generations one user may have queued or running at once.
@@ -313,6 +316,7 @@ impl Config {
             ),
             storage_dir: get("EASEL_STORAGE_DIR")
                 .map_or_else(|| data_dir.join("images"), PathBuf::from),
+            storage_sync: flag("EASEL_STORAGE_SYNC", get("EASEL_STORAGE_SYNC"), "true")?,
             s3: s3_config(&get, environment)?,
             max_in_flight: parse_with(
                 "EASEL_MAX_IN_FLIGHT",

@@ -345,8 +345,8 @@ async fn unused_uploads_are_purged_after_a_day_and_used_ones_kept() {
 
     app.execute("UPDATE uploads SET created_at = now() - interval '25 hours'")
         .await;
-    // The purge deletes the rows first and their files after, so a crash between the two leaves
-    // only an orphan file, never a row without its file. Wait for both.
+    // The purge removes the file before the row's deletion commits, so once the row is gone the
+    // file is too: no file is left behind that no row points to.
     let until = Instant::now() + Duration::from_secs(15);
     while app
         .count(&format!("uploads WHERE id = '{unused_id}'"))
@@ -356,10 +356,7 @@ async fn unused_uploads_are_purged_after_a_day_and_used_ones_kept() {
         assert!(Instant::now() < until, "the unused upload was not purged");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    while file.exists() {
-        assert!(Instant::now() < until, "its file is removed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(!file.exists(), "its file went before its row");
     let before = balance(&app, &ada).await;
     generate(
         &app,
@@ -381,6 +378,56 @@ async fn unused_uploads_are_purged_after_a_day_and_used_ones_kept() {
         )
         .await;
     assert_eq!(again.status, 200, "a used upload stays");
+}
+
+#[tokio::test]
+async fn a_purge_cut_short_after_removing_the_file_is_finished_by_the_next() {
+    // No background purge: the test makes the state a crash leaves and runs the purge itself.
+    let app = TestApp::spawn_with(&[("EASEL_WATCHDOG_INTERVAL_SECS", "3600")]).await;
+    let ada = person(&app, "ada").await;
+    let bytes = easel::providers::local::sample_png("cut short", 64, 64, 3).expect("png");
+    let id = upload(&app, &ada, "short.png", &bytes).await.json["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let hash = easel::storage::content_hash(&bytes);
+    let file = app
+        .data_dir
+        .join("images/uploads")
+        .join(&hash[..2])
+        .join(&hash[2..4])
+        .join(&hash);
+    // The purge removed the file; the crash came before the row's deletion committed.
+    app.execute(&format!(
+        "UPDATE uploads SET created_at = now() - interval '25 hours' WHERE id = '{id}'"
+    ))
+    .await;
+    std::fs::remove_file(&file).expect("remove the file");
+
+    // The upload has expired: it is not taken as an input, though its row is still there.
+    let before = balance(&app, &ada).await;
+    let generations = app.count("generations").await;
+    generate(
+        &app,
+        &ada,
+        json!({"prompt": "too late", "model": "easel-restyle", "image_input": id}),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    assert_eq!(balance(&app, &ada).await, before, "nothing reserved");
+    assert_eq!(
+        app.count("generations").await,
+        generations,
+        "nothing queued"
+    );
+    assert_eq!(app.count(&format!("uploads WHERE id = '{id}'")).await, 1);
+
+    // The next purge finishes it: the file already gone is no error.
+    let purged = easel::inputs::service::purge(&app.shared.state)
+        .await
+        .expect("purge");
+    assert_eq!(purged, 1);
+    assert_eq!(app.count(&format!("uploads WHERE id = '{id}'")).await, 0);
 }
 
 #[tokio::test]

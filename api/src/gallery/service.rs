@@ -704,14 +704,7 @@ pub async fn sweep_files(state: &AppState) -> anyhow::Result<usize> {
             for (hash, thumb) in [(&image.content_hash, false), (&image.thumb_hash, true)] {
                 if !store::file_in_use(conn, hash, thumb).await? {
                     let kind = if thumb { "thumbs" } else { "originals" };
-                    match state.storage.delete(kind, hash).await {
-                        Ok(()) => {}
-                        Err(e)
-                            if e.downcast_ref::<object_store::Error>().is_some_and(|e| {
-                                matches!(e, object_store::Error::NotFound { .. })
-                            }) => {}
-                        Err(e) => return Err(e),
-                    }
+                    state.storage.delete(kind, hash).await?;
                 }
             }
             store::mark_files_removed(conn, image.id).await?;

@@ -181,28 +181,36 @@ pub async fn resolve(
 }
 
 /// Deletes uploads unused for a day, and their files when nothing else holds them.
+///
+/// Each upload goes in one transaction under its file's lock: the row is deleted, then the file,
+/// then the deletion commits. A crash in between leaves the row, which the next purge takes again
+/// (an expired upload can no longer be used, see [`store::record_input`]); never a file that no
+/// row points to.
 pub async fn purge(state: &AppState) -> anyhow::Result<usize> {
     let mut conn = state.pool.get().await?;
     let before = Utc::now() - chrono::Duration::hours(UPLOAD_TTL_HOURS);
     let mut purged = 0;
     loop {
-        let hashes = store::purge_unused(&mut conn, before, 100).await?;
-        if hashes.is_empty() {
+        let expired = store::unused_before(&mut conn, before, 100).await?;
+        if expired.is_empty() {
             return Ok(purged);
         }
-        purged += hashes.len();
-        for hash in hashes {
-            diesel_async::AsyncConnection::transaction::<_, anyhow::Error, _>(
+        for (id, hash) in expired {
+            let deleted = diesel_async::AsyncConnection::transaction::<_, anyhow::Error, _>(
                 &mut conn,
                 async |conn| {
                     crate::gallery::store::lock_file(conn, &hash).await?;
+                    if !store::delete_unused(conn, id, before).await? {
+                        return Ok(false);
+                    }
                     if !store::upload_file_in_use(conn, &hash).await? {
                         state.storage.delete("uploads", &hash).await?;
                     }
-                    Ok(())
+                    Ok(true)
                 },
             )
             .await?;
+            purged += usize::from(deleted);
         }
     }
 }

@@ -98,10 +98,17 @@ impl InputRow {
 }
 
 /// Records the input and marks an upload used (so the purge keeps it), in the caller's transaction.
-/// False when the upload was purged since it was looked up: the caller must not go on.
+/// False when the upload was purged since it was looked up, or has expired unused (the purge may
+/// have removed its file and not yet its row): the caller must not go on.
 pub async fn record_input(conn: &mut AsyncPgConnection, row: &InputRow) -> QueryResult<bool> {
     if row.source == "upload" {
+        let expired = Utc::now() - chrono::Duration::hours(super::UPLOAD_TTL_HOURS);
         let kept = diesel::update(uploads::table.find(UploadId(row.source_id)))
+            .filter(
+                uploads::used_at
+                    .is_not_null()
+                    .or(uploads::created_at.ge(expired)),
+            )
             .set(uploads::used_at.eq(diesel::dsl::sql::<
                 diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
             >("coalesce(used_at, now())")))
@@ -130,24 +137,33 @@ pub async fn input_of(
         .optional()
 }
 
-/// Deletes up to `limit` unused uploads made before `before`; returns the hashes they held.
-pub async fn purge_unused(
+/// Up to `limit` uploads made before `before` and never used, with their files' hashes.
+pub async fn unused_before(
     conn: &mut AsyncPgConnection,
     before: DateTime<Utc>,
     limit: i64,
-) -> QueryResult<Vec<String>> {
-    let ids: Vec<uuid::Uuid> = uploads::table
+) -> QueryResult<Vec<(UploadId, String)>> {
+    uploads::table
         .filter(uploads::used_at.is_null())
         .filter(uploads::created_at.lt(before))
-        .select(uploads::id)
+        .select((uploads::id, uploads::content_hash))
         .limit(limit)
         .load(conn)
-        .await?;
-    diesel::delete(uploads::table.filter(uploads::id.eq_any(&ids)))
-        .filter(uploads::used_at.is_null())
-        .returning(uploads::content_hash)
-        .get_results(conn)
         .await
+}
+
+/// Deletes the upload if it is still unused and made before `before`.
+pub async fn delete_unused(
+    conn: &mut AsyncPgConnection,
+    id: UploadId,
+    before: DateTime<Utc>,
+) -> QueryResult<bool> {
+    diesel::delete(uploads::table.find(id))
+        .filter(uploads::used_at.is_null())
+        .filter(uploads::created_at.lt(before))
+        .execute(conn)
+        .await
+        .map(|deleted| deleted == 1)
 }
 
 /// Whether any upload or generation input still holds this uploaded file.

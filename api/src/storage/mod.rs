@@ -9,13 +9,36 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     /// The folder of a local store: writes and checks there are a few system calls, done on the
     /// caller's thread (see [`Storage::put_blocking`]) rather than each in a thread hop of its own.
-    local: Option<Arc<std::path::PathBuf>>,
+    local: Option<Arc<LocalDir>>,
+}
+
+/// A local store's folder, and whether its writes reach the disk before they count as done.
+struct LocalDir {
+    root: std::path::PathBuf,
+    /// Each new file's data and its directory entry are synced before the write returns, so that
+    /// a row committed after it never outlives its file in a power loss (`EASEL_STORAGE_SYNC`).
+    sync: bool,
+    /// `fsync`/`fdatasync` calls made, for tests and to see what durability costs.
+    syncs: AtomicU64,
+}
+
+impl LocalDir {
+    fn sync_file(&self, file: &std::fs::File) -> std::io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        file.sync_data()
+    }
+
+    /// Makes the entries of `dir` (a file renamed or a folder made in it) durable.
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        self.sync_file(&std::fs::File::open(dir)?)
+    }
 }
 
 /// The stored key of some bytes: their SHA-256, hex.
@@ -32,7 +55,7 @@ impl Storage {
     pub fn from_config(config: &crate::config::GenerationConfig) -> anyhow::Result<Self> {
         match &config.s3 {
             Some(s3) => Self::s3(s3),
-            None => Self::local(&config.storage_dir),
+            None => Self::local(&config.storage_dir, config.storage_sync),
         }
     }
 
@@ -61,21 +84,37 @@ impl Storage {
         })
     }
 
-    pub fn local(dir: &std::path::Path) -> anyhow::Result<Self> {
+    /// A store in the folder `dir`, made if missing; `sync` as `EASEL_STORAGE_SYNC`.
+    pub fn local(dir: &std::path::Path, sync: bool) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let dir = std::fs::canonicalize(dir)?;
-        let store = LocalFileSystem::new_with_prefix(&dir)?;
+        let root = std::fs::canonicalize(dir)?;
+        let store = LocalFileSystem::new_with_prefix(&root)?;
+        let local = LocalDir {
+            root,
+            sync,
+            syncs: AtomicU64::new(0),
+        };
+        if sync && let Some(parent) = local.root.parent() {
+            local.sync_dir(parent)?;
+        }
         Ok(Self {
             store: Arc::new(store),
-            local: Some(Arc::new(dir)),
+            local: Some(Arc::new(local)),
         })
+    }
+
+    /// How many `fsync`s a local store has made (0 for any other store).
+    pub fn syncs(&self) -> u64 {
+        self.local
+            .as_ref()
+            .map_or(0, |local| local.syncs.load(Ordering::Relaxed))
     }
 
     /// Where a local store keeps `kind/hash`: the file `object_store` reads it from.
     fn local_path(&self, kind: &str, hash: &str) -> Option<std::path::PathBuf> {
         self.local
             .as_ref()
-            .map(|dir| dir.join(key(kind, hash).as_ref()))
+            .map(|local| local.root.join(key(kind, hash).as_ref()))
     }
 
     /// [`Storage::put`] for a local store, on the calling thread (so call it where blocking is
@@ -84,12 +123,21 @@ impl Storage {
     /// reader never sees part of one.
     pub fn put_blocking(&self, kind: &str, bytes: &[u8]) -> Option<anyhow::Result<String>> {
         let hash = content_hash(bytes);
-        let path = self.local_path(kind, &hash)?;
-        Some(write_once(&path, bytes).map(|()| hash))
+        let local = self.local.as_ref()?;
+        let path = local.root.join(key(kind, &hash).as_ref());
+        Some(write_once(local, &path, bytes).map(|()| hash))
     }
 
     /// Stores `bytes` under their hash (a no-op in effect when they are already there) and returns it.
     pub async fn put(&self, kind: &str, bytes: Vec<u8>) -> anyhow::Result<String> {
+        if self.local.is_some() {
+            // Our own write rather than `object_store`'s, which never syncs.
+            let storage = self.clone();
+            let kind = kind.to_owned();
+            return tokio::task::spawn_blocking(move || storage.put_blocking(&kind, &bytes))
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("a local store writes in place"))?;
+        }
         let hash = content_hash(&bytes);
         self.store
             .put(&key(kind, &hash), PutPayload::from(bytes))
@@ -117,18 +165,35 @@ impl Storage {
         }
     }
 
+    /// Removes the file if it is there: a removal cut short by a crash is simply done again.
     pub async fn delete(&self, kind: &str, hash: &str) -> anyhow::Result<()> {
-        self.store.delete(&key(kind, hash)).await?;
-        Ok(())
+        match self.store.delete(&key(kind, hash)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
 /// Writes `bytes` to `path` unless a file is there already: under a temporary name (`object_store`'s
-/// `#` suffix, which its listings skip) and renamed into place.
-fn write_once(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// `#` suffix, which its listings skip) and renamed into place. With `sync`, the data is on disk
+/// before the rename and the name is on disk before this returns.
+fn write_once(local: &LocalDir, path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
-    if path.exists() {
-        return Ok(());
+    let parent = path
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("a stored file has a folder"))?;
+    match std::fs::File::open(path) {
+        Ok(existing) => {
+            // Another writer may have renamed it into place a moment ago and not synced it yet;
+            // syncing what is already on disk costs next to nothing.
+            if local.sync {
+                local.sync_file(&existing)?;
+                local.sync_dir(parent)?;
+            }
+            return Ok(());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
     }
     let mut staged = path.as_os_str().to_owned();
     staged.push(format!("#{}", uuid::Uuid::now_v7().simple()));
@@ -141,8 +206,15 @@ fn write_once(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     };
     let mut file = match open() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent)?;
+            if local.sync {
+                // The folders just made (`kind/ab/cd`) are entries in the ones above them.
+                for dir in parent.ancestors().skip(1) {
+                    local.sync_dir(dir)?;
+                    if dir == local.root {
+                        break;
+                    }
+                }
             }
             open()?
         }
@@ -150,7 +222,18 @@ fn write_once(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     };
     let written = file
         .write_all(bytes)
-        .and_then(|()| std::fs::rename(&staged, path));
+        .and_then(|()| {
+            if local.sync {
+                local.sync_file(&file)?;
+            }
+            std::fs::rename(&staged, path)
+        })
+        .and_then(|()| {
+            if local.sync {
+                local.sync_dir(parent)?;
+            }
+            Ok(())
+        });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&staged);
         return Err(e.into());
@@ -224,7 +307,7 @@ mod tests {
     #[tokio::test]
     async fn local_writes_are_read_back_whole_and_made_once() -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("easel-storage-{}", uuid::Uuid::now_v7()));
-        let storage = Storage::local(&dir)?;
+        let storage = Storage::local(&dir, false)?;
         let bytes = png(9, 5)?;
         let hash = storage
             .put_blocking("originals", &bytes)
@@ -248,6 +331,37 @@ mod tests {
         );
         let parent = path.parent().ok_or_else(|| anyhow::anyhow!("parent"))?;
         assert_eq!(std::fs::read_dir(parent)?.count(), 1);
+        assert_eq!(storage.syncs(), 0, "EASEL_STORAGE_SYNC=false syncs nothing");
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn synced_writes_reach_the_disk_before_they_return() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("easel-storage-{}", uuid::Uuid::now_v7()));
+        let storage = Storage::local(&dir, true)?;
+        let after_open = storage.syncs();
+        assert_eq!(after_open, 1, "the store's own folder entry");
+        let first = png(3, 3)?;
+        storage
+            .put_blocking("originals", &first)
+            .ok_or_else(|| anyhow::anyhow!("local"))??;
+        // The three folders made (originals/ab/cd) in their parents, the data, then the name.
+        assert_eq!(storage.syncs() - after_open, 3 + 2);
+        // Through the async put (uploads, and the commit's repair of a swept file) as well.
+        let before = storage.syncs();
+        let thumb_hash = storage.put("thumbs", first.clone()).await?;
+        assert_eq!(thumb_hash, content_hash(&first));
+        assert_eq!(
+            storage.get("thumbs", &thumb_hash).await?.as_ref(),
+            &first[..]
+        );
+        assert_eq!(storage.syncs() - before, 3 + 2);
+        // A file already there is synced again, which costs little when it is clean: the writer
+        // that renamed it into place may not have synced it yet.
+        let before = storage.syncs();
+        storage.put("thumbs", first).await?;
+        assert_eq!(storage.syncs() - before, 2);
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }
