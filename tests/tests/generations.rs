@@ -75,6 +75,7 @@ async fn a_person_generates_an_image_and_fetches_it() {
         "provider details stay internal"
     );
 
+    let syncs_before = app.shared.state.storage.syncs();
     let accepted = generate(&app, &token, json!({"prompt": "a lighthouse at dusk", "model": "easel-sketch", "aspect_ratio": "4:3", "seed": 42})).await;
     assert_eq!(accepted.status, 202, "{}", accepted.text);
     assert_eq!(accepted.json["status"], "queued");
@@ -91,6 +92,10 @@ async fn a_person_generates_an_image_and_fetches_it() {
     assert_eq!(done["progress"], 100);
     assert_eq!(done["credits_refunded"], 0);
     assert!(done["error"].is_null());
+    assert!(
+        app.shared.state.storage.syncs() > syncs_before,
+        "the image's files were synced to disk before it was recorded"
+    );
     let image = &done["images"][0];
     assert_eq!(
         (image["width"].as_i64(), image["height"].as_i64()),

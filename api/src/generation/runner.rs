@@ -461,9 +461,10 @@ async fn complete(
             };
             let thumb = storage::thumbnail_of(&image, 384)?;
             let (width, height) = (image.width(), image.height());
+            // Staged: the commit makes its batch's files durable at once (`Storage::flush`).
             let hashes = match (
-                storage.put_blocking("originals", &output.bytes),
-                storage.put_blocking("thumbs", &thumb),
+                storage.stage_blocking("originals", &output.bytes),
+                storage.stage_blocking("thumbs", &thumb),
             ) {
                 (Some(original), Some(thumb)) => Some((original?, thumb?)),
                 _ => None,
@@ -563,6 +564,8 @@ async fn commit_batch(runner: Arc<Runner>, mut batch: Vec<Finished>, _lane: Owne
 async fn commit(runner: &Runner, batch: &[Finished]) -> anyhow::Result<Vec<GenerationId>> {
     let state = runner.state.as_ref();
     let ids: Vec<GenerationId> = batch.iter().map(|job| job.row.id).collect();
+    // The batch's files were staged unsynced: on disk before any row points to them.
+    state.storage.flush().await?;
     let mut conn = state.pool.get().await?;
     conn.transaction::<_, anyhow::Error, _>(async |conn| {
         let succeeded = store::finish_success(conn, &ids, &runner.name).await?;
