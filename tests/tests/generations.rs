@@ -613,6 +613,52 @@ async fn a_heartbeat_skips_a_job_whose_row_is_held() {
     assert!(theirs.is_empty());
 }
 
+/// A job whose files cannot be written (a full or broken disk) fails with a refund once its
+/// attempts are spent, and records no image; once the disk is fixed, jobs succeed again.
+#[tokio::test]
+async fn a_job_whose_files_cannot_be_written_fails_with_a_refund() {
+    let app = TestApp::spawn_with(&[("EASEL_JOB_MAX_ATTEMPTS", "1")]).await;
+    // A file where the originals' folder goes: every write under it fails.
+    let blocker = app.data_dir.join("images/originals");
+    std::fs::write(&blocker, b"not a folder").expect("blocker");
+    let token = signup(&app, "unlucky").await;
+    let accepted = generate(
+        &app,
+        &token,
+        json!({"prompt": "nowhere to go", "model": "easel-sketch"}),
+    )
+    .await;
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    let done = wait_until(&app, &token, &id_of(&accepted), terminal).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "storage_failed", "{done}");
+    assert_eq!(done["error"]["retryable"], true);
+    assert_eq!(done["credits_refunded"], 1);
+    assert_eq!(app.count("images").await, 0);
+    let id = id_of(&accepted);
+    assert_eq!(
+        app.text(&format!(
+            "SELECT string_agg(kind || ' ' || (free_delta + purchased_delta), ', ' ORDER BY seq) \
+             FROM credit_entries WHERE generation_id = '{id}'"
+        ))
+        .await
+        .as_deref(),
+        Some("reservation -1, refund 1"),
+        "the credit came back, once"
+    );
+
+    std::fs::remove_file(&blocker).expect("fix the disk");
+    let again = generate(
+        &app,
+        &token,
+        json!({"prompt": "somewhere now", "model": "easel-sketch"}),
+    )
+    .await;
+    let done = wait_until(&app, &token, &id_of(&again), terminal).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_in_flight_counted(&app).await;
+}
+
 /// Jobs that finish together are committed together; one whose images cannot be recorded must not
 /// take the others down with it: they succeed, and it fails with a refund.
 #[tokio::test]
