@@ -703,6 +703,40 @@ mod tests {
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
+    /// Every setting this file reads is listed, with its default, in `.env.example` and the README.
+    #[test]
+    fn every_setting_is_documented() -> anyhow::Result<()> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let example = std::fs::read_to_string(root.join(".env.example"))?;
+        let readme = std::fs::read_to_string(root.join("README.md"))?;
+        let source = include_str!("config.rs");
+        let mut names: Vec<&str> = source
+            .split('"')
+            .filter(|s| {
+                s.len() > 6
+                    && s.starts_with("EASEL_")
+                    && s.bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.len() > 40, "found only {names:?}");
+        for name in names {
+            assert!(
+                example
+                    .lines()
+                    .any(|line| line.starts_with(&format!("{name}="))),
+                "{name} is not in .env.example"
+            );
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "{name} is not in the README"
+            );
+        }
+        Ok(())
+    }
+
     #[test]
     fn defaults_are_safe_for_local_use() -> Result<(), ConfigError> {
         let c = config(&[])?;
