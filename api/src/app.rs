@@ -81,6 +81,7 @@ impl Shared {
         let providers = crate::providers::Providers::new(&config, &storage);
         let packages = crate::billing::packages::Packages::load(&config.billing.packages_path)?;
         let stripe = crate::billing::stripe_api::StripeApi::new(&config.billing)?.map(Arc::new);
+        metrics.watch_pool("jobs", &pool);
         Ok(Self {
             state: web::Data::new(AppState {
                 config: Arc::new(config),
@@ -106,6 +107,7 @@ impl Shared {
 
     /// The same, with `pool` in place of the process's pool (one HTTP worker's).
     pub fn with_pool(&self, pool: Pool) -> Self {
+        self.state.metrics.watch_pool("http", &pool);
         Self {
             state: web::Data::new(AppState {
                 sessions: Arc::new(identity::service::session_lookups(pool.clone())),

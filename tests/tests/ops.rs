@@ -74,10 +74,35 @@ async fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
         text.contains("http_request_duration_seconds_bucket"),
         "{text}"
     );
+    // The test app has one HTTP worker with a pool of 4, and the process's pool of 4 for jobs.
     assert!(
-        text.contains(r#"db_pool_connections{state="max"} 4"#),
+        text.contains(r#"db_pool_connections{pool="http",state="max"} 4"#),
         "{text}"
     );
+    assert!(
+        text.contains(r#"db_pool_connections{pool="jobs",state="max"} 4"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn pool_metrics_add_up_every_http_workers_pool() {
+    // Three HTTP workers share EASEL_DB_POOL_SIZE (12): a pool of 4 each. The process keeps 12.
+    let app = TestApp::spawn_with(&[("EASEL_WORKERS", "3"), ("EASEL_DB_POOL_SIZE", "12")]).await;
+    let wanted = [
+        r#"db_pool_connections{pool="http",state="max"} 12"#,
+        r#"db_pool_connections{pool="jobs",state="max"} 12"#,
+    ];
+    // Workers build their apps as they start, which may be just after the first answer.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = app.send(app.request(Method::GET, "/metrics")).await.text;
+        if wanted.iter().all(|line| text.lines().any(|l| l == *line)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{wanted:?} in\n{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]

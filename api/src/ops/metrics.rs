@@ -12,6 +12,9 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     pool: IntGaugeVec,
+    /// The pools reported, each with its role: every HTTP worker has one (`http`, summed), and the
+    /// process has one for the job runner, the watchdog and housekeeping (`jobs`).
+    pools: std::sync::Mutex<Vec<(&'static str, crate::db::Pool)>>,
 }
 
 impl Metrics {
@@ -38,9 +41,10 @@ impl Metrics {
         let pool = IntGaugeVec::new(
             Opts::new(
                 "db_pool_connections",
-                "Database pool connections by state (in_use, idle, max, waiting)",
+                "Database pool connections by pool (http: all HTTP workers' pools; jobs: the job \
+                 runner's, watchdog's and housekeeping's) and state (in_use, idle, max, waiting)",
             ),
-            &["state"],
+            &["pool", "state"],
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
@@ -50,7 +54,15 @@ impl Metrics {
             requests,
             latency,
             pool,
+            pools: std::sync::Mutex::default(),
         })
+    }
+
+    /// Reports `pool` under `role` from now on, added to the other pools of that role.
+    pub fn watch_pool(&self, role: &'static str, pool: &crate::db::Pool) {
+        if let Ok(mut pools) = self.pools.lock() {
+            pools.push((role, pool.clone()));
+        }
     }
 
     /// `route` is the matched pattern (`/v1/images/{id}`), never the raw path, to bound cardinality.
@@ -63,17 +75,29 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    pub fn render(&self, pool: deadpool::Status) -> String {
-        let in_use = pool.size.saturating_sub(pool.available);
-        for (state, value) in [
-            ("in_use", in_use),
-            ("idle", pool.available),
-            ("max", pool.max_size),
-            ("waiting", pool.waiting),
-        ] {
-            self.pool
-                .with_label_values(&[state])
-                .set(i64::try_from(value).unwrap_or(i64::MAX));
+    pub fn render(&self) -> String {
+        let mut totals: Vec<(&'static str, [usize; 4])> = Vec::new();
+        if let Ok(pools) = self.pools.lock() {
+            for (role, pool) in pools.iter() {
+                let status = pool.status();
+                let counts = [
+                    status.size.saturating_sub(status.available),
+                    status.available,
+                    status.max_size,
+                    status.waiting,
+                ];
+                match totals.iter_mut().find(|(r, _)| r == role) {
+                    Some((_, sums)) => sums.iter_mut().zip(counts).for_each(|(s, c)| *s += c),
+                    None => totals.push((role, counts)),
+                }
+            }
+        }
+        for (role, counts) in totals {
+            for (state, value) in ["in_use", "idle", "max", "waiting"].into_iter().zip(counts) {
+                self.pool
+                    .with_label_values(&[role, state])
+                    .set(i64::try_from(value).unwrap_or(i64::MAX));
+            }
         }
         let mut buffer = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
@@ -90,7 +114,7 @@ impl Metrics {
 )]
 #[get("/metrics")]
 pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
-    let body = state.metrics.render(state.pool.status());
+    let body = state.metrics.render();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)
