@@ -85,3 +85,61 @@ async fn unknown_route_get_is_a_404_problem() {
             .ends_with("/not_found")
     );
 }
+
+/// A value that does not fit names its field, in a body or a query string, and changes nothing.
+#[tokio::test]
+async fn a_value_that_does_not_fit_names_its_field() {
+    let app = TestApp::spawn().await;
+    let signed_up = app.signup("fitter").await;
+    let token = signed_up["access_token"].as_str().unwrap_or_default();
+    let cases: [(Method, &str, Option<serde_json::Value>, &str, &str); 5] = [
+        (
+            Method::POST,
+            "/v1/generations",
+            Some(
+                serde_json::json!({"prompt": "x", "model": "easel-sketch", "visibility": "secret"}),
+            ),
+            "visibility",
+            "`private`",
+        ),
+        (
+            Method::POST,
+            "/v1/generations",
+            Some(serde_json::json!({"prompt": "x", "model": "easel-sketch", "num_outputs": -1})),
+            "num_outputs",
+            "-1",
+        ),
+        (
+            Method::GET,
+            "/v1/generations?status=bogus",
+            None,
+            "status",
+            "`queued`",
+        ),
+        (
+            Method::GET,
+            "/v1/generations?limit=abc",
+            None,
+            "limit",
+            "invalid digit",
+        ),
+        (Method::GET, "/v1/gallery?sort=bogus", None, "sort", "`new`"),
+    ];
+    for (method, path, body, field, hint) in cases {
+        let reply = app.call(method, path, Some(token), body).await;
+        reply.assert_problem(422, "validation_failed");
+        assert_eq!(
+            reply.json["errors"][0]["field"], field,
+            "{path}: {}",
+            reply.text
+        );
+        assert!(
+            reply.json["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(hint)),
+            "{path}: {}",
+            reply.text
+        );
+    }
+    assert_eq!(app.count("generations").await, 0);
+}

@@ -76,7 +76,7 @@ pub async fn create_checkout(
 pub async fn list_purchases(
     state: web::Data<AppState>,
     principal: Principal,
-    page: web::Query<PageParams>,
+    page: crate::http::extract::Query<PageParams>,
 ) -> Result<web::Json<Page<Purchase>>, ApiError> {
     principal.require(Scope::Billing)?;
     Ok(web::Json(

@@ -91,8 +91,8 @@ pub async fn get_credits(
 pub async fn list_credit_transactions(
     state: web::Data<AppState>,
     principal: Principal,
-    page: web::Query<PageParams>,
-    filter: web::Query<TransactionFilter>,
+    page: crate::http::extract::Query<PageParams>,
+    filter: crate::http::extract::Query<TransactionFilter>,
 ) -> Result<web::Json<Page<CreditTransaction>>, ApiError> {
     principal.require(Scope::Read)?;
     let kind = filter.kind;
@@ -132,7 +132,7 @@ pub async fn list_credit_transactions(
 pub async fn get_usage(
     state: web::Data<AppState>,
     principal: Principal,
-    query: web::Query<UsageQuery>,
+    query: crate::http::extract::Query<UsageQuery>,
 ) -> Result<web::Json<Usage>, ApiError> {
     principal.require(Scope::Read)?;
     let UsageQuery { start, end } = query.into_inner();

@@ -51,8 +51,8 @@ const NOT_FOUND: &str = "No such image, or not one the caller may see";
 pub async fn list_images(
     state: web::Data<AppState>,
     principal: Principal,
-    page: web::Query<PageParams>,
-    filter: web::Query<MyImagesFilter>,
+    page: crate::http::extract::Query<PageParams>,
+    filter: crate::http::extract::Query<MyImagesFilter>,
 ) -> Result<web::Json<Page<Image>>, ApiError> {
     principal.require(Scope::Read)?;
     Ok(web::Json(
@@ -183,8 +183,8 @@ pub async fn delete_image_like(
 pub async fn list_gallery(
     state: web::Data<AppState>,
     viewer: Viewer,
-    page: web::Query<PageParams>,
-    query: web::Query<GalleryQuery>,
+    page: crate::http::extract::Query<PageParams>,
+    query: crate::http::extract::Query<GalleryQuery>,
 ) -> Result<web::Json<Page<Image>>, ApiError> {
     Ok(web::Json(
         service::feed(&state, viewer.user_id(), None, &page, query.into_inner()).await?,
@@ -223,7 +223,7 @@ pub async fn list_user_images(
     state: web::Data<AppState>,
     viewer: Viewer,
     username: web::Path<String>,
-    page: web::Query<PageParams>,
+    page: crate::http::extract::Query<PageParams>,
 ) -> Result<web::Json<Page<Image>>, ApiError> {
     Ok(web::Json(
         service::artist_images(&state, viewer.user_id(), &username, &page).await?,
@@ -245,7 +245,7 @@ pub async fn list_user_collections(
     state: web::Data<AppState>,
     viewer: Viewer,
     username: web::Path<String>,
-    page: web::Query<PageParams>,
+    page: crate::http::extract::Query<PageParams>,
 ) -> Result<web::Json<Page<Collection>>, ApiError> {
     Ok(web::Json(
         service::artist_collections(&state, viewer.user_id(), &username, &page).await?,
@@ -287,7 +287,7 @@ pub async fn create_collection(
 pub async fn list_collections(
     state: web::Data<AppState>,
     principal: Principal,
-    page: web::Query<PageParams>,
+    page: crate::http::extract::Query<PageParams>,
 ) -> Result<web::Json<Page<Collection>>, ApiError> {
     principal.require(Scope::Read)?;
     Ok(web::Json(
@@ -377,7 +377,7 @@ pub async fn list_collection_images(
     state: web::Data<AppState>,
     viewer: Viewer,
     id: web::Path<CollectionId>,
-    page: web::Query<PageParams>,
+    page: crate::http::extract::Query<PageParams>,
 ) -> Result<web::Json<Page<Image>>, ApiError> {
     Ok(web::Json(
         service::collection_images(&state, viewer.user_id(), id.into_inner(), &page).await?,

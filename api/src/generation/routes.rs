@@ -132,8 +132,8 @@ async fn wait_for(
 pub async fn list_generations(
     state: web::Data<AppState>,
     principal: Principal,
-    page: web::Query<PageParams>,
-    filter: web::Query<GenerationFilter>,
+    page: crate::http::extract::Query<PageParams>,
+    filter: crate::http::extract::Query<GenerationFilter>,
 ) -> Result<web::Json<Page<Generation>>, ApiError> {
     principal.require(Scope::Read)?;
     let list = format!(
@@ -259,7 +259,7 @@ pub async fn get_image_file(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<ImageId>,
-    query: web::Query<FileQuery>,
+    query: crate::http::extract::Query<FileQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = state.pool.get().await?;
     let image = store::find_image(&mut conn, id.into_inner())

@@ -76,7 +76,67 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if let Some(path) = nul_path(&value, "") {
         return Err(ApiError::field(path, "must not contain the NUL character"));
     }
-    serde_json::from_value(value).map_err(|e| json_error(JsonPayloadError::Deserialize(e)))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = strip_position(&e.into_inner().to_string());
+        ApiError::validation(vec![located(&path, message, "body")])
+    })
+}
+
+/// A query string (`?limit=10&status=failed`) as `T`. Unlike `web::Query`, a value that does not
+/// fit names its parameter: serde_urlencoded's own errors say what was wrong but not where.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T> Query<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(Query))
+    }
+}
+
+/// Parses a query string as `T`; a value that does not fit is a 422 naming its parameter.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let parameters = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(parameters).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        ApiError::validation(vec![located(&path, message, "query")])
+    })
+}
+
+/// The field an error is about: the path serde was at, or for a missing or unknown key (which
+/// serde reports at the level holding it) that path and the key its message names.
+fn located(path: &str, message: String, whole: &str) -> FieldError {
+    let key = if message.starts_with("missing field") || message.starts_with("unknown field") {
+        field_from_serde(&message)
+    } else {
+        None
+    };
+    let field = match (path, key) {
+        ("." | "", Some(key)) => key,
+        ("." | "", None) => whole.to_owned(),
+        (path, Some(key)) if !path.ends_with(&format!(".{key}")) && path != key => {
+            format!("{path}.{key}")
+        }
+        (path, _) => path.to_owned(),
+    };
+    FieldError { field, message }
 }
 
 /// The dotted path of the first string holding a NUL, if any.
@@ -256,6 +316,79 @@ mod tests {
         let err = json_error(deserialize_error("{}"));
         assert_eq!(err.errors[0].field, "name");
         assert!(!err.errors[0].message.contains("line"));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "lowercase")]
+    enum Colour {
+        Red,
+        Blue,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only the deserialisation errors matter")]
+    struct Order {
+        colour: Option<Colour>,
+        count: Option<u32>,
+        size: Option<Size>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[expect(dead_code, reason = "only the deserialisation errors matter")]
+    struct Size {
+        width: u32,
+        height: u32,
+    }
+
+    fn body_error(body: &str) -> (String, String) {
+        match parse_body::<Order>(body.as_bytes()) {
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::ValidationFailed);
+                (e.errors[0].field.clone(), e.errors[0].message.clone())
+            }
+            Ok(_) => ("accepted".to_owned(), body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_value_that_does_not_fit_names_its_field_not_itself() {
+        let (field, message) = body_error(r#"{"colour": "green"}"#);
+        assert_eq!(field, "colour");
+        assert!(message.contains("`red` or `blue`"), "{message}");
+        assert_eq!(body_error(r#"{"count": -1}"#).0, "count");
+        assert_eq!(body_error(r#"{"count": "three"}"#).0, "count");
+        assert_eq!(
+            body_error(r#"{"size": {"width": "wide", "height": 2}}"#).0,
+            "size.width"
+        );
+        assert_eq!(body_error(r#"{"size": {"width": 1}}"#).0, "size.height");
+        assert_eq!(
+            body_error(r#"{"size": {"width": 1, "height": 2, "depth": 3}}"#).0,
+            "size.depth"
+        );
+        assert_eq!(body_error(r#"{"shape": 1}"#).0, "shape");
+    }
+
+    fn query_error_of(query: &str) -> (String, String) {
+        match parse_query::<Order>(query) {
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::ValidationFailed);
+                (e.errors[0].field.clone(), e.errors[0].message.clone())
+            }
+            Ok(_) => ("accepted".to_owned(), query.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_query_parameter_that_does_not_fit_is_named() {
+        assert_eq!(query_error_of("colour=red&count=2").0, "accepted");
+        let (field, message) = query_error_of("count=2&colour=green");
+        assert_eq!(field, "colour");
+        assert!(message.contains("`red` or `blue`"), "{message}");
+        assert_eq!(query_error_of("colour=red&count=abc").0, "count");
+        assert_eq!(query_error_of("count=1&extra=1").0, "extra");
     }
 
     #[test]

@@ -193,7 +193,7 @@ pub async fn update_me(
 pub async fn list_api_keys(
     state: web::Data<AppState>,
     principal: Principal,
-    page: web::Query<PageParams>,
+    page: crate::http::extract::Query<PageParams>,
 ) -> Result<web::Json<Page<super::types::ApiKey>>, ApiError> {
     principal.require_person()?;
     let page = page.parse::<ApiKeyId>("api_keys")?;

@@ -154,7 +154,7 @@ pub async fn get_generation_input(
     req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<GenerationId>,
-    query: web::Query<InputQuery>,
+    query: crate::http::extract::Query<InputQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     state.signer.check(

@@ -57,7 +57,7 @@ fn parse_prediction(body: &[u8]) -> Result<(Prediction, serde_json::Value), ApiE
 pub async fn create_replicate_event(
     req: HttpRequest,
     state: web::Data<AppState>,
-    query: web::Query<ReplicateWebhookQuery>,
+    query: crate::http::extract::Query<ReplicateWebhookQuery>,
     body: web::Bytes,
 ) -> Result<web::Json<WebhookAck>, ApiError> {
     let replicate = &state.providers.replicate;
