@@ -169,12 +169,14 @@ fn nul_path(value: &serde_json::Value, at: &str) -> Option<String> {
     }
 }
 
+/// For a `web::Json` should one be used: routes take [`Json`], which also names the field.
 pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(max_body_bytes)
         .error_handler(|err, _req| json_error(err).into())
 }
 
+/// For a `web::Query` should one be used: routes take [`Query`], which also names the parameter.
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err, _req| query_error(err).into())
 }
