@@ -123,6 +123,22 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
 /// The field an error is about: the path serde was at, or for a missing or unknown key (which
 /// serde reports at the level holding it) that path and the key its message names.
 fn located(path: &str, message: String, whole: &str) -> FieldError {
+    // chrono's messages ("premature end of input") do not say what was expected. Every timestamp
+    // the API takes is a `DateTime<Utc>`, so say so.
+    const TIMESTAMP_ERRORS: [&str; 7] = [
+        "input is out of range",
+        "no possible date and time matching input",
+        "input is not enough for unique date and time",
+        "input contains invalid characters",
+        "premature end of input",
+        "trailing input",
+        "bad or unsupported format string",
+    ];
+    let message = if TIMESTAMP_ERRORS.contains(&message.as_str()) {
+        format!("{message}: expected an RFC 3339 date and time, such as 2026-01-31T00:00:00Z")
+    } else {
+        message
+    };
     let key = if message.starts_with("missing field") || message.starts_with("unknown field") {
         field_from_serde(&message)
     } else {
@@ -391,6 +407,29 @@ mod tests {
         assert!(message.contains("`red` or `blue`"), "{message}");
         assert_eq!(query_error_of("colour=red&count=abc").0, "count");
         assert_eq!(query_error_of("count=1&extra=1").0, "extra");
+    }
+
+    #[test]
+    fn a_timestamp_that_does_not_parse_says_what_is_expected() {
+        #[derive(Debug, serde::Deserialize)]
+        #[expect(dead_code, reason = "only the deserialisation errors matter")]
+        struct Period {
+            start: chrono::DateTime<chrono::Utc>,
+        }
+        for query in [
+            "start=2026-01-01",
+            "start=yesterday",
+            "start=2026-01-01T00:00:00Zjunk",
+        ] {
+            let err = parse_query::<Period>(query).err();
+            let error = err.as_ref().map(|e| &e.errors[0]);
+            assert_eq!(error.map(|e| e.field.as_str()), Some("start"), "{query}");
+            assert!(
+                error.is_some_and(|e| e.message.contains("expected an RFC 3339 date and time")),
+                "{query}: {error:?}"
+            );
+        }
+        assert!(parse_query::<Period>("start=2026-01-01T00:00:00Z").is_ok());
     }
 
     #[test]
