@@ -30,6 +30,16 @@ async fn upload(app: &TestApp, who: &Person, filename: &str, bytes: &[u8]) -> Re
     app.upload(&who.token, filename, bytes).await
 }
 
+/// Where a local store keeps an uploaded file with these bytes.
+fn upload_file(app: &TestApp, bytes: &[u8]) -> std::path::PathBuf {
+    let hash = easel::storage::content_hash(bytes);
+    app.data_dir
+        .join("images/uploads")
+        .join(&hash[..2])
+        .join(&hash[2..4])
+        .join(&hash)
+}
+
 fn photo() -> Vec<u8> {
     easel::providers::local::sample_png("a photo of a teapot", 96, 72, 5).expect("png")
 }
@@ -334,13 +344,7 @@ async fn unused_uploads_are_purged_after_a_day_and_used_ones_kept() {
     )
     .await;
     assert_eq!(generated.json["status"], "succeeded", "{}", generated.text);
-    let hash = easel::storage::content_hash(&other);
-    let file = app
-        .data_dir
-        .join("images/uploads")
-        .join(&hash[..2])
-        .join(&hash[2..4])
-        .join(&hash);
+    let file = upload_file(&app, &other);
     assert!(file.exists(), "{}", file.display());
 
     app.execute("UPDATE uploads SET created_at = now() - interval '25 hours'")
@@ -390,13 +394,7 @@ async fn a_purge_cut_short_after_removing_the_file_is_finished_by_the_next() {
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let hash = easel::storage::content_hash(&bytes);
-    let file = app
-        .data_dir
-        .join("images/uploads")
-        .join(&hash[..2])
-        .join(&hash[2..4])
-        .join(&hash);
+    let file = upload_file(&app, &bytes);
     // The purge removed the file; the crash came before the row's deletion committed.
     app.execute(&format!(
         "UPDATE uploads SET created_at = now() - interval '25 hours' WHERE id = '{id}'"
