@@ -123,8 +123,17 @@ export const tests = {
     await page.getByRole("button", { name: "Create collection" }).click();
     await page.getByRole("link", { name: "Seascapes" }).waitFor();
     await page.goto(imageUrl);
+    await page.getByRole("button", { name: "Use as my avatar" }).click();
+    await page.getByText("Avatar set.").waitFor();
     await page.getByRole("button", { name: "Add to collection" }).click();
     await page.getByText("Added to Seascapes.").waitFor();
+    // Its newest image stands in as the cover until one is chosen; then the chosen one is marked.
+    await page.getByRole("link", { name: "Collections" }).click();
+    await page.locator(".cards .card img").first().waitFor();
+    await page.getByRole("link", { name: "Seascapes" }).click();
+    await page.getByRole("button", { name: "Make cover" }).click();
+    await page.getByText("Cover", { exact: true }).waitFor();
+    assert.equal(await page.getByRole("button", { name: "Make cover" }).count(), 0);
 
     // Another person finds it in the gallery and likes it.
     const bob = `bob${unique()}`;
@@ -150,7 +159,18 @@ export const tests = {
     await other.getByText("1 like received").waitFor();
     await other.getByRole("link", { name: "Dawn light" }).waitFor();
     await other.getByRole("link", { name: "Seascapes" }).waitFor();
+    await other.waitForFunction(() => document.querySelector(".profile .avatar")?.naturalWidth > 0);
+    assert.equal(await other.getByRole("button", { name: "Edit profile" }).count(), 0, "only the owner edits");
     await shot(other, "artist-page");
+
+    // The owner edits their profile there.
+    await page.goto(other.url());
+    await page.getByRole("button", { name: "Edit profile" }).click();
+    await page.getByLabel("Display name").fill("Ada of the Coast");
+    await page.getByLabel("Bio").fill("Lighthouses, mostly.");
+    await page.getByRole("button", { name: "Save profile" }).click();
+    await page.getByRole("heading", { name: "Ada of the Coast" }).waitFor();
+    await page.getByText("Lighthouses, mostly.").waitFor();
   },
 
   async "a failing generation shows the refund"({ newPage, shot }) {

@@ -587,6 +587,131 @@ async fn others_cannot_see_change_or_use_private_images_and_collections() {
     );
 }
 
+/// The cover a caller sees, and whether it is the chosen one.
+async fn cover_as(app: &TestApp, viewer: Option<&Person>, collection: &str) -> (Value, Value) {
+    let shown = call(
+        app,
+        Method::GET,
+        &format!("/v1/collections/{collection}"),
+        viewer,
+        None,
+    )
+    .await;
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    let cover = shown.json["cover_image_id"].clone();
+    let url = match cover.as_str() {
+        Some(id) => json!(format!("/v1/images/{id}/file?variant=thumb")),
+        None => Value::Null,
+    };
+    assert_eq!(shown.json["cover_thumb_url"], url, "{}", shown.text);
+    (cover, shown.json["cover_chosen"].clone())
+}
+
+#[tokio::test]
+async fn a_collection_shows_the_chosen_cover_or_its_newest_image_the_caller_may_see() {
+    let app = TestApp::spawn().await;
+    let ada = person(&app, "ada").await;
+    let created = call(
+        &app,
+        Method::POST,
+        "/v1/collections",
+        Some(&ada),
+        Some(json!({"name": "Coast", "visibility": "public"})),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(
+        (
+            &created.json["cover_image_id"],
+            &created.json["cover_chosen"]
+        ),
+        (&Value::Null, &json!(false)),
+        "an empty collection has no cover"
+    );
+    let coast = created.json["id"].as_str().unwrap_or_default().to_owned();
+    let private = seeded_image(&app, &ada, "a private cove", "private", None, 0, false).await;
+    let public = seeded_image(&app, &ada, "a public cliff", "public", None, 0, false).await;
+    for image in [&private, &public] {
+        let added = call(
+            &app,
+            Method::PUT,
+            &format!("/v1/collections/{coast}/images/{image}"),
+            Some(&ada),
+            None,
+        )
+        .await;
+        assert_eq!(added.status, 204, "{}", added.text);
+    }
+    let (no, yes) = (json!(false), json!(true));
+    assert_eq!(
+        cover_as(&app, None, &coast).await,
+        (json!(public), no.clone())
+    );
+
+    let chosen = call(
+        &app,
+        Method::PATCH,
+        &format!("/v1/collections/{coast}"),
+        Some(&ada),
+        Some(json!({"cover_image_id": private})),
+    )
+    .await;
+    assert_eq!(chosen.status, 200, "{}", chosen.text);
+    assert_eq!(
+        (&chosen.json["cover_image_id"], &chosen.json["cover_chosen"]),
+        (&json!(private), &yes)
+    );
+    assert_eq!(
+        cover_as(&app, None, &coast).await,
+        (json!(public), no.clone()),
+        "others never see a private cover, nor its id"
+    );
+    let listed = call(&app, Method::GET, "/v1/users/ada/collections", None, None).await;
+    assert_eq!(
+        listed.json["data"][0]["cover_image_id"],
+        json!(public),
+        "{}",
+        listed.text
+    );
+
+    let cleared = call(
+        &app,
+        Method::PATCH,
+        &format!("/v1/collections/{coast}"),
+        Some(&ada),
+        Some(json!({"cover_image_id": null})),
+    )
+    .await;
+    assert_eq!(
+        (
+            &cleared.json["cover_image_id"],
+            &cleared.json["cover_chosen"]
+        ),
+        (&json!(public), &no),
+        "{}",
+        cleared.text
+    );
+
+    let deleted = call(
+        &app,
+        Method::DELETE,
+        &format!("/v1/images/{public}"),
+        Some(&ada),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    assert_eq!(
+        cover_as(&app, Some(&ada), &coast).await,
+        (json!(private), no)
+    );
+    assert_eq!(
+        cover_as(&app, None, &coast).await,
+        (Value::Null, json!(false)),
+        "nothing left that others may see"
+    );
+}
+
 #[tokio::test]
 async fn collections_have_unique_slugs_keep_order_and_show_only_what_a_viewer_may_see() {
     let app = TestApp::spawn().await;
@@ -763,9 +888,10 @@ async fn collections_have_unique_slugs_keep_order_and_show_only_what_a_viewer_ma
         None,
     )
     .await;
-    assert!(
-        after.json["cover_image_id"].is_null(),
-        "a removed image stops being the cover"
+    assert_eq!(
+        (&after.json["cover_image_id"], &after.json["cover_chosen"]),
+        (&json!(bobs_public), &json!(false)),
+        "a removed image stops being the cover; the one added last stands in"
     );
     assert_eq!(after.json["image_count"], 2);
     assert_eq!(

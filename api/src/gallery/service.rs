@@ -380,24 +380,28 @@ async fn present_collections(
     owner: &Owner,
 ) -> Result<Vec<Collection>, ApiError> {
     let ids: Vec<CollectionId> = rows.iter().map(|r| r.id).collect();
-    let counts = store::collection_counts(conn, viewer, &ids).await?;
+    let stats = store::collection_stats(conn, viewer, &ids).await?;
     Ok(rows
         .into_iter()
-        .map(|row| Collection {
-            image_count: counts
+        .map(|row| {
+            let (image_count, cover) = stats
                 .iter()
-                .find(|c| c.collection_id == row.id)
-                .map_or(0, |c| c.image_count),
-            id: row.id,
-            name: row.name,
-            slug: row.slug,
-            description: row.description,
-            visibility: Visibility::from_db(&row.visibility),
-            cover_thumb_url: row.cover_image_id.map(|id| file_url(id, "thumb")),
-            cover_image_id: row.cover_image_id,
-            owner: owner.clone(),
-            created_at: row.created_at,
-            updated_at: row.updated_at,
+                .find(|s| s.collection_id == row.id)
+                .map_or((0, None), |s| (s.image_count, s.cover_image_id));
+            Collection {
+                image_count,
+                id: row.id,
+                name: row.name,
+                slug: row.slug,
+                description: row.description,
+                visibility: Visibility::from_db(&row.visibility),
+                cover_thumb_url: cover.map(|id| file_url(id, "thumb")),
+                cover_image_id: cover,
+                cover_chosen: cover.is_some() && cover == row.cover_image_id,
+                owner: owner.clone(),
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            }
         })
         .collect())
 }

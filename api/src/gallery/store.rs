@@ -743,22 +743,34 @@ pub struct CollectionStats {
     pub collection_id: CollectionId,
     #[diesel(sql_type = BigInt)]
     pub image_count: i64,
+    /// The cover `viewer` sees: the chosen one if they may see it, else the image added last that
+    /// they may see.
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub cover_image_id: Option<ImageId>,
 }
 
-/// How many images of each collection `viewer` may see: one query for a page of collections.
-pub async fn collection_counts(
+/// For each of a page of collections, in one query: how many of its images `viewer` may see, and
+/// the cover they see. A collection without a chosen cover (or whose cover they may not see) shows
+/// its newest image rather than none, through the collection's (added_at, image_id) index.
+pub async fn collection_stats(
     conn: &mut AsyncPgConnection,
     viewer: Option<UserId>,
     ids: &[CollectionId],
 ) -> QueryResult<Vec<CollectionStats>> {
+    const VISIBLE: &str =
+        "i.deleted_at IS NULL AND (i.user_id = $2 OR (i.visibility <> 'private' AND NOT i.nsfw))";
     let ids: Vec<uuid::Uuid> = ids.iter().map(|c| c.0).collect();
-    diesel::sql_query(
-        "SELECT ci.collection_id, count(*) AS image_count \
-         FROM collection_images ci JOIN images i ON i.id = ci.image_id \
-         WHERE ci.collection_id = ANY($1) AND i.deleted_at IS NULL \
-           AND (i.user_id = $2 OR (i.visibility <> 'private' AND NOT i.nsfw)) \
-         GROUP BY ci.collection_id",
-    )
+    diesel::sql_query(format!(
+        "SELECT c.id AS collection_id, \
+           (SELECT count(*) FROM collection_images ci JOIN images i ON i.id = ci.image_id \
+            WHERE ci.collection_id = c.id AND {VISIBLE}) AS image_count, \
+           COALESCE( \
+             (SELECT i.id FROM images i WHERE i.id = c.cover_image_id AND {VISIBLE}), \
+             (SELECT ci.image_id FROM collection_images ci JOIN images i ON i.id = ci.image_id \
+              WHERE ci.collection_id = c.id AND {VISIBLE} \
+              ORDER BY ci.added_at DESC, ci.image_id DESC LIMIT 1)) AS cover_image_id \
+         FROM collections c WHERE c.id = ANY($1)"
+    ))
     .bind::<diesel::sql_types::Array<SqlUuid>, _>(ids)
     .bind::<Nullable<SqlUuid>, _>(viewer.map(|v| v.0))
     .load(conn)

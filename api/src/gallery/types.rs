@@ -159,8 +159,12 @@ pub struct Collection {
     pub slug: String,
     pub description: Option<String>,
     pub visibility: Visibility,
+    /// The image shown as its cover: the one the owner chose, or, when none is chosen or the caller
+    /// may not see it, the image added last that the caller may see. Null when they may see none.
     pub cover_image_id: Option<ImageId>,
     pub cover_thumb_url: Option<String>,
+    /// Whether the cover is the one the owner chose (false: the newest image stands in).
+    pub cover_chosen: bool,
     /// Images in it that the caller may see.
     pub image_count: i64,
     pub owner: Owner,

@@ -880,6 +880,8 @@ export interface components {
             package_id: string;
         };
         Collection: {
+            /** @description Whether the cover is the one the owner chose (false: the newest image stands in). */
+            cover_chosen: boolean;
             cover_image_id?: components["schemas"]["ImageId"] | null;
             cover_thumb_url?: string | null;
             /** Format: date-time */

@@ -1,7 +1,9 @@
-import { api, call } from "../api/client";
+import { useState, type FormEvent } from "react";
+import { api, call, session } from "../api/client";
+import type { components } from "../api/schema";
 import { ImageGrid } from "../components/images";
 import { ApiImage, Empty, ErrorBox, Loading } from "../components/ui";
-import { useLoad, usePaged } from "../lib/hooks";
+import { useAction, useLoad, usePaged } from "../lib/hooks";
 import { date } from "../lib/format";
 import { Link } from "../lib/router";
 
@@ -32,6 +34,7 @@ export function Artist({ username }: { username: string }) {
           {p.bio && <p>{p.bio}</p>}
         </div>
       </header>
+      {session.user?.username === p.username && <ProfileForm profile={p} onSaved={profile.reload} />}
       {collections.data && collections.data.length > 0 && (
         <>
           <h2>Collections</h2>
@@ -39,7 +42,7 @@ export function Artist({ username }: { username: string }) {
             {collections.data.map((c) => (
               <li key={c.id} className="card">
                 <Link to={`/collections/${c.id}`}>
-                  {c.cover_thumb_url && <ApiImage src={c.cover_thumb_url} width={384} height={384} alt="" isPrivate={false} />}
+                  {c.cover_thumb_url && <ApiImage src={c.cover_thumb_url} width={384} height={384} alt="" isPrivate={session.user?.username === username} />}
                   <strong>{c.name}</strong>
                 </Link>
                 <span className="muted small">
@@ -61,5 +64,50 @@ export function Artist({ username }: { username: string }) {
         </button>
       )}
     </section>
+  );
+}
+
+/** My display name and bio. The avatar is chosen on one of my public images' page. */
+function ProfileForm({ profile, onSaved }: { profile: components["schemas"]["Profile"]; onSaved: () => void }) {
+  const [editing, setEditing] = useState(false);
+  const [displayName, setDisplayName] = useState(profile.display_name ?? "");
+  const [bio, setBio] = useState(profile.bio ?? "");
+  const { run: save, busy, error } = useAction(async (event: FormEvent) => {
+    event.preventDefault();
+    const me = await call(api.PATCH("/v1/me", { body: { display_name: displayName.trim() || null, bio: bio.trim() || null } }));
+    session.setUser(me);
+    setEditing(false);
+    onSaved();
+  });
+  if (!editing) {
+    return (
+      <div className="actions">
+        <button type="button" className="secondary" onClick={() => setEditing(true)}>
+          Edit profile
+        </button>
+        {!profile.avatar_url && <span className="muted small">To add an avatar, open one of your public images and use it as your avatar.</span>}
+      </div>
+    );
+  }
+  return (
+    <form className="panel" onSubmit={(e) => void save(e)}>
+      <label>
+        Display name
+        <input maxLength={64} value={displayName} onChange={(e) => setDisplayName(e.target.value)} />
+      </label>
+      <label>
+        Bio
+        <textarea rows={3} maxLength={500} value={bio} onChange={(e) => setBio(e.target.value)} />
+      </label>
+      <ErrorBox error={error} />
+      <div className="actions">
+        <button type="submit" disabled={busy}>
+          Save profile
+        </button>
+        <button type="button" className="secondary" onClick={() => setEditing(false)}>
+          Cancel
+        </button>
+      </div>
+    </form>
   );
 }

@@ -26,7 +26,8 @@ export function Collections() {
         {list.items.map((c) => (
           <li key={c.id} className="card">
             <Link to={`/collections/${c.id}`}>
-              {c.cover_thumb_url && <ApiImage src={c.cover_thumb_url} width={384} height={384} alt="" isPrivate={c.visibility === "private"} />}
+              {/* Mine: the cover may be a private image even in a public collection. */}
+              {c.cover_thumb_url && <ApiImage src={c.cover_thumb_url} width={384} height={384} alt="" isPrivate />}
               <strong>{c.name}</strong>
             </Link>
             <span className="muted small">
@@ -116,6 +117,15 @@ export function CollectionDetail({ id }: { id: string }) {
     try {
       await call(api.DELETE("/v1/collections/{id}/images/{image_id}", { params: { path: { id, image_id: imageId } } }));
       images.replace((items) => items.filter((i) => i.id !== imageId));
+      // Its count changes, and so does its cover when this image was it.
+      collection.reload();
+    } catch (e) {
+      setError(e);
+    }
+  };
+  const makeCover = async (imageId: string) => {
+    try {
+      collection.set(await call(api.PATCH("/v1/collections/{id}", { params: { path: { id } }, body: { cover_image_id: imageId } })));
     } catch (e) {
       setError(e);
     }
@@ -164,9 +174,18 @@ export function CollectionDetail({ id }: { id: string }) {
         actions={
           mine
             ? (image) => (
-                <button type="button" className="link" onClick={() => void remove(image.id)}>
-                  Remove from collection
-                </button>
+                <>
+                  {c.cover_chosen && c.cover_image_id === image.id ? (
+                    <span className="muted small">Cover</span>
+                  ) : (
+                    <button type="button" className="link" onClick={() => void makeCover(image.id)}>
+                      Make cover
+                    </button>
+                  )}
+                  <button type="button" className="link" onClick={() => void remove(image.id)}>
+                    Remove from collection
+                  </button>
+                </>
               )
             : undefined
         }

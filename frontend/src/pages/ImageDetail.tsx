@@ -129,6 +129,15 @@ function OwnerControls({ image, onChange }: { image: Image; onChange: (image: Im
       setError(e);
     }
   };
+  const setAvatar = async () => {
+    setError(undefined);
+    try {
+      session.setUser(await call(api.PATCH("/v1/me", { body: { avatar_image_id: image.id } })));
+      setSaved("Avatar set.");
+    } catch (e) {
+      setError(e);
+    }
+  };
   const remove = async () => {
     if (!window.confirm("Delete this image? It disappears from every list at once.")) return;
     try {
@@ -167,6 +176,11 @@ function OwnerControls({ image, onChange }: { image: Image; onChange: (image: Im
           Save title
         </button>
       </form>
+      {image.visibility === "public" && (
+        <button type="button" className="secondary" onClick={() => void setAvatar()}>
+          Use as my avatar
+        </button>
+      )}
       <p className="muted small" aria-live="polite">
         {saved}
       </p>
