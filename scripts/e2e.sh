@@ -20,6 +20,10 @@ scripts/frontend.sh build
 cargo build --quiet --bin easel
 
 db=easel_e2e
+# A fresh database, as the image store below is fresh: rows left by an earlier run would point to
+# files that are gone.
+"$(scripts/pg.sh bindir)/psql" -q -X -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres \
+  -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 scripts/pg.sh createdb "$pg_port" "$db" >/dev/null
 app_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 log=target/e2e-server.log

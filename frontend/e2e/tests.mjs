@@ -187,6 +187,14 @@ export const tests = {
     await page.getByRole("link", { name: "Credits" }).click();
     await page.getByRole("cell", { name: "Refund", exact: true }).waitFor();
     assert.equal(await page.getByTestId("balance-total").textContent(), before);
+    // History lists it with its error and refund; the failed filter keeps it.
+    await page.getByRole("link", { name: "History" }).click();
+    await page.getByText("the model failed on this prompt").waitFor();
+    await page.getByText("(refunded 1)").waitFor();
+    await page.getByLabel("Status").selectOption("succeeded");
+    await page.getByText("No succeeded generations.").waitFor();
+    await page.getByLabel("Status").selectOption("failed");
+    assert.equal(await page.getByTestId("generation-status").first().textContent(), "failed");
   },
 
   async "buying a package with development payments raises the balance"({ newPage, shot }) {

@@ -13,9 +13,10 @@ import { CollectionDetail, Collections } from "./pages/Collections";
 import { Credits } from "./pages/Credits";
 import { Pricing } from "./pages/Pricing";
 import { Developer } from "./pages/Developer";
+import { History } from "./pages/History";
 
 /** Pages that need a signed-in person; the others work for anyone. */
-const PRIVATE = ["/generate", "/images", "/collections", "/credits", "/developer"];
+const PRIVATE = ["/generate", "/images", "/history", "/collections", "/credits", "/developer"];
 
 function Page() {
   const { path } = useLocation();
@@ -36,6 +37,7 @@ function Page() {
   if (path === "/signup") return <Signup />;
   if (path === "/generate") return <Generate />;
   if (path === "/images") return <MyImages />;
+  if (path === "/history") return <History />;
   if (path === "/collections") return <Collections />;
   if (path === "/credits") return <Credits />;
   if (path === "/pricing") return <Pricing />;
@@ -86,6 +88,7 @@ function Nav() {
           {item("/", "Gallery")}
           {user && item("/generate", "Generate")}
           {user && item("/images", "My images")}
+          {user && item("/history", "History")}
           {user && item("/collections", "Collections")}
           {user && item("/credits", "Credits")}
           {item("/pricing", "Pricing")}

@@ -1,0 +1,89 @@
+import { useState } from "react";
+import { api, call } from "../api/client";
+import type { components } from "../api/schema";
+import { Empty, ErrorBox, Loading } from "../components/ui";
+import { usePaged } from "../lib/hooks";
+import { dateTime } from "../lib/format";
+import { Link } from "../lib/router";
+
+type Status = components["schemas"]["Status"];
+type Generation = components["schemas"]["Generation"];
+
+const STATUSES: Status[] = ["queued", "starting", "processing", "succeeded", "failed", "canceled"];
+
+/** Every generation of mine, including those that failed or were canceled, with what each cost. */
+export function History() {
+  const [status, setStatus] = useState<Status | "">("");
+  const list = usePaged(
+    (cursor) => call(api.GET("/v1/generations", { params: { query: { cursor, limit: 50, status: status || undefined } } })),
+    [status],
+  );
+  return (
+    <section>
+      <h1>History</h1>
+      <label>
+        Status
+        <select value={status} onChange={(e) => setStatus(e.target.value as Status | "")}>
+          <option value="">All</option>
+          {STATUSES.map((s) => (
+            <option key={s} value={s}>
+              {s}
+            </option>
+          ))}
+        </select>
+      </label>
+      <ErrorBox error={list.error} />
+      {list.items.length > 0 && (
+        <table className="ledger">
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">Prompt</th>
+              <th scope="col">Model</th>
+              <th scope="col">Status</th>
+              <th scope="col">Credits</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.items.map((g) => (
+              <Row key={g.id} generation={g} />
+            ))}
+          </tbody>
+        </table>
+      )}
+      {list.loading && <Loading />}
+      {!list.loading && !list.error && list.items.length === 0 && (
+        <Empty>
+          {status ? `No ${status} generations.` : "Nothing generated yet."} <Link to="/generate">Generate an image</Link>.
+        </Empty>
+      )}
+      {list.hasMore && !list.loading && list.items.length > 0 && (
+        <button type="button" className="secondary" ref={list.sentinel} onClick={list.more}>
+          Load more
+        </button>
+      )}
+    </section>
+  );
+}
+
+function Row({ generation: g }: { generation: Generation }) {
+  const active = g.status === "queued" || g.status === "starting" || g.status === "processing";
+  return (
+    <tr>
+      <td>{dateTime(g.created_at)}</td>
+      <td>
+        {g.images[0] ? <Link to={`/images/${g.images[0].id}`}>{g.prompt}</Link> : g.prompt}
+        {g.error && <div className="muted small">{g.error.message}</div>}
+      </td>
+      <td>{g.model}</td>
+      <td data-testid="generation-status">
+        {g.status}
+        {active && g.progress > 0 && ` (${g.progress}%)`}
+      </td>
+      <td>
+        {g.credits_charged}
+        {g.credits_refunded > 0 && <span className="pos"> (refunded {g.credits_refunded})</span>}
+      </td>
+    </tr>
+  );
+}
