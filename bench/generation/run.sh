@@ -13,7 +13,7 @@ bench_name=generation
 . bench/lib.sh
 
 start_server EASEL_MODELS_PATH=bench/generation/models.toml EASEL_SIGNUP_BONUS_CREDITS=1000000 EASEL_MAX_IN_FLIGHT=100000 EASEL_LOCAL_RENDER_MS=0 \
-  EASEL_JOB_WORKERS=${BENCH_JOB_WORKERS:-64} EASEL_GENERATION_DEADLINE_SECS=3600
+  EASEL_JOB_WORKERS=${BENCH_JOB_WORKERS:-256} EASEL_GENERATION_DEADLINE_SECS=3600
 tokens=$(for i in $(seq 1 "$users"); do token_for "gen$i"; done | paste -sd, -)
 
 BENCH_TOKENS=$tokens wrk -t2 -c"$users" -d"${duration}s" -s bench/generation/submit.lua \
