@@ -215,6 +215,46 @@ export const tests = {
     assert.equal(Number(await page.getByTestId("balance-total").textContent()), before + 100);
   },
 
+  async "My images shows 24 at first and the rest from Load more"({ newPage, shot }) {
+    const page = await newPage();
+    const name = `pg${unique()}`;
+    const signup = await page.request.post("/v1/auth/signup", {
+      data: { email: `${name}@example.com`, username: name, password: `password-${name}` },
+    });
+    assert.equal(signup.status(), 201);
+    const token = (await signup.json()).access_token;
+    // 28 images from 7 generations of 4, run 4 at a time (the in-flight cap).
+    const prompts = Array.from({ length: 7 }, (_, i) => `page test ${i}`);
+    for (const wave of [prompts.slice(0, 4), prompts.slice(4)]) {
+      const done = await Promise.all(
+        wave.map((prompt) =>
+          page.request.post("/v1/generations", {
+            headers: { Authorization: `Bearer ${token}`, Prefer: "wait=30" },
+            data: { prompt, model: "easel-sketch", num_outputs: 4 },
+          }),
+        ),
+      );
+      for (const response of done) assert.equal((await response.json()).status, "succeeded");
+    }
+    await page.goto("/login");
+    await page.getByLabel("Email").fill(`${name}@example.com`);
+    await page.getByLabel("Password").fill(`password-${name}`);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Generate" }).waitFor();
+    await page.getByRole("link", { name: "My images" }).click();
+    const tiles = page.getByRole("list", { name: "Images" }).getByRole("listitem");
+    await tiles.nth(23).waitFor();
+    assert.equal(await tiles.count(), 24);
+    // The button loads the next page when it comes into view; clicking it does the same.
+    const more = page.getByRole("button", { name: "Load more" });
+    await more.scrollIntoViewIfNeeded().catch(() => {});
+    if (await more.isVisible()) await more.click().catch(() => {});
+    await tiles.nth(27).waitFor();
+    await more.waitFor({ state: "detached" });
+    assert.equal(await tiles.count(), 28);
+    await shot(page, "my-images-paged");
+  },
+
   async "readable errors, API keys, and a phone-width layout"({ newPage, shot }) {
     const page = await newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     await page.goto("/login");

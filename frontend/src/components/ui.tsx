@@ -2,6 +2,7 @@
 import { useEffect, useRef, useState, type ReactNode } from "react";
 import { errorMessage } from "../api/problem";
 import { session } from "../api/client";
+import type { Paged } from "../lib/hooks";
 
 export function ErrorBox({ error, onRetry }: { error: unknown; onRetry?: () => void }) {
   if (!error) return null;
@@ -27,6 +28,19 @@ export function Loading({ label = "Loading…" }: { label?: string }) {
 
 export function Empty({ children }: { children: ReactNode }) {
   return <div className="empty">{children}</div>;
+}
+
+/**
+ * The button at the end of a paged list. It is also the list's sentinel: scrolling it into view
+ * loads the next page, and clicking it does the same for anyone who cannot scroll.
+ */
+export function LoadMore({ list }: { list: Pick<Paged<unknown>, "items" | "loading" | "hasMore" | "more" | "sentinel"> }) {
+  if (!list.hasMore || list.loading || list.items.length === 0) return null;
+  return (
+    <button type="button" className="secondary" ref={list.sentinel} onClick={list.more}>
+      Load more
+    </button>
+  );
 }
 
 export function ProgressBar({ value, label }: { value: number; label: string }) {

@@ -2,7 +2,7 @@ import { useState, type FormEvent } from "react";
 import { api, call, session } from "../api/client";
 import type { components } from "../api/schema";
 import { ImageGrid } from "../components/images";
-import { ApiImage, Empty, ErrorBox, Loading } from "../components/ui";
+import { ApiImage, Empty, ErrorBox, Loading, LoadMore } from "../components/ui";
 import { useAction, useLoad, usePaged } from "../lib/hooks";
 import { date } from "../lib/format";
 import { Link } from "../lib/router";
@@ -58,11 +58,7 @@ export function Artist({ username }: { username: string }) {
       <ErrorBox error={images.error} />
       {images.loading && <Loading />}
       {!images.loading && images.items.length === 0 && <Empty>No public images yet.</Empty>}
-      {images.hasMore && !images.loading && images.items.length > 0 && (
-        <button type="button" className="secondary" ref={images.sentinel} onClick={images.more}>
-          Load more
-        </button>
-      )}
+      <LoadMore list={images} />
     </section>
   );
 }

@@ -2,7 +2,7 @@ import { useState, type FormEvent } from "react";
 import { api, call, session } from "../api/client";
 import type { components } from "../api/schema";
 import { ImageGrid } from "../components/images";
-import { ApiImage, Empty, ErrorBox, Loading } from "../components/ui";
+import { ApiImage, Empty, ErrorBox, Loading, LoadMore } from "../components/ui";
 import { useAction, useLoad, usePaged } from "../lib/hooks";
 import { Link, navigate } from "../lib/router";
 
@@ -36,11 +36,7 @@ export function Collections() {
           </li>
         ))}
       </ul>
-      {list.hasMore && !list.loading && (
-        <button type="button" className="secondary" ref={list.sentinel} onClick={list.more}>
-          Load more
-        </button>
-      )}
+      <LoadMore list={list} />
     </section>
   );
 }
@@ -192,11 +188,7 @@ export function CollectionDetail({ id }: { id: string }) {
       />
       {images.loading && <Loading />}
       {!images.loading && images.items.length === 0 && <Empty>This collection is empty. Add images from an image's page.</Empty>}
-      {images.hasMore && !images.loading && images.items.length > 0 && (
-        <button type="button" className="secondary" ref={images.sentinel} onClick={images.more}>
-          Load more
-        </button>
-      )}
+      <LoadMore list={images} />
     </section>
   );
 }

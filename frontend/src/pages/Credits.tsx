@@ -1,6 +1,6 @@
 import { api, call } from "../api/client";
 import { credits } from "../api/problem";
-import { Empty, ErrorBox, Loading } from "../components/ui";
+import { Empty, ErrorBox, Loading, LoadMore } from "../components/ui";
 import { useLoad, usePaged } from "../lib/hooks";
 import { dateTime, entryKind, fromNow, signed } from "../lib/format";
 import { Link } from "../lib/router";
@@ -80,11 +80,7 @@ export function Credits() {
       )}
       {history.loading && <Loading />}
       {!history.loading && history.items.length === 0 && !history.error && <Empty>No transactions yet.</Empty>}
-      {history.hasMore && !history.loading && (
-        <button type="button" className="secondary" ref={history.sentinel} onClick={history.more}>
-          Load more
-        </button>
-      )}
+      <LoadMore list={history} />
     </section>
   );
 }

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { api, call } from "../api/client";
 import type { components } from "../api/schema";
 import { ImageGrid } from "../components/images";
-import { Empty, ErrorBox, Loading } from "../components/ui";
+import { Empty, ErrorBox, Loading, LoadMore } from "../components/ui";
 import { useLoad, usePaged } from "../lib/hooks";
 import { navigate, useLocation, withQuery } from "../lib/router";
 
@@ -107,11 +107,7 @@ export function Gallery() {
       {!images.loading && !images.error && images.items.length === 0 && (
         <Empty>{q ? `Nothing public matches “${q}”.` : "No public images yet."}</Empty>
       )}
-      {images.hasMore && !images.loading && images.items.length > 0 && (
-        <button type="button" className="secondary" ref={images.sentinel} onClick={images.more}>
-          Load more
-        </button>
-      )}
+      <LoadMore list={images} />
     </section>
   );
 }

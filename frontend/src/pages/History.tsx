@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { api, call } from "../api/client";
 import type { components } from "../api/schema";
-import { Empty, ErrorBox, Loading } from "../components/ui";
+import { Empty, ErrorBox, Loading, LoadMore } from "../components/ui";
 import { usePaged } from "../lib/hooks";
 import { dateTime } from "../lib/format";
 import { Link } from "../lib/router";
@@ -57,11 +57,7 @@ export function History() {
           {status ? `No ${status} generations.` : "Nothing generated yet."} <Link to="/generate">Generate an image</Link>.
         </Empty>
       )}
-      {list.hasMore && !list.loading && list.items.length > 0 && (
-        <button type="button" className="secondary" ref={list.sentinel} onClick={list.more}>
-          Load more
-        </button>
-      )}
+      <LoadMore list={list} />
     </section>
   );
 }

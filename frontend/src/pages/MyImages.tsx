@@ -1,7 +1,7 @@
 import { api, call } from "../api/client";
 import type { components } from "../api/schema";
 import { ImageGrid } from "../components/images";
-import { Empty, ErrorBox, Loading } from "../components/ui";
+import { Empty, ErrorBox, Loading, LoadMore } from "../components/ui";
 import { useLoad, usePaged } from "../lib/hooks";
 import { Link, navigate, useLocation, withQuery } from "../lib/router";
 
@@ -96,11 +96,7 @@ export function MyImages() {
           )}
         </Empty>
       )}
-      {images.hasMore && !images.loading && images.items.length > 0 && (
-        <button type="button" className="secondary" ref={images.sentinel} onClick={images.more}>
-          Load more
-        </button>
-      )}
+      <LoadMore list={images} />
     </section>
   );
 }
