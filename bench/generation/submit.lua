@@ -1,8 +1,18 @@
--- wrk: users submit generations to the instant `local` model in turn.
+-- wrk: users submit generations to the instant `local` model in turn. Every prompt is its own
+-- (run, thread, count), so every job renders and stores new files, as different people's would;
+-- BENCH_RUN tells apart the runs that share one database.
 local tokens = {}
 for t in string.gmatch(os.getenv("BENCH_TOKENS") or "", "[^,]+") do
   table.insert(tokens, t)
 end
+local run = os.getenv("BENCH_RUN") or "run"
+local threads = 0
+
+setup = function(thread)
+  threads = threads + 1
+  thread:set("thread_id", threads)
+end
+
 local n = 0
 
 request = function()
@@ -10,7 +20,7 @@ request = function()
   local token = tokens[(n % #tokens) + 1]
   return wrk.format("POST", "/v1/generations",
     { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token },
-    '{"prompt": "bench ' .. n .. '", "model": "easel-sketch", "seed": ' .. n .. '}')
+    '{"prompt": "bench ' .. run .. ' ' .. tostring(thread_id) .. ' ' .. n .. '", "model": "easel-sketch", "seed": ' .. n .. '}')
 end
 
 done = function(summary, latency, requests)
