@@ -280,13 +280,24 @@ pub fn multipart_form(
     content_type: &str,
     bytes: &[u8],
 ) -> (String, Vec<u8>) {
+    multipart_parts(&[(field, filename, content_type, bytes)])
+}
+
+/// A multipart/form-data body with these file fields (name, file name, content type, bytes), in order.
+pub fn multipart_parts(parts: &[(&str, &str, &str, &[u8])]) -> (String, Vec<u8>) {
     let boundary = format!("easel-test-{}", uuid::Uuid::now_v7().simple());
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut body = Vec::new();
+    for (field, filename, content_type, bytes) in parts {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 

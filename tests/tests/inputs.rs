@@ -3,7 +3,7 @@
 //! the input through its signed link and returning a GLB.
 
 use easel_tests::replicate::FakeReplicate;
-use easel_tests::{Reply, TestApp, json, multipart_form as form};
+use easel_tests::{Reply, TestApp, json, multipart_form as form, multipart_parts};
 use reqwest::Method;
 use std::time::{Duration, Instant};
 
@@ -101,22 +101,49 @@ async fn uploads_are_private_judged_by_their_bytes_and_limited() {
     upload(&app, &ada, "big.png", &vec![0x89; 30_000])
         .await
         .assert_problem(413, "payload_too_large");
+    // A form without the field, or with two, names the field, as a JSON body's missing field does.
     let (content_type, body) = form("other", "teapot.png", "image/png", &png);
+    let missing = app
+        .send(
+            app.request(Method::POST, "/v1/uploads")
+                .bearer_auth(&ada.token)
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await;
+    missing.assert_problem(422, "validation_failed");
+    assert_eq!(missing.json["errors"][0]["field"], "file");
+    let (content_type, body) = multipart_parts(&[
+        ("file", "one.png", "image/png", &png),
+        ("file", "two.png", "image/png", &png),
+    ]);
+    let twice = app
+        .send(
+            app.request(Method::POST, "/v1/uploads")
+                .bearer_auth(&ada.token)
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await;
+    twice.assert_problem(422, "validation_failed");
+    assert_eq!(twice.json["errors"][0]["field"], "file");
+    // A form cut short is broken, not a validation matter.
     app.send(
         app.request(Method::POST, "/v1/uploads")
             .bearer_auth(&ada.token)
-            .header("content-type", content_type)
-            .body(body),
+            .header("content-type", "multipart/form-data; boundary=cut")
+            .body("--cut\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc"),
     )
     .await
     .assert_problem(400, "bad_request");
+    // Not a form at all.
     app.send(
         app.request(Method::POST, "/v1/uploads")
             .bearer_auth(&ada.token)
             .json(&json!({"file": "x"})),
     )
     .await
-    .assert_problem(400, "bad_request");
+    .assert_problem(415, "unsupported_media_type");
     assert_eq!(app.count("uploads").await, 1, "refusals store nothing");
 }
 

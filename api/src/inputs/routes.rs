@@ -7,7 +7,7 @@ use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::generation::GenerationId;
 use crate::identity::{Principal, Scope};
-use actix_multipart::Multipart;
+use actix_multipart::{Multipart, MultipartError};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use futures_util::TryStreamExt;
@@ -42,10 +42,10 @@ pub struct UploadForm {
     responses(
         (status = 201, description = "Stored", body = Upload,
          headers(("Location" = String, description = "The upload's file"))),
-        (status = 400, description = "Not a multipart form with one `file` field (`bad_request`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A broken multipart body (`bad_request`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "Larger than the upload limit (`payload_too_large`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not a PNG, JPEG or WebP image (`unsupported_media_type`)", body = crate::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Too many pixels (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not a multipart/form-data body, or the file is not a PNG, JPEG or WebP image (`unsupported_media_type`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No `file` field, more than one, or too many pixels (`validation_failed`, naming the field)", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/uploads")]
@@ -58,16 +58,21 @@ pub async fn create_upload(
     let limit = state.config.generation.upload_max_bytes;
     let bad = |detail: &str| ApiError::new(ErrorCode::BadRequest, detail.to_owned());
     let mut file: Option<Vec<u8>> = None;
-    while let Some(mut field) = form.try_next().await.map_err(|e| {
-        bad(&format!(
-            "expected a multipart/form-data body with a `file` field: {e}"
-        ))
+    while let Some(mut field) = form.try_next().await.map_err(|e| match e {
+        // The wrong kind of body, as a JSON route answers a body that is not JSON.
+        MultipartError::ContentTypeMissing
+        | MultipartError::ContentTypeParse
+        | MultipartError::ContentTypeIncompatible => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the image as multipart/form-data, in a field named `file`".to_owned(),
+        ),
+        e => bad(&format!("the multipart/form-data body is broken: {e}")),
     })? {
         if field.name() != Some("file") {
             continue;
         }
         if file.is_some() {
-            return Err(bad("send one `file` field"));
+            return Err(ApiError::field("file", "send one file, not several"));
         }
         let mut bytes = Vec::new();
         while let Some(chunk) = field
@@ -85,7 +90,7 @@ pub async fn create_upload(
         }
         file = Some(bytes);
     }
-    let bytes = file.ok_or_else(|| bad("the form has no `file` field"))?;
+    let bytes = file.ok_or_else(|| ApiError::field("file", "required: the image to upload"))?;
     let upload = service::upload(&state, &principal, bytes).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, upload.url.clone()))

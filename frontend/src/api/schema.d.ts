@@ -3220,7 +3220,7 @@ export interface operations {
                     "application/json": components["schemas"]["Upload"];
                 };
             };
-            /** @description Not a multipart form with one `file` field (`bad_request`) */
+            /** @description A broken multipart body (`bad_request`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3238,7 +3238,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not a PNG, JPEG or WebP image (`unsupported_media_type`) */
+            /** @description Not a multipart/form-data body, or the file is not a PNG, JPEG or WebP image (`unsupported_media_type`) */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3247,7 +3247,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many pixels (`validation_failed`) */
+            /** @description No `file` field, more than one, or too many pixels (`validation_failed`, naming the field) */
             422: {
                 headers: {
                     [name: string]: unknown;
