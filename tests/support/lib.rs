@@ -273,16 +273,6 @@ impl Drop for TestApp {
     }
 }
 
-/// A multipart/form-data body with one file field: the content type (with its boundary) and the bytes.
-pub fn multipart_form(
-    field: &str,
-    filename: &str,
-    content_type: &str,
-    bytes: &[u8],
-) -> (String, Vec<u8>) {
-    multipart_parts(&[(field, filename, content_type, bytes)])
-}
-
 /// A multipart/form-data body with these file fields (name, file name, content type, bytes), in order.
 pub fn multipart_parts(parts: &[(&str, &str, &str, &[u8])]) -> (String, Vec<u8>) {
     let boundary = format!("easel-test-{}", uuid::Uuid::now_v7().simple());
@@ -304,7 +294,13 @@ pub fn multipart_parts(parts: &[(&str, &str, &str, &[u8])]) -> (String, Vec<u8>)
 impl TestApp {
     /// Uploads `bytes` as an input image (`POST /v1/uploads`).
     pub async fn upload(&self, token: &str, filename: &str, bytes: &[u8]) -> Reply {
-        let (content_type, body) = multipart_form("file", filename, "image/png", bytes);
+        self.upload_form(token, &[("file", filename, "image/png", bytes)])
+            .await
+    }
+
+    /// Sends a form of these file fields to `POST /v1/uploads`.
+    pub async fn upload_form(&self, token: &str, parts: &[(&str, &str, &str, &[u8])]) -> Reply {
+        let (content_type, body) = multipart_parts(parts);
         self.send(
             self.request(reqwest::Method::POST, "/v1/uploads")
                 .bearer_auth(token)

@@ -3,7 +3,7 @@
 //! the input through its signed link and returning a GLB.
 
 use easel_tests::replicate::FakeReplicate;
-use easel_tests::{Reply, TestApp, json, multipart_form as form, multipart_parts};
+use easel_tests::{Reply, TestApp, json};
 use reqwest::Method;
 use std::time::{Duration, Instant};
 
@@ -102,27 +102,18 @@ async fn uploads_are_private_judged_by_their_bytes_and_limited() {
         .await
         .assert_problem(413, "payload_too_large");
     // A form without the field, or with two, names the field, as a JSON body's missing field does.
-    let (content_type, body) = form("other", "teapot.png", "image/png", &png);
     let missing = app
-        .send(
-            app.request(Method::POST, "/v1/uploads")
-                .bearer_auth(&ada.token)
-                .header("content-type", content_type)
-                .body(body),
-        )
+        .upload_form(&ada.token, &[("other", "teapot.png", "image/png", &png)])
         .await;
     missing.assert_problem(422, "validation_failed");
     assert_eq!(missing.json["errors"][0]["field"], "file");
-    let (content_type, body) = multipart_parts(&[
-        ("file", "one.png", "image/png", &png),
-        ("file", "two.png", "image/png", &png),
-    ]);
     let twice = app
-        .send(
-            app.request(Method::POST, "/v1/uploads")
-                .bearer_auth(&ada.token)
-                .header("content-type", content_type)
-                .body(body),
+        .upload_form(
+            &ada.token,
+            &[
+                ("file", "one.png", "image/png", &png),
+                ("file", "two.png", "image/png", &png),
+            ],
         )
         .await;
     twice.assert_problem(422, "validation_failed");
