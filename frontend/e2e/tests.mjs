@@ -215,7 +215,7 @@ export const tests = {
     assert.equal(Number(await page.getByTestId("balance-total").textContent()), before + 100);
   },
 
-  async "My images shows 24 at first and the rest from Load more"({ newPage, shot }) {
+  async "My images: a failed first page can be tried again, then 24 and the rest from Load more"({ newPage, shot }) {
     const page = await newPage();
     const name = `pg${unique()}`;
     const signup = await page.request.post("/v1/auth/signup", {
@@ -241,7 +241,20 @@ export const tests = {
     await page.getByLabel("Password").fill(`password-${name}`);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { name: "Generate" }).waitFor();
+    // The first page fails once: the error offers to try again, and trying loads it.
+    let failed = false;
+    await page.route(/\/v1\/images\?/, async (route) => {
+      if (failed) return route.continue();
+      failed = true;
+      await route.fulfill({
+        status: 503,
+        contentType: "application/problem+json",
+        body: JSON.stringify({ type: "about:blank", title: "Service Unavailable", status: 503, code: "database_unavailable", detail: "down" }),
+      });
+    });
     await page.getByRole("link", { name: "My images" }).click();
+    await page.getByRole("alert").getByText("The server had a problem").waitFor();
+    await page.getByRole("button", { name: "Try again" }).click();
     const tiles = page.getByRole("list", { name: "Images" }).getByRole("listitem");
     await tiles.nth(23).waitFor();
     assert.equal(await tiles.count(), 24);

@@ -92,8 +92,9 @@ export function usePaged<T>(load: (cursor?: string) => Promise<PageOf<T>>, deps:
     fetchPage(undefined, true);
   }, [fetchPage]);
 
+  // Without a cursor no page has arrived yet (the first one failed): try the first page again.
   const more = useCallback(() => {
-    if (!busy.current && hasMore && cursor) fetchPage(cursor, false);
+    if (!busy.current && hasMore) fetchPage(cursor, cursor === undefined);
   }, [cursor, hasMore, fetchPage]);
 
   const observer = useRef<IntersectionObserver | null>(null);

@@ -55,7 +55,7 @@ export function Artist({ username }: { username: string }) {
       )}
       <h2>Images</h2>
       <ImageGrid images={images.items} showOwner={false} />
-      <ErrorBox error={images.error} />
+      <ErrorBox error={images.error} onRetry={images.more} />
       {images.loading && <Loading />}
       {!images.loading && images.items.length === 0 && <Empty>No public images yet.</Empty>}
       <LoadMore list={images} />

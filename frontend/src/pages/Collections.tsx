@@ -19,7 +19,7 @@ export function Collections() {
         onSaved={(c) => list.replace((items) => [c, ...items])}
         save={(body) => call(api.POST("/v1/collections", { body }))}
       />
-      <ErrorBox error={list.error} />
+      <ErrorBox error={list.error} onRetry={list.more} />
       {list.loading && <Loading />}
       {!list.loading && list.items.length === 0 && <Empty>No collections yet. Create one above, then add images from an image's page.</Empty>}
       <ul className="cards">

@@ -52,7 +52,7 @@ export function Credits() {
         !balance.error && <Loading />
       )}
       <h2>History</h2>
-      <ErrorBox error={history.error} />
+      <ErrorBox error={history.error} onRetry={history.more} />
       {history.items.length > 0 && (
         <table className="ledger">
           <thead>

@@ -32,7 +32,7 @@ export function History() {
           ))}
         </select>
       </label>
-      <ErrorBox error={list.error} />
+      <ErrorBox error={list.error} onRetry={list.more} />
       {list.items.length > 0 && (
         <table className="ledger">
           <thead>
