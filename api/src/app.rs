@@ -33,6 +33,8 @@ pub struct AppState {
     pub stripe: Option<Arc<crate::billing::stripe_api::StripeApi>>,
     /// Signalled when a job is queued in this process, so an idle worker starts at once.
     pub jobs_waiting: Arc<tokio::sync::Notify>,
+    /// Wakes the requests waiting on a generation when it changes, in whichever process.
+    pub changes: Arc<crate::generation::changes::Changes>,
     /// Signs the short-lived links providers fetch a job's input image from.
     pub signer: crate::inputs::Signer,
     /// Session lookups and submissions, gathered into batches on this state's pool (each HTTP
@@ -82,6 +84,9 @@ impl Shared {
         let packages = crate::billing::packages::Packages::load(&config.billing.packages_path)?;
         let stripe = crate::billing::stripe_api::StripeApi::new(&config.billing)?.map(Arc::new);
         metrics.watch_pool("jobs", &pool);
+        let changes = Arc::new(crate::generation::changes::Changes::new(
+            config.generation.change_poll,
+        ));
         Ok(Self {
             state: web::Data::new(AppState {
                 config: Arc::new(config),
@@ -98,6 +103,7 @@ impl Shared {
                 packages,
                 stripe,
                 jobs_waiting: Arc::new(tokio::sync::Notify::new()),
+                changes,
                 signer,
             }),
             spec: web::Data::new(SpecJson(spec)),

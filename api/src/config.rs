@@ -129,6 +129,9 @@ pub struct GenerationConfig {
     /// A running job whose worker is silent this long goes back to the queue.
     pub heartbeat_timeout: Duration,
     pub watchdog_interval: Duration,
+    /// How often a waiting request (an event stream, `Prefer: wait`) reads its generation again
+    /// when no word of a change has come.
+    pub change_poll: Duration,
     /// Attempts before a transient failure becomes final.
     pub max_attempts: i32,
     /// The largest file `POST /v1/uploads` takes.
@@ -336,6 +339,7 @@ impl Config {
             deadline: secs("EASEL_GENERATION_DEADLINE_SECS", "600", 5, 86_400)?,
             heartbeat_timeout: secs("EASEL_JOB_HEARTBEAT_TIMEOUT_SECS", "30", 2, 3600)?,
             watchdog_interval: secs("EASEL_WATCHDOG_INTERVAL_SECS", "5", 1, 3600)?,
+            change_poll: secs("EASEL_CHANGE_POLL_SECS", "5", 1, 3600)?,
             upload_max_bytes: parse_with(
                 "EASEL_UPLOAD_MAX_BYTES",
                 get("EASEL_UPLOAD_MAX_BYTES"),

@@ -56,6 +56,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     let job_workers = config.generation.workers;
     let shared = Shared::new(config, pool.clone())?;
     spawn_housekeeping(pool);
+    crate::generation::changes::spawn_listener(
+        std::sync::Arc::clone(&shared.state.changes),
+        shared.state.config.database_url.expose().to_owned(),
+    );
     if job_workers > 0 {
         crate::generation::runner::spawn(shared.state.clone().into_inner(), job_workers);
     }

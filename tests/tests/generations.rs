@@ -148,9 +148,24 @@ async fn a_person_generates_an_image_and_fetches_it() {
     assert_in_flight_counted(&app).await;
 }
 
+/// An app whose waiting requests read their generation again only on word of a change (the
+/// safety-net poll is an hour away), once it is hearing changes.
+async fn spawn_hearing_changes(overrides: &[(&str, &str)]) -> TestApp {
+    let mut settings = vec![("EASEL_CHANGE_POLL_SECS", "3600")];
+    settings.extend_from_slice(overrides);
+    let app = TestApp::spawn_with(&settings).await;
+    let until = Instant::now() + Duration::from_secs(20);
+    while !app.shared.state.changes.heard() {
+        assert!(Instant::now() < until, "the app never listened for changes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app
+}
+
 #[tokio::test]
 async fn prefer_wait_returns_the_finished_generation() {
-    let app = TestApp::spawn().await;
+    // Only word of the change can end the wait before its 10 s are up.
+    let app = spawn_hearing_changes(&[]).await;
     let token = signup(&app, "waiter").await;
     let reply = app
         .send(
@@ -807,6 +822,37 @@ async fn nobody_else_can_read_cancel_or_fetch_a_private_generation() {
         .expect("range");
     assert_eq!(part.status().as_u16(), 206);
     assert_eq!(&part.bytes().await.expect("range bytes")[..], b"\x89PNG");
+    let whole = open.bytes().await.expect("whole file");
+    let len = whole.len();
+    let last = app
+        .client
+        .get(app.url(&url))
+        .header("range", "bytes=-8")
+        .send()
+        .await
+        .expect("suffix range");
+    assert_eq!(last.status().as_u16(), 206);
+    assert_eq!(
+        last.headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok()),
+        Some(format!("bytes {}-{}/{len}", len - 8, len - 1).as_str())
+    );
+    assert_eq!(
+        last.bytes().await.expect("suffix bytes"),
+        whole.slice(len - 8..)
+    );
+    // A range the file does not have: the whole file, as a server may answer any range.
+    let beyond = app
+        .client
+        .get(app.url(&url))
+        .header("range", format!("bytes={len}-"))
+        .send()
+        .await
+        .expect("range beyond the end");
+    assert_eq!(beyond.status().as_u16(), 200);
+    assert_eq!(beyond.content_length(), Some(len as u64));
+    assert_eq!(beyond.bytes().await.expect("whole again"), whole);
 }
 
 #[tokio::test]
@@ -973,7 +1019,9 @@ async fn pro_models_need_purchased_credits_or_the_admin_role() {
 
 #[tokio::test]
 async fn events_stream_progress_to_the_end_and_resume_after_the_last_seen() {
-    let app = TestApp::spawn_with(&[("EASEL_LOCAL_RENDER_MS", "1500")]).await;
+    // Events come on word of each change: without it, the stream would only read the generation
+    // again when a keep-alive falls due.
+    let app = spawn_hearing_changes(&[("EASEL_LOCAL_RENDER_MS", "1500")]).await;
     let token = signup(&app, "watcher").await;
     let accepted = generate(
         &app,
@@ -1007,6 +1055,7 @@ async fn events_stream_progress_to_the_end_and_resume_after_the_last_seen() {
         .filter_map(|data| serde_json::from_str(data).ok())
         .collect();
     assert!(events.len() >= 2, "{body}");
+    assert!(!body.contains("keep-alive"), "{body}");
     let progress: Vec<i64> = events
         .iter()
         .filter_map(|e| e["progress"].as_i64())

@@ -77,6 +77,24 @@ async fn images_are_kept_in_an_s3_compatible_bucket() {
     let bytes = file.bytes().await.expect("bytes");
     let image = image::load_from_memory(&bytes).expect("the stored PNG");
     assert_eq!((image.width(), image.height()), (512, 512));
+    // A range is read from the bucket as it is from a folder: the last 12 bytes (PNG's IEND).
+    let tail = app
+        .client
+        .get(app.url(url))
+        .bearer_auth(&token)
+        .header("range", "bytes=-12")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(tail.status(), 206);
+    let len = bytes.len();
+    assert_eq!(
+        tail.headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok()),
+        Some(format!("bytes {}-{}/{len}", len - 12, len - 1).as_str())
+    );
+    assert_eq!(tail.bytes().await.expect("tail"), bytes.slice(len - 12..));
     let thumb_url = done["images"][0]["thumb_url"].as_str().unwrap_or_default();
     let thumb = app
         .client

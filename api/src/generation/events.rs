@@ -1,7 +1,9 @@
 //! The Server-Sent Events stream of one generation: its state as JSON whenever status or progress
-//! changes, a keep-alive comment when nothing does, and the end after the terminal state.
+//! changes, a keep-alive comment when nothing does, and the end after the terminal state. It reads
+//! the generation when word of a change comes (`changes`), not on a timer.
 
 use super::GenerationId;
+use super::changes::Watch;
 use super::service;
 use crate::app::AppState;
 use crate::identity::Principal;
@@ -10,13 +12,13 @@ use futures_util::Stream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const POLL: Duration = Duration::from_millis(250);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 struct Cursor {
     state: Arc<AppState>,
     principal: Principal,
     id: GenerationId,
+    watch: Watch,
     last_sent: Option<String>,
     last_write: Instant,
     done: bool,
@@ -29,6 +31,7 @@ pub fn stream(
     last_seen: Option<String>,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     let start = Cursor {
+        watch: state.changes.watch(id),
         state,
         principal,
         id,
@@ -65,7 +68,8 @@ pub fn stream(
                 cursor.last_write = Instant::now();
                 return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), cursor));
             }
-            tokio::time::sleep(POLL).await;
+            let keep_alive_due = KEEP_ALIVE.saturating_sub(cursor.last_write.elapsed());
+            let _ = tokio::time::timeout(keep_alive_due, cursor.watch.next()).await;
         }
     })
 }

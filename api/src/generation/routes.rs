@@ -106,6 +106,8 @@ async fn wait_for(
     wait: Duration,
 ) -> Result<HttpResponse, ApiError> {
     let until = Instant::now() + wait;
+    // Watching before the first read: a change in between is not missed.
+    let mut watch = state.changes.watch(id);
     loop {
         let generation = service::get(state, principal, id).await?;
         let location = (header::LOCATION, format!("/v1/generations/{id}"));
@@ -117,7 +119,7 @@ async fn wait_for(
                 .insert_header(location)
                 .json(generation));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = tokio::time::timeout_at(until.into(), watch.next()).await;
     }
 }
 
@@ -298,7 +300,8 @@ pub async fn get_image_file(
     serve_file(&req, &state, kind, hash, content_type, cache).await
 }
 
-/// A stored file with its hash as ETag (304 when it matches) and single byte ranges.
+/// A stored file with its hash as ETag (304 when it matches) and single byte ranges, read as it is
+/// sent rather than held in memory whole.
 pub async fn serve_file(
     req: &HttpRequest,
     state: &AppState,
@@ -319,54 +322,36 @@ pub async fn serve_file(
             .insert_header((header::CACHE_CONTROL, cache))
             .finish());
     }
-    let bytes = state
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::storage::ByteRange::parse);
+    let reading = state
         .storage
-        .get(kind, hash)
+        .open(kind, hash, range)
         .await
-        .map_err(ApiError::internal)?;
-    let mut response = match range(req, bytes.len()) {
+        .map_err(ApiError::internal)?
+        // A row whose file is gone is our fault, not the caller's: logged with its key.
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("stored file {kind}/{hash} is missing"))
+        })?;
+    let mut response = match reading.range {
         Some((start, end)) => {
             let mut r = HttpResponse::PartialContent();
             r.insert_header((
                 header::CONTENT_RANGE,
-                format!("bytes {start}-{end}/{}", bytes.len()),
+                format!("bytes {start}-{end}/{}", reading.size),
             ));
-            r.content_type(content_type);
-            (r, bytes.slice(start..=end))
+            r
         }
-        None => {
-            let mut r = HttpResponse::Ok();
-            r.content_type(content_type);
-            (r, bytes)
-        }
+        None => HttpResponse::Ok(),
     };
+    let len = reading.len();
     Ok(response
-        .0
+        .content_type(content_type)
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, cache))
         .insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")))
-        .body(response.1))
-}
-
-/// A single satisfiable `Range: bytes=a-b` (or `a-`, or `-n`); anything else serves the whole file.
-fn range(req: &HttpRequest, len: usize) -> Option<(usize, usize)> {
-    let spec = req
-        .headers()
-        .get(header::RANGE)?
-        .to_str()
-        .ok()?
-        .strip_prefix("bytes=")?;
-    if spec.contains(',') || len == 0 {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: usize = n.parse().ok()?;
-            (len.saturating_sub(n), len - 1)
-        }
-        (a, "") => (a.parse().ok()?, len - 1),
-        (a, b) => (a.parse().ok()?, b.parse::<usize>().ok()?.min(len - 1)),
-    };
-    (start <= end && end < len).then_some((start, end))
+        .body(actix_web::body::SizedStream::new(len, reading.body)))
 }

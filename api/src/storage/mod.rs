@@ -2,6 +2,9 @@
 //! `object_store`, in a local folder (`EASEL_DATA_DIR/images` by default) or an S3-compatible bucket.
 
 pub mod download;
+mod read;
+
+pub use read::{ByteRange, Reading};
 
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
@@ -176,6 +179,20 @@ impl Storage {
 
     pub async fn get(&self, kind: &str, hash: &str) -> anyhow::Result<Bytes> {
         Ok(self.store.get(&key(kind, hash)).await?.bytes().await?)
+    }
+
+    /// Opens `kind/hash` to be sent (`None` when it is not there): all of it, or the range asked
+    /// for when the file has it. Its bytes are read as the body is sent.
+    pub async fn open(
+        &self,
+        kind: &str,
+        hash: &str,
+        range: Option<ByteRange>,
+    ) -> anyhow::Result<Option<Reading>> {
+        if let Some(path) = self.local_path(kind, hash) {
+            return Ok(tokio::task::spawn_blocking(move || read::open_local(&path, range)).await??);
+        }
+        read::open_remote(self.store.as_ref(), &key(kind, hash), range).await
     }
 
     pub async fn exists(&self, kind: &str, hash: &str) -> anyhow::Result<bool> {
@@ -414,6 +431,47 @@ mod tests {
             storage.get("originals", &staged_hash).await?.as_ref(),
             &staged[..]
         );
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn files_are_read_in_pieces_whole_or_in_part() -> anyhow::Result<()> {
+        use futures_util::TryStreamExt;
+        let dir = std::env::temp_dir().join(format!("easel-storage-{}", uuid::Uuid::now_v7()));
+        let storage = Storage::local(&dir, false)?;
+        let bytes = (0..600_000_u32)
+            .map(|i| u8::try_from(i % 251))
+            .collect::<Result<Vec<u8>, _>>()?;
+        let hash = storage.put("originals", bytes.clone()).await?;
+        type Read = (u64, Option<(u64, u64)>, Vec<Bytes>);
+        let read = async |range| -> anyhow::Result<Read> {
+            let reading = storage
+                .open("originals", &hash, range)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("stored"))?;
+            let (size, range, len) = (reading.size, reading.range, reading.len());
+            let pieces: Vec<Bytes> = reading.body.try_collect().await?;
+            assert_eq!(pieces.iter().map(Bytes::len).sum::<usize>() as u64, len);
+            Ok((size, range, pieces))
+        };
+        let (size, range, pieces) = read(None).await?;
+        assert_eq!((size, range), (600_000, None));
+        assert_eq!(pieces.len(), 3, "three reads of at most 256 KiB");
+        assert_eq!(pieces.concat(), bytes);
+        // Longer than a piece: pieces count from the range's start.
+        let (_, range, pieces) = read(Some(ByteRange::Span(100_000, 400_000))).await?;
+        assert_eq!(range, Some((100_000, 400_000)));
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(pieces.concat(), bytes[100_000..=400_000]);
+        let (_, range, pieces) = read(Some(ByteRange::Last(10))).await?;
+        assert_eq!(range, Some((599_990, 599_999)));
+        assert_eq!(pieces.concat(), bytes[599_990..]);
+        // A range the file does not have: the whole file.
+        let (_, range, pieces) = read(Some(ByteRange::From(600_000))).await?;
+        assert_eq!(range, None);
+        assert_eq!(pieces.concat(), bytes);
+        assert!(storage.open("thumbs", &hash, None).await?.is_none());
         std::fs::remove_dir_all(&dir)?;
         Ok(())
     }
