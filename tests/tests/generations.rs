@@ -163,6 +163,47 @@ async fn spawn_hearing_changes(overrides: &[(&str, &str)]) -> TestApp {
 }
 
 #[tokio::test]
+async fn a_change_to_a_generation_wakes_only_its_waiters() {
+    // No job runner: the updates below are the only changes.
+    let app = spawn_hearing_changes(&[("EASEL_JOB_WORKERS", "0")]).await;
+    let token = signup(&app, "listener").await;
+    let mut ids = Vec::new();
+    for prompt in ["one", "two"] {
+        let accepted = generate(
+            &app,
+            &token,
+            json!({"prompt": prompt, "model": "easel-sketch"}),
+        )
+        .await;
+        assert_eq!(accepted.status, 202, "{}", accepted.text);
+        ids.push(id_of(&accepted));
+    }
+    let id = |i: usize| {
+        easel::generation::GenerationId(uuid::Uuid::parse_str(&ids[i]).expect("generation id"))
+    };
+    let changes = &app.shared.state.changes;
+    let (mut first, mut second) = (changes.watch(id(0)), changes.watch(id(1)));
+    app.execute(&format!(
+        "UPDATE generations SET progress = 42 WHERE id = '{}'",
+        ids[0]
+    ))
+    .await;
+    // The safety-net poll is an hour away: only the notice can wake it.
+    let heard = tokio::time::timeout(Duration::from_secs(20), first.next()).await;
+    assert!(heard.is_ok(), "the change was not heard");
+    let woken = tokio::time::timeout(Duration::from_millis(300), second.next()).await;
+    assert!(woken.is_err(), "another generation's waiter woke");
+    // Neither status nor progress: nothing to tell.
+    app.execute(&format!(
+        "UPDATE generations SET heartbeat_at = now() WHERE id = '{}'",
+        ids[0]
+    ))
+    .await;
+    let woken = tokio::time::timeout(Duration::from_millis(300), first.next()).await;
+    assert!(woken.is_err(), "woken without a change");
+}
+
+#[tokio::test]
 async fn prefer_wait_returns_the_finished_generation() {
     // Only word of the change can end the wait before its 10 s are up.
     let app = spawn_hearing_changes(&[]).await;
@@ -1055,7 +1096,8 @@ async fn events_stream_progress_to_the_end_and_resume_after_the_last_seen() {
         .filter_map(|data| serde_json::from_str(data).ok())
         .collect();
     assert!(events.len() >= 2, "{body}");
-    assert!(!body.contains("keep-alive"), "{body}");
+    // Running is only ever said by a heartbeat mid-render: read on its word, not at the end.
+    assert!(events.iter().any(|e| e["status"] == "processing"), "{body}");
     let progress: Vec<i64> = events
         .iter()
         .filter_map(|e| e["progress"].as_i64())
