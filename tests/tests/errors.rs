@@ -33,6 +33,61 @@ async fn wrong_method_is_a_405_problem_with_allow() {
 }
 
 #[tokio::test]
+async fn head_answers_as_get_without_the_body() {
+    let app = TestApp::spawn().await;
+    let get = app
+        .request(Method::GET, "/v1/models")
+        .send()
+        .await
+        .expect("GET");
+    let length = get.content_length();
+    assert!(length.is_some_and(|n| n > 0));
+    let head = app
+        .request(Method::HEAD, "/v1/models")
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(head.status(), 200);
+    // reqwest's content_length() is the body's (none, for HEAD): read the header.
+    assert_eq!(
+        head.headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
+        length,
+        "the GET's length"
+    );
+    assert_eq!(
+        head.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    assert!(head.bytes().await.expect("no body").is_empty());
+    // What GET would answer, errors included.
+    let missing = app
+        .request(Method::HEAD, "/v1/nothing")
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers().contains_key("x-request-id"));
+    let post_only = app
+        .request(Method::HEAD, "/v1/auth/login")
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(post_only.status(), 405);
+    assert_eq!(
+        post_only
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
+}
+
+#[tokio::test]
 async fn oversized_body_is_a_413_problem() {
     let app = TestApp::spawn_with(&[("EASEL_MAX_BODY_BYTES", "2048")]).await;
     let reply = app

@@ -883,6 +883,20 @@ async fn nobody_else_can_read_cancel_or_fetch_a_private_generation() {
         last.bytes().await.expect("suffix bytes"),
         whole.slice(len - 8..)
     );
+    // HEAD: the file's headers and length, no bytes.
+    let head = app.client.head(app.url(&url)).send().await.expect("head");
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(
+        head.headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()),
+        Some(len.to_string().as_str())
+    );
+    assert_eq!(
+        head.headers().get("etag").and_then(|v| v.to_str().ok()),
+        Some(etag.as_str())
+    );
+    assert!(head.bytes().await.expect("no body").is_empty());
     // A range the file does not have: the whole file, as a server may answer any range.
     let beyond = app
         .client

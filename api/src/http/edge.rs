@@ -1,11 +1,13 @@
 //! The middleware every request passes first: request id, body-size precheck, panic capture,
-//! problem+json for every error response, metrics and one log line per request.
+//! problem+json for every error response, HEAD for every GET route, metrics and one log line per
+//! request.
 
 use crate::error::{ApiError, ErrorCode, PROBLEM_CONTENT_TYPE, Problem};
 use crate::http::request_id;
 use crate::ops::metrics::Metrics;
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage, HttpResponse, ResponseError};
 use futures_util::FutureExt;
@@ -73,15 +75,22 @@ where
 
     forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
+        let method = req.method().clone();
+        // HEAD is answered as GET is, without the body (RFC 9110 9.3.2): the route runs as a GET,
+        // and its body is swapped for one that has its size but sends nothing, so that neither a
+        // file is read nor an event stream followed for a client that wants the headers only.
+        let head_only = method == Method::HEAD;
+        if head_only {
+            req.head_mut().method = Method::GET;
+        }
         let edge = self.edge.clone();
         let id = request_id::from_headers(req.headers()).unwrap_or_else(request_id::generate);
         req.extensions_mut().insert(RequestId(id.clone()));
         let started = Instant::now();
 
         Box::pin(async move {
-            let method = req.method().clone();
             let span = tracing::info_span!("request", request_id = %id);
             // Uploads have their own limits, checked by their handlers as the bytes arrive.
             let limit = if req.path().starts_with("/uploads/") || req.path() == "/v1/uploads" {
@@ -106,6 +115,8 @@ where
                     .catch_unwind()
                     .await
                 {
+                    Ok(Ok(res)) if head_only => Ok(into_problem(res.map_into_boxed_body())
+                        .map_body(|_, body| BoxBody::new(Unsent(body.size())))),
                     Ok(Ok(res)) => Ok(into_problem(res.map_into_boxed_body())),
                     Ok(Err(error)) => Err(error),
                     Err(_panic) => {
@@ -153,6 +164,25 @@ where
             });
             result
         })
+    }
+}
+
+/// The body of a HEAD response: the size of the GET's body (for `Content-Length`), and nothing to
+/// send. The server sends no body to a HEAD request in any case; this one also never reads one.
+struct Unsent(BodySize);
+
+impl MessageBody for Unsent {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> BodySize {
+        self.0
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<bytes::Bytes, Self::Error>>> {
+        std::task::Poll::Ready(None)
     }
 }
 
