@@ -60,6 +60,13 @@ enum AdminCommand {
     /// Recompute every balance from the ledger, and every in-flight count (the cap's) from the
     /// generations; exit 1 naming each account that differs
     VerifyLedger,
+    /// Check that every live image's original and thumbnail are in storage; exit 1 naming each
+    /// file missing (after any repair)
+    VerifyFiles {
+        /// Make a missing thumbnail again from its original
+        #[arg(long)]
+        repair: bool,
+    },
     /// Compare Stripe's Checkout Sessions since a date with our purchases, and grant the credits of
     /// any paid session that is missing them (safe to run again)
     ReconcilePayments {
@@ -180,6 +187,35 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<ExitCod
             let shared = easel::app::Shared::new(config.clone(), pool)?;
             let since = since.and_time(chrono::NaiveTime::MIN).and_utc();
             easel::billing::service::reconcile(&shared.state, since).await?;
+        }
+        AdminCommand::VerifyFiles { repair } => {
+            drop(conn);
+            let pool = easel::db::pool(config.database_url.expose(), 2)?;
+            let shared = easel::app::Shared::new(config.clone(), pool)?;
+            let report = easel::gallery::verify::verify_files(&shared.state, repair).await?;
+            for file in &report.missing {
+                println!(
+                    "image {}: its {} ({}) is missing{}",
+                    file.image_id.0,
+                    file.variant,
+                    file.hash,
+                    if file.repaired {
+                        "; made again from the original"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            let lost = report.missing.iter().filter(|f| !f.repaired).count();
+            println!(
+                "{} live image(s) checked; {} file(s) missing, {} made again",
+                report.images,
+                report.missing.len(),
+                report.missing.len() - lost
+            );
+            if lost > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         AdminCommand::VerifyLedger => {
             let mismatches = easel::credits::store::mismatches(&mut conn).await?;

@@ -121,3 +121,104 @@ async fn an_s3_backend_without_a_bucket_is_a_clear_start_up_error() {
             .unwrap_or_default();
     assert!(error.contains("EASEL_S3_BUCKET"), "{error}");
 }
+
+/// Where the local store keeps a file.
+fn stored(app: &TestApp, kind: &str, hash: &str) -> std::path::PathBuf {
+    app.data_dir.join(format!(
+        "images/{kind}/{}/{}/{hash}",
+        &hash[..2],
+        &hash[2..4]
+    ))
+}
+
+#[tokio::test]
+async fn verify_files_finds_lost_files_and_makes_a_lost_thumbnail_again() {
+    let app = TestApp::spawn().await;
+    let token = app.signup("keeper").await["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut images = Vec::new();
+    for prompt in ["a kept lake", "a kept hill"] {
+        let done = app
+            .send(
+                app.request(Method::POST, "/v1/generations")
+                    .bearer_auth(&token)
+                    .header("prefer", "wait=20")
+                    .json(&json!({"prompt": prompt, "model": "easel-sketch"})),
+            )
+            .await;
+        assert_eq!(done.json["status"], "succeeded", "{}", done.text);
+        let id = done.json["images"][0]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let hash = |column: &str| format!("SELECT {column} FROM images WHERE id = '{id}'");
+        let original = app.text(&hash("content_hash")).await.unwrap_or_default();
+        let thumb = app.text(&hash("thumb_hash")).await.unwrap_or_default();
+        images.push((id, original, thumb));
+    }
+    let state = &app.shared.state;
+    let verify = async |repair| {
+        easel::gallery::verify::verify_files(state, repair)
+            .await
+            .expect("verify")
+    };
+    let clean = verify(false).await;
+    assert_eq!(clean.images, 2);
+    assert!(clean.missing.is_empty(), "{:?}", clean.missing);
+
+    let (lake, hill) = (&images[0], &images[1]);
+    let thumb_file = stored(&app, "thumbs", &lake.2);
+    let thumb_bytes = std::fs::read(&thumb_file).expect("thumb");
+    std::fs::remove_file(&thumb_file).expect("lose the lake's thumbnail");
+    std::fs::remove_file(stored(&app, "originals", &hill.1)).expect("lose the hill's original");
+    // Fetching a lost file is our failure, and says nothing more.
+    app.call(
+        Method::GET,
+        &format!("/v1/images/{}/file", hill.0),
+        Some(&token),
+        None,
+    )
+    .await
+    .assert_problem(500, "internal_error");
+
+    let found = verify(false).await;
+    let mut missing: Vec<(String, &str, bool)> = found
+        .missing
+        .iter()
+        .map(|f| (f.image_id.0.to_string(), f.variant, f.repaired))
+        .collect();
+    missing.sort();
+    let mut expected = vec![
+        (lake.0.clone(), "thumb", false),
+        (hill.0.clone(), "original", false),
+    ];
+    expected.sort();
+    assert_eq!(missing, expected);
+    assert!(!thumb_file.exists(), "nothing changes without --repair");
+
+    let repaired = verify(true).await;
+    assert_eq!(repaired.missing.len(), 2);
+    assert!(
+        repaired
+            .missing
+            .iter()
+            .all(|f| f.repaired == (f.variant == "thumb")),
+        "{:?}",
+        repaired.missing
+    );
+    // The same thumbnail as before, under the same name: the image row did not change.
+    assert_eq!(std::fs::read(&thumb_file).expect("made again"), thumb_bytes);
+    let thumb = app
+        .client
+        .get(app.url(&format!("/v1/images/{}/file?variant=thumb", lake.0)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("thumb");
+    assert_eq!(thumb.status(), 200);
+    let left = verify(false).await;
+    assert_eq!(left.missing.len(), 1, "an original cannot be made again");
+    assert_eq!(left.missing[0].variant, "original");
+}

@@ -7,6 +7,7 @@ pub mod routes;
 pub mod service;
 pub mod store;
 pub mod types;
+pub mod verify;
 
 crate::uuid_id!(
     /// A collection of images.

@@ -876,3 +876,52 @@ pub async fn mark_files_removed(conn: &mut AsyncPgConnection, id: ImageId) -> Qu
         .execute(conn)
         .await
 }
+
+/// A live image's files, as `easel admin verify-files` checks them.
+#[derive(Debug, Clone, Queryable)]
+pub struct ImageFiles {
+    pub id: ImageId,
+    pub content_hash: String,
+    pub thumb_hash: String,
+    pub kind: String,
+}
+
+/// Up to `limit` live images after `after`, in id order: one page of the file check.
+pub async fn live_image_files(
+    conn: &mut AsyncPgConnection,
+    after: Option<ImageId>,
+    limit: i64,
+) -> QueryResult<Vec<ImageFiles>> {
+    let mut query = images::table
+        .filter(images::deleted_at.is_null())
+        .select((
+            images::id,
+            images::content_hash,
+            images::thumb_hash,
+            images::kind,
+        ))
+        .order(images::id)
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(images::id.gt(after));
+    }
+    query.load(conn).await
+}
+
+/// Points every live image whose thumbnail was `old` at `new` (a thumbnail made again that came out
+/// different, as a newer encoder may make it).
+pub async fn replace_thumb(
+    conn: &mut AsyncPgConnection,
+    old: &str,
+    new: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        images::table
+            .filter(images::thumb_hash.eq(old))
+            .filter(images::deleted_at.is_null()),
+    )
+    .set(images::thumb_hash.eq(new))
+    .execute(conn)
+    .await
+}

@@ -1,0 +1,144 @@
+//! `easel admin verify-files`: every live image's original and thumbnail are in storage. A row
+//! whose file is gone answers 500 when fetched; this finds them all at once, and can make a lost
+//! thumbnail again from its original.
+
+use super::store::{self, ImageFiles};
+use crate::app::AppState;
+use crate::generation::ImageId;
+use diesel_async::AsyncConnection;
+use futures_util::StreamExt;
+use std::collections::HashSet;
+
+/// Images read per page.
+const PAGE: i64 = 500;
+/// Files looked up at once (a local stat is quick; an S3 `HEAD` is a round trip).
+const AT_ONCE: usize = 16;
+
+/// A live image's file that storage does not have.
+#[derive(Debug, Clone)]
+pub struct MissingFile {
+    pub image_id: ImageId,
+    /// `original` or `thumb`.
+    pub variant: &'static str,
+    pub hash: String,
+    /// The thumbnail was made again from the original (`--repair`).
+    pub repaired: bool,
+}
+
+/// What a check found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub images: u64,
+    pub missing: Vec<MissingFile>,
+}
+
+/// Checks every live image's files, a page at a time. A file found missing is looked up again
+/// under its lock (the one jobs and the sweep take), so an image deleted meanwhile is not
+/// reported. With `repair`, a missing thumbnail of an image (not a 3D model) whose original is
+/// there is made again.
+pub async fn verify_files(state: &AppState, repair: bool) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    let mut present: HashSet<(&'static str, String)> = HashSet::new();
+    let mut after = None;
+    loop {
+        let page = {
+            let mut conn = state.pool.get().await?;
+            store::live_image_files(&mut conn, after, PAGE).await?
+        };
+        let Some(last) = page.last() else {
+            return Ok(report);
+        };
+        after = Some(last.id);
+        report.images += page.len() as u64;
+        let wanted: Vec<(&ImageFiles, &'static str, &str)> = page
+            .iter()
+            .flat_map(|image| {
+                [
+                    (image, "originals", image.content_hash.as_str()),
+                    (image, "thumbs", image.thumb_hash.as_str()),
+                ]
+            })
+            .filter(|(_, kind, hash)| !present.contains(&(*kind, (*hash).to_owned())))
+            .collect();
+        let found: Vec<anyhow::Result<bool>> = futures_util::stream::iter(&wanted)
+            .map(|(_, kind, hash)| state.storage.exists(kind, hash))
+            .buffered(AT_ONCE)
+            .collect()
+            .await;
+        for ((image, kind, hash), found) in wanted.iter().zip(found) {
+            if found? {
+                present.insert((kind, (*hash).to_owned()));
+                continue;
+            }
+            if let Some(missing) = confirm(state, image, kind, hash, repair).await? {
+                report.missing.push(missing);
+            }
+        }
+    }
+}
+
+/// The file of `image` still missing under its lock while a live image uses it; repaired when it
+/// is a thumbnail that can be made again and `repair` is asked.
+async fn confirm(
+    state: &AppState,
+    image: &ImageFiles,
+    kind: &'static str,
+    hash: &str,
+    repair: bool,
+) -> anyhow::Result<Option<MissingFile>> {
+    let thumb = kind == "thumbs";
+    // Made before the transaction, so that its file's lock is taken with the lost one's, in order.
+    let remade = if thumb && repair && image.kind == "image" {
+        remake_thumb(state, image).await?
+    } else {
+        None
+    };
+    let mut conn = state.pool.get().await?;
+    conn.transaction::<_, anyhow::Error, _>(async |conn| {
+        let mut locks = vec![hash];
+        locks.extend(remade.as_ref().map(|(new, _)| new.as_str()));
+        store::lock_files(conn, &locks).await?;
+        if !store::file_in_use(conn, hash, thumb).await? || state.storage.exists(kind, hash).await?
+        {
+            return Ok(None);
+        }
+        let repaired = match remade {
+            Some((new, bytes)) => {
+                state.storage.put("thumbs", bytes).await?;
+                if new != hash {
+                    store::replace_thumb(conn, hash, &new).await?;
+                }
+                true
+            }
+            None => false,
+        };
+        Ok(Some(MissingFile {
+            image_id: image.id,
+            variant: if thumb { "thumb" } else { "original" },
+            hash: hash.to_owned(),
+            repaired,
+        }))
+    })
+    .await
+}
+
+/// `image`'s thumbnail made again from its original (its hash and bytes), when the original is
+/// there.
+async fn remake_thumb(
+    state: &AppState,
+    image: &ImageFiles,
+) -> anyhow::Result<Option<(String, Vec<u8>)>> {
+    if !state
+        .storage
+        .exists("originals", &image.content_hash)
+        .await?
+    {
+        return Ok(None);
+    }
+    let original = state.storage.get("originals", &image.content_hash).await?;
+    let thumb = tokio::task::spawn_blocking(move || {
+        crate::storage::thumbnail_of(&image::load_from_memory(&original)?, 384)
+    })
+    .await??;
+    Ok(Some((crate::storage::content_hash(&thumb), thumb)))
+}
