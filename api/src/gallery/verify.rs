@@ -38,7 +38,6 @@ pub struct Report {
 /// there is made again.
 pub async fn verify_files(state: &AppState, repair: bool) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    let mut present: HashSet<(&'static str, String)> = HashSet::new();
     let mut after = None;
     loop {
         let page = {
@@ -50,6 +49,9 @@ pub async fn verify_files(state: &AppState, repair: bool) -> anyhow::Result<Repo
         };
         after = Some(last.id);
         report.images += page.len() as u64;
+        // A file shared by images of one page is looked up once (a store-wide set would grow with
+        // the store).
+        let mut seen = HashSet::new();
         let wanted: Vec<(&ImageFiles, &'static str, &str)> = page
             .iter()
             .flat_map(|image| {
@@ -58,7 +60,7 @@ pub async fn verify_files(state: &AppState, repair: bool) -> anyhow::Result<Repo
                     (image, "thumbs", image.thumb_hash.as_str()),
                 ]
             })
-            .filter(|(_, kind, hash)| !present.contains(&(*kind, (*hash).to_owned())))
+            .filter(|(_, kind, hash)| seen.insert((*kind, *hash)))
             .collect();
         let found: Vec<anyhow::Result<bool>> = futures_util::stream::iter(&wanted)
             .map(|(_, kind, hash)| state.storage.exists(kind, hash))
@@ -67,7 +69,6 @@ pub async fn verify_files(state: &AppState, repair: bool) -> anyhow::Result<Repo
             .await;
         for ((image, kind, hash), found) in wanted.iter().zip(found) {
             if found? {
-                present.insert((kind, (*hash).to_owned()));
                 continue;
             }
             if let Some(missing) = confirm(state, image, kind, hash, repair).await? {
