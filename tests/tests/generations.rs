@@ -1019,6 +1019,97 @@ async fn racing_submissions_on_a_new_day_grant_once_and_keep_the_cap() {
 }
 
 #[tokio::test]
+async fn steps_and_guidance_are_taken_by_the_models_that_accept_them() {
+    let app = TestApp::spawn().await;
+    let token = signup(&app, "tuner").await;
+    // easel-canvas-pro takes steps and guidance (and is a pro model: an admin may use it).
+    app.execute("UPDATE users SET role = 'admin' WHERE username = 'tuner'")
+        .await;
+    let mut hashes = Vec::new();
+    for (steps, guidance) in [(None, None), (Some(60), Some(20.0))] {
+        let mut body = json!({"prompt": "a tuned lake", "model": "easel-canvas-pro", "seed": 3});
+        if let Some(steps) = steps {
+            body["steps"] = json!(steps);
+            body["guidance"] = json!(guidance);
+        }
+        let done = app
+            .send(
+                app.request(Method::POST, "/v1/generations")
+                    .bearer_auth(&token)
+                    .header("prefer", "wait=30")
+                    .json(&body),
+            )
+            .await;
+        assert_eq!(done.json["status"], "succeeded", "{}", done.text);
+        assert_eq!(done.json["steps"], json!(steps));
+        assert_eq!(done.json["guidance"], json!(guidance));
+        let id = id_of(&done);
+        let listed = app
+            .call(Method::GET, "/v1/generations", Some(&token), None)
+            .await;
+        let shown = listed.json["data"]
+            .as_array()
+            .and_then(|all| all.iter().find(|g| g["id"] == id.as_str()).cloned())
+            .unwrap_or_default();
+        assert_eq!(shown["steps"], json!(steps), "{}", listed.text);
+        assert_eq!(shown["guidance"], json!(guidance));
+        hashes.push(
+            app.text(&format!(
+                "SELECT content_hash FROM images WHERE generation_id = '{id}'"
+            ))
+            .await,
+        );
+    }
+    assert_ne!(hashes[0], hashes[1], "the renderer used them");
+
+    let before = app.count("generations").await;
+    let refused = [
+        (
+            json!({"prompt": "x", "model": "easel-sketch", "steps": 30}),
+            "steps",
+            "does not accept",
+        ),
+        (
+            json!({"prompt": "x", "model": "easel-canvas-pro", "steps": 0}),
+            "steps",
+            "between 1 and 200",
+        ),
+        (
+            json!({"prompt": "x", "model": "easel-canvas-pro", "steps": 201}),
+            "steps",
+            "between 1 and 200",
+        ),
+        (
+            json!({"prompt": "x", "model": "easel-canvas-pro", "guidance": 30.5}),
+            "guidance",
+            "between 0 and 30",
+        ),
+        (
+            json!({"prompt": "x", "model": "easel-canvas-pro", "guidance": -1}),
+            "guidance",
+            "between 0 and 30",
+        ),
+    ];
+    for (body, field, says) in refused {
+        let reply = generate(&app, &token, body.clone()).await;
+        reply.assert_problem(422, "validation_failed");
+        assert_eq!(reply.json["errors"][0]["field"], field, "{body}");
+        assert!(
+            reply.json["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(says)),
+            "{}",
+            reply.text
+        );
+    }
+    assert_eq!(
+        app.count("generations").await,
+        before,
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
 async fn pro_models_need_purchased_credits_or_the_admin_role() {
     // The signup bonus lands in the non-expiring bucket too, but it is not a purchase.
     let app = TestApp::spawn_with(&[

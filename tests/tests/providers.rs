@@ -16,6 +16,16 @@ fn catalog(provider: &str, provider_model: &str) -> PathBuf {
 
 /// The same, with more keys for the model (`extra` is TOML).
 fn catalog_with(provider: &str, provider_model: &str, extra: &str) -> PathBuf {
+    catalog_taking(
+        provider,
+        provider_model,
+        r#"["seed", "negative_prompt"]"#,
+        extra,
+    )
+}
+
+/// The same, with the model's optional `inputs` (a TOML list).
+fn catalog_taking(provider: &str, provider_model: &str, inputs: &str, extra: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("easel-catalog-{}.toml", uuid::Uuid::now_v7()));
     let text = format!(
         r#"
@@ -28,7 +38,7 @@ provider_model = "{provider_model}"
 cost_per_image = 2
 min_outputs = 1
 max_outputs = 2
-inputs = ["seed", "negative_prompt"]
+inputs = {inputs}
 aspect_ratios = {{ "1:1" = [128, 128], "4:3" = [160, 120] }}
 {extra}
 "#
@@ -266,6 +276,59 @@ async fn replicate_is_polled_when_webhooks_are_lost() {
     assert!(body["input"]["width"].is_null());
     assert_eq!(body["input"]["output_format"], "png");
     assert_eq!(ledger.prefer_headers[0].as_deref(), Some("wait=5"));
+}
+
+#[tokio::test]
+async fn steps_and_guidance_go_in_the_inputs_the_catalog_names() {
+    let fake = FakeReplicate::start().await;
+    let catalog = catalog_taking(
+        "replicate",
+        "acme/painter",
+        r#"["seed", "steps", "guidance"]"#,
+        r#"guidance_input_name = "guidance""#,
+    );
+    let app = spawn(&catalog, fake.settings()).await;
+    let token = token(&app, "tuner").await;
+    let tuned = app
+        .call(
+            Method::POST,
+            "/v1/generations",
+            Some(&token),
+            Some(json!({"prompt": "a tuned harbor", "model": "painter", "steps": 28, "guidance": 3.5})),
+        )
+        .await;
+    assert_eq!(tuned.status, 202, "{}", tuned.text);
+    assert_eq!(
+        (&tuned.json["steps"], &tuned.json["guidance"]),
+        (&json!(28), &json!(3.5))
+    );
+    let done = wait_for(&app, &token, &id_of_reply(&tuned), ended).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        (&done["steps"], &done["guidance"]),
+        (&json!(28), &json!(3.5))
+    );
+    let plain = generate(&app, &token, "a plain harbor", 1).await;
+    let done = wait_for(&app, &token, &plain, ended).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(
+        done["steps"].is_null() && done["guidance"].is_null(),
+        "{done}"
+    );
+    let ledger = fake.ledger();
+    let input = |i: usize| ledger.create_bodies[i]["input"].clone();
+    assert_eq!(input(0)["num_inference_steps"], 28);
+    assert_eq!(input(0)["guidance"], 3.5);
+    assert!(input(0)["guidance_scale"].is_null());
+    assert!(
+        input(1)["num_inference_steps"].is_null(),
+        "the model's own default"
+    );
+    assert!(input(1)["guidance"].is_null(), "the model's own default");
+}
+
+fn id_of_reply(reply: &Reply) -> String {
+    reply.json["id"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test]

@@ -65,6 +65,11 @@ struct ModelEntry {
     image_max_bytes: Option<u64>,
     /// Remote providers: the input field the image is passed in (default `image`).
     image_input_name: Option<String>,
+    /// Remote providers: the input field steps go in (default `num_inference_steps`).
+    steps_input_name: Option<String>,
+    /// Remote providers: the input field guidance goes in (default `guidance_scale`; FLUX models
+    /// call it `guidance`).
+    guidance_input_name: Option<String>,
     /// What the model makes: `image` (default) or `model3d` (a glTF binary, `.glb`).
     #[serde(default)]
     output_kind: OutputKind,
@@ -123,6 +128,9 @@ pub struct RemoteOptions {
     pub prefer_wait: Option<u32>,
     /// The input field an input image is passed in.
     pub image_input_name: String,
+    /// The input fields steps and guidance are passed in.
+    pub steps_input_name: String,
+    pub guidance_input_name: String,
 }
 
 /// A model as the API shows it.
@@ -327,6 +335,12 @@ impl Catalog {
                     extra_input,
                     prefer_wait: entry.prefer_wait,
                     image_input_name: entry.image_input_name.unwrap_or_else(|| "image".to_owned()),
+                    steps_input_name: entry
+                        .steps_input_name
+                        .unwrap_or_else(|| "num_inference_steps".to_owned()),
+                    guidance_input_name: entry
+                        .guidance_input_name
+                        .unwrap_or_else(|| "guidance_scale".to_owned()),
                 },
             });
         }

@@ -72,9 +72,10 @@ pub async fn create_generation(
             return Ok(HttpResponse::Ok().json(service::quote(&state, &principal, &plan).await?));
         }
         // The generation as accepted: a worker may already have picked it up since.
+        let settings = plan.settings;
         let row = service::create(&state, &principal, plan).await?;
         let id = row.id;
-        let generation = service::present_queued(row);
+        let generation = service::present_queued(row, settings);
         Ok(HttpResponse::Accepted()
             .insert_header((header::LOCATION, format!("/v1/generations/{id}")))
             .json(generation))

@@ -136,9 +136,16 @@ async fn start(runner: Arc<Runner>, row: GenerationRow, _slot: OwnedSemaphorePer
     runner.running().remove(&id);
 }
 
-fn job_of(row: &GenerationRow, model: &Model, input: Option<JobInput>) -> Job {
+fn job_of(
+    row: &GenerationRow,
+    model: &Model,
+    input: Option<JobInput>,
+    settings: store::Settings,
+) -> Job {
     Job {
         input,
+        steps: settings.steps.and_then(|n| u32::try_from(n).ok()),
+        guidance: settings.guidance,
         id: row.id.0,
         provider_model: model.provider_model.clone(),
         aspect_ratio: row.aspect_ratio.clone(),
@@ -201,7 +208,21 @@ async fn run(
             return;
         }
     };
-    let job = job_of(&row, &model, input);
+    let settings = match load_settings(state, &model, &row).await {
+        Ok(settings) => settings,
+        Err(e) => {
+            tracing::error!(generation.id = %id, error = %e, "reading the settings failed; will retry");
+            retry_or_fail(
+                state,
+                &row,
+                "database_unavailable",
+                "the generation's settings could not be read",
+            )
+            .await;
+            return;
+        }
+    };
+    let job = job_of(&row, &model, input, settings);
     let tracker = RowTracker {
         state,
         id,
@@ -271,6 +292,21 @@ async fn load_input(
             state.signer.input_path(row.id.0, expires)
         ),
     }))
+}
+
+/// The job's steps and guidance; only looked up for models that take either.
+async fn load_settings(
+    state: &AppState,
+    model: &Model,
+    row: &GenerationRow,
+) -> anyhow::Result<store::Settings> {
+    use crate::catalog::Input;
+    if !model.accepts(Input::Steps) && !model.accepts(Input::Guidance) {
+        return Ok(store::Settings::default());
+    }
+    let mut conn = state.pool.get().await?;
+    let found = store::settings_of(&mut conn, &[row.id]).await?;
+    Ok(found.first().map(|(_, s)| *s).unwrap_or_default())
 }
 
 /// Why outputs are not what the model promises (an image model returning a mesh, or the reverse).

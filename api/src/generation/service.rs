@@ -26,6 +26,7 @@ pub struct Plan {
     pub num_outputs: u32,
     pub seed: i64,
     pub style: Option<String>,
+    pub settings: store::Settings,
     pub visibility: Visibility,
     pub cost: i64,
     /// The input image, once resolved (see [`with_input`]).
@@ -87,6 +88,8 @@ pub fn plan(state: &AppState, body: &CreateGenerationRequest) -> Result<Plan, Ap
         ),
         ("seed", body.seed.is_some(), Input::Seed),
         ("style", body.style.is_some(), Input::Style),
+        ("steps", body.steps.is_some(), Input::Steps),
+        ("guidance", body.guidance.is_some(), Input::Guidance),
     ];
     for (name, given, input) in optional {
         if given && !model.accepts(input) {
@@ -128,6 +131,16 @@ pub fn plan(state: &AppState, body: &CreateGenerationRequest) -> Result<Plan, Ap
     {
         field(&mut errors, "seed", "must be between 0 and 4294967295");
     }
+    let steps = body.steps.and_then(|n| i16::try_from(n).ok());
+    if body.steps.is_some() && !steps.is_some_and(|n| (1..=200).contains(&n)) {
+        field(&mut errors, "steps", "must be between 1 and 200");
+    }
+    if body
+        .guidance
+        .is_some_and(|g| !(g.is_finite() && (0.0..=30.0).contains(&g)))
+    {
+        field(&mut errors, "guidance", "must be between 0 and 30");
+    }
     match (model.image_input, body.image_input.is_some()) {
         (crate::catalog::ImageInput::None, true) => field(
             &mut errors,
@@ -164,6 +177,10 @@ pub fn plan(state: &AppState, body: &CreateGenerationRequest) -> Result<Plan, Ap
             .seed
             .unwrap_or_else(|| i64::from(rand::random::<u32>())),
         style: body.style.clone().filter(|s| s != "none"),
+        settings: store::Settings {
+            steps,
+            guidance: body.guidance,
+        },
         visibility: body.visibility.unwrap_or_default(),
         cost: model.cost_per_image * i64::from(num_outputs),
         input: None,
@@ -340,21 +357,24 @@ pub async fn create(
         today,
         max_in_flight,
     };
-    let submit = async |submission: store::Submission| match &plan.input {
-        None => state.submissions.call(submission).await.unwrap_or_else(|| {
-            Err(SubmitError::Unavailable(
-                "the submission's batch was lost".to_owned(),
-            ))
-        }),
-        // The input is recorded with the generation, or neither is.
-        Some(input) => {
-            let mut conn = state
-                .pool
-                .get()
-                .await
-                .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
-            conn.transaction::<_, SubmitError, _>(async |conn| {
-                let row = store::submit(conn, &submission.new, today, max_in_flight).await?;
+    let submit = async |submission: store::Submission| {
+        if plan.input.is_none() && plan.settings.is_empty() {
+            return state.submissions.call(submission).await.unwrap_or_else(|| {
+                Err(SubmitError::Unavailable(
+                    "the submission's batch was lost".to_owned(),
+                ))
+            });
+        }
+        // The input and the settings are recorded with the generation, or none is: a worker
+        // never claims the job without them.
+        let mut conn = state
+            .pool
+            .get()
+            .await
+            .map_err(|e| SubmitError::Unavailable(e.to_string()))?;
+        conn.transaction::<_, SubmitError, _>(async |conn| {
+            let row = store::submit(conn, &submission.new, today, max_in_flight).await?;
+            if let Some(input) = &plan.input {
                 let input = crate::inputs::store::InputRow {
                     generation_id: id.0,
                     ..input.clone()
@@ -362,10 +382,13 @@ pub async fn create(
                 if !crate::inputs::store::record_input(conn, &input).await? {
                     return Err(SubmitError::InputGone);
                 }
-                Ok(row)
-            })
-            .await
-        }
+            }
+            if !plan.settings.is_empty() {
+                store::record_settings(conn, id, plan.settings).await?;
+            }
+            Ok(row)
+        })
+        .await
     };
     let mut submitted = submit(submission.clone()).await;
     if let Err(SubmitError::GrantDue) = submitted {
@@ -496,16 +519,28 @@ pub async fn present(
     } else {
         store::images_of(conn, &ids).await?
     };
-    Ok(rows.into_iter().map(|row| view(row, &images)).collect())
+    let all: Vec<GenerationId> = rows.iter().map(|r| r.id).collect();
+    let settings = store::settings_of(conn, &all).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let settings = settings
+                .iter()
+                .find(|(id, _)| *id == row.id)
+                .map(|(_, s)| *s)
+                .unwrap_or_default();
+            view(row, &images, settings)
+        })
+        .collect())
 }
 
-/// A generation just accepted, as the API shows it: queued, so without images yet.
-pub fn present_queued(row: GenerationRow) -> Generation {
-    view(row, &[])
+/// A generation just accepted with `settings`, as the API shows it: queued, so without images yet.
+pub fn present_queued(row: GenerationRow, settings: store::Settings) -> Generation {
+    view(row, &[], settings)
 }
 
 /// A generation as the API shows it, with its images among `images`.
-fn view(row: GenerationRow, images: &[ImageRow]) -> Generation {
+fn view(row: GenerationRow, images: &[ImageRow], settings: store::Settings) -> Generation {
     let error = row.error_code.clone().map(|code| GenerationError {
         code,
         message: row.error_message.clone().unwrap_or_default(),
@@ -528,6 +563,8 @@ fn view(row: GenerationRow, images: &[ImageRow]) -> Generation {
         num_outputs: row.num_outputs,
         seed: row.seed,
         style: row.style,
+        steps: settings.steps.map(i32::from),
+        guidance: settings.guidance,
         visibility: Visibility::from_db(&row.visibility),
         credits_charged: row.credits_charged,
         credits_refunded: row.credits_refunded,

@@ -789,3 +789,66 @@ pub async fn in_flight_drift(conn: &mut AsyncPgConnection) -> QueryResult<Vec<In
     .load(conn)
     .await
 }
+
+/// A generation's steps and guidance (`generation_settings`), for models that accept them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, QueryableByName)]
+pub struct Settings {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::SmallInt>)]
+    pub steps: Option<i16>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    pub guidance: Option<f64>,
+}
+
+impl Settings {
+    /// Neither was asked for: nothing to keep.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_none() && self.guidance.is_none()
+    }
+}
+
+/// Keeps a generation's settings; call it in the submission's transaction.
+pub async fn record_settings(
+    conn: &mut AsyncPgConnection,
+    id: GenerationId,
+    settings: Settings,
+) -> QueryResult<()> {
+    use diesel::sql_types::{Double, Nullable, SmallInt, Uuid};
+    diesel::sql_query(
+        "INSERT INTO generation_settings (generation_id, steps, guidance) VALUES ($1, $2, $3)",
+    )
+    .bind::<Uuid, _>(id.0)
+    .bind::<Nullable<SmallInt>, _>(settings.steps)
+    .bind::<Nullable<Double>, _>(settings.guidance)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+#[derive(QueryableByName)]
+struct SettingsOf {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    generation_id: GenerationId,
+    #[diesel(embed)]
+    settings: Settings,
+}
+
+/// The settings of those of `ids` that have any.
+pub async fn settings_of(
+    conn: &mut AsyncPgConnection,
+    ids: &[GenerationId],
+) -> QueryResult<Vec<(GenerationId, Settings)>> {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+    let rows: Vec<SettingsOf> = crate::db::Prepared(
+        diesel::sql_query(
+            "SELECT generation_id, steps, guidance FROM generation_settings \
+             WHERE generation_id = ANY ($1)",
+        )
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids),
+    )
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| (row.generation_id, row.settings))
+        .collect())
+}

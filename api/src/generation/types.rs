@@ -32,6 +32,14 @@ pub struct CreateGenerationRequest {
     pub seed: Option<i64>,
     /// One of the model's styles (only for models that accept it).
     pub style: Option<String>,
+    /// Denoising steps, 1–200 (only for models whose `inputs` include `steps`); the model's own
+    /// default when omitted.
+    #[schema(minimum = 1, maximum = 200)]
+    pub steps: Option<u32>,
+    /// How closely to follow the prompt (classifier-free guidance), 0–30 (only for models whose
+    /// `inputs` include `guidance`); the model's own default when omitted.
+    #[schema(minimum = 0, maximum = 30)]
+    pub guidance: Option<f64>,
     /// Who may see the images; private by default.
     pub visibility: Option<Visibility>,
     /// For models that take an input image: the id of an upload of mine (`POST /v1/uploads`) or of
@@ -104,6 +112,10 @@ pub struct Generation {
     pub num_outputs: i32,
     pub seed: i64,
     pub style: Option<String>,
+    /// As asked; null when the model's default was used.
+    pub steps: Option<i32>,
+    /// As asked; null when the model's default was used.
+    pub guidance: Option<f64>,
     pub visibility: Visibility,
     pub credits_charged: i64,
     pub credits_refunded: i64,

@@ -224,7 +224,13 @@ pub fn render(job: &Job, seed: u64) -> Result<Output, ProviderError> {
     let (w, h) = (job.width, job.height);
     let top = colour(0);
     let bottom = colour(3);
-    let discs: Vec<(f32, f32, f32, [f32; 3])> = (0..6)
+    // Steps add detail (a disc per four steps, 6 by default) and guidance weight (how strongly each
+    // disc covers the sky), as they would in a diffusion model.
+    let count = job.steps.map_or(6, |steps| (steps / 4).clamp(1, 24));
+    let opacity = job
+        .guidance
+        .map_or(0.85, |g| (0.25 + g as f32 * 0.045).min(0.95));
+    let discs: Vec<(f32, f32, f32, [f32; 3])> = (0..count as usize)
         .map(|i| {
             let at = 6 + i * 4;
             (
@@ -254,7 +260,7 @@ pub fn render(job: &Job, seed: u64) -> Result<Output, ProviderError> {
                 let d2 = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2);
                 if d2 < r * r {
                     let d = d2.sqrt();
-                    let a = (1.0 - d / r).min(1.0) * 0.85;
+                    let a = (1.0 - d / r).min(1.0) * opacity;
                     let px = &mut canvas[y as usize * w as usize + x as usize];
                     for k in 0..3 {
                         px[k] = px[k] * (1.0 - a) + c[k] * a;
@@ -304,6 +310,8 @@ pub fn sample_png(
         height,
         seed,
         style: None,
+        steps: None,
+        guidance: None,
         num_outputs: 1,
         remote: Default::default(),
         provider_ref: None,
@@ -331,6 +339,8 @@ mod tests {
             height: 64,
             seed: 7,
             style: None,
+            steps: None,
+            guidance: None,
             num_outputs: 1,
             input: None,
         }
@@ -345,6 +355,18 @@ mod tests {
         assert_eq!(a.bytes, again.bytes);
         assert_ne!(a.bytes, b.bytes);
         assert_ne!(a.bytes, other_seed.bytes);
+        // Steps and guidance change the picture, deterministically.
+        let with = |steps, guidance| Job {
+            steps,
+            guidance,
+            ..job("a lighthouse at dusk")
+        };
+        let more_steps = render(&with(Some(60), None), 7)?;
+        let strong = render(&with(None, Some(20.0)), 7)?;
+        assert_ne!(a.bytes, more_steps.bytes);
+        assert_ne!(a.bytes, strong.bytes);
+        assert_ne!(more_steps.bytes, strong.bytes);
+        assert_eq!(more_steps.bytes, render(&with(Some(60), None), 7)?.bytes);
         let decoded = image::load_from_memory(&a.bytes).map_err(|e| ProviderError::Permanent {
             code: "decode".to_owned(),
             message: e.to_string(),

@@ -27,6 +27,9 @@ pub struct Job {
     pub height: u32,
     pub seed: u64,
     pub style: Option<String>,
+    /// Denoising steps and guidance, when asked for (the model's defaults otherwise).
+    pub steps: Option<u32>,
+    pub guidance: Option<f64>,
     pub num_outputs: u32,
     pub remote: RemoteOptions,
     /// The remote prediction an earlier attempt started: a resumed job follows it instead of

@@ -91,6 +91,12 @@ pub fn input(job: &Job, image_as: ImageAs) -> Value {
     if let Some(style) = &job.style {
         input.insert("style".to_owned(), json!(style));
     }
+    if let Some(steps) = job.steps {
+        input.insert(job.remote.steps_input_name.clone(), json!(steps));
+    }
+    if let Some(guidance) = job.guidance {
+        input.insert(job.remote.guidance_input_name.clone(), json!(guidance));
+    }
     input.insert("seed".to_owned(), json!(job.seed));
     input.insert("num_outputs".to_owned(), json!(job.num_outputs));
     match job.remote.size_input {

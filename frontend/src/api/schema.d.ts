@@ -944,6 +944,12 @@ export interface components {
             /** @description Quote the cost and check the balance without creating anything. */
             dry_run?: boolean;
             /**
+             * Format: double
+             * @description How closely to follow the prompt (classifier-free guidance), 0–30 (only for models whose
+             *     `inputs` include `guidance`); the model's own default when omitted.
+             */
+            guidance?: number | null;
+            /**
              * Format: uuid
              * @description For models that take an input image: the id of an upload of mine (`POST /v1/uploads`) or of
              *     an image I may see (mine, or public or unlisted).
@@ -971,6 +977,12 @@ export interface components {
              * @description For reproducible results (only for models that accept it); random when omitted.
              */
             seed?: number | null;
+            /**
+             * Format: int32
+             * @description Denoising steps, 1–200 (only for models whose `inputs` include `steps`); the model's own
+             *     default when omitted.
+             */
+            steps?: number | null;
             /** @description One of the model's styles (only for models that accept it). */
             style?: string | null;
             visibility?: components["schemas"]["Visibility"] | null;
@@ -1093,6 +1105,11 @@ export interface components {
             /** Format: int64 */
             credits_refunded: number;
             error?: components["schemas"]["GenerationError"] | null;
+            /**
+             * Format: double
+             * @description As asked; null when the model's default was used.
+             */
+            guidance?: number | null;
             /** Format: int32 */
             height: number;
             id: components["schemas"]["GenerationId"];
@@ -1112,6 +1129,11 @@ export interface components {
             /** Format: date-time */
             started_at?: string | null;
             status: components["schemas"]["Status"];
+            /**
+             * Format: int32
+             * @description As asked; null when the model's default was used.
+             */
+            steps?: number | null;
             style?: string | null;
             visibility: components["schemas"]["Visibility"];
             /** Format: int32 */

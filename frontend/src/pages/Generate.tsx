@@ -30,6 +30,8 @@ function GenerateForm({ models }: { models: Model[] }) {
   const [negative, setNegative] = useState("");
   const [seed, setSeed] = useState("");
   const [style, setStyle] = useState("");
+  const [steps, setSteps] = useState("");
+  const [guidance, setGuidance] = useState("");
   const [visibility, setVisibility] = useState<Visibility>("private");
   const [input, setInput] = useState<Chosen>();
   const [quote, setQuote] = useState<Quote>();
@@ -57,11 +59,13 @@ function GenerateForm({ models }: { models: Model[] }) {
       negative_prompt: accepts("negative_prompt") && negative.trim() ? negative.trim() : null,
       seed: accepts("seed") && seed !== "" ? Number(seed) : null,
       style: accepts("style") && style ? style : null,
+      steps: accepts("steps") && steps !== "" ? Number(steps) : null,
+      guidance: accepts("guidance") && guidance !== "" ? Number(guidance) : null,
       visibility,
       image_input: model?.supports_image_input && input ? input.id : null,
     }),
     // `accepts` reads `model`, which is listed.
-    [prompt, modelId, aspect, count, negative, seed, style, visibility, model, input],
+    [prompt, modelId, aspect, count, negative, seed, style, steps, guidance, visibility, model, input],
   );
 
   // The cost preview: a dry run whenever the choices that price it change. A model that needs an
@@ -193,7 +197,7 @@ function GenerateForm({ models }: { models: Model[] }) {
             </select>
           </label>
         </div>
-        {(accepts("negative_prompt") || accepts("seed") || accepts("style")) && (
+        {(["negative_prompt", "seed", "style", "steps", "guidance"] as const).some(accepts) && (
           <details>
             <summary>Advanced</summary>
             {accepts("negative_prompt") && (
@@ -206,6 +210,18 @@ function GenerateForm({ models }: { models: Model[] }) {
               <label>
                 Seed
                 <input type="number" min={0} step={1} value={seed} onChange={(e) => setSeed(e.target.value)} placeholder="Random" />
+              </label>
+            )}
+            {accepts("steps") && (
+              <label>
+                Steps
+                <input type="number" min={1} max={200} step={1} value={steps} onChange={(e) => setSteps(e.target.value)} placeholder="Model default" />
+              </label>
+            )}
+            {accepts("guidance") && (
+              <label>
+                Guidance
+                <input type="number" min={0} max={30} step={0.5} value={guidance} onChange={(e) => setGuidance(e.target.value)} placeholder="Model default" />
               </label>
             )}
             {accepts("style") && model.styles.length > 0 && (
