@@ -152,7 +152,14 @@ async fn listen(changes: &Changes, database_url: &str) -> anyhow::Result<()> {
             Ok(Some(notice)) => changes.changed(ids_of(&notice?.payload)),
             Ok(None) => anyhow::bail!("the listening connection closed"),
             Err(_quiet) => {
-                diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+                // A connection that cannot answer is dropped: its backend would otherwise hold
+                // back PostgreSQL's notification queue, which every notifying commit writes to.
+                tokio::time::timeout(
+                    LISTEN_CHECK,
+                    diesel::sql_query("SELECT 1").execute(&mut conn),
+                )
+                .await
+                .map_err(|_| anyhow::anyhow!("the listening connection stopped answering"))??;
             }
         }
     }
