@@ -183,22 +183,18 @@ async fn a_change_to_a_generation_wakes_only_its_waiters() {
     };
     let changes = &app.shared.state.changes;
     let (mut first, mut second) = (changes.watch(id(0)), changes.watch(id(1)));
-    app.execute(&format!(
-        "UPDATE generations SET progress = 42 WHERE id = '{}'",
-        ids[0]
-    ))
-    .await;
+    let update_first = async |set: &str| {
+        let sql = format!("UPDATE generations SET {set} WHERE id = '{}'", ids[0]);
+        app.execute(&sql).await
+    };
+    update_first("progress = 42").await;
     // The safety-net poll is an hour away: only the notice can wake it.
     let heard = tokio::time::timeout(Duration::from_secs(20), first.next()).await;
     assert!(heard.is_ok(), "the change was not heard");
     let woken = tokio::time::timeout(Duration::from_millis(300), second.next()).await;
     assert!(woken.is_err(), "another generation's waiter woke");
     // Neither status nor progress: nothing to tell.
-    app.execute(&format!(
-        "UPDATE generations SET heartbeat_at = now() WHERE id = '{}'",
-        ids[0]
-    ))
-    .await;
+    update_first("heartbeat_at = now()").await;
     let woken = tokio::time::timeout(Duration::from_millis(300), first.next()).await;
     assert!(woken.is_err(), "woken without a change");
 }
