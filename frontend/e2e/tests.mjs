@@ -213,6 +213,20 @@ export const tests = {
     await page.getByRole("cell", { name: "Purchase", exact: true }).waitFor();
     assert.equal(Number(await page.getByTestId("balance-purchased").textContent()), purchasedBefore + 100);
     assert.equal(Number(await page.getByTestId("balance-total").textContent()), before + 100);
+
+    // Bought credits open the pro model, whose advanced choices include steps and guidance.
+    await page.getByRole("link", { name: "Generate" }).click();
+    await page.getByRole("radio", { name: /Easel Canvas Pro/ }).check();
+    await page.getByText("Advanced").click();
+    await page.getByLabel("Steps").fill("40");
+    await page.getByLabel("Guidance").fill("9.5");
+    const accepted = page.waitForResponse((r) => r.url().endsWith("/v1/generations") && r.request().method() === "POST" && r.status() === 202);
+    const { status } = await generate(page, "a pro lighthouse");
+    assert.equal(status, "succeeded");
+    const created = await (await accepted).json();
+    assert.equal(created.steps, 40);
+    assert.equal(created.guidance, 9.5);
+    await shot(page, "generate-pro-steps");
   },
 
   async "My images: a failed first page can be tried again, then 24 and the rest from Load more"({ newPage, shot }) {
