@@ -83,6 +83,17 @@ async fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
         text.contains(r#"db_pool_connections{pool="jobs",state="max"} 4"#),
         "{text}"
     );
+    assert!(text.contains("generation_changes_watched 0"), "{text}");
+    // The listening connection comes up beside the server.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = app.send(app.request(Method::GET, "/metrics")).await.text;
+        if text.contains("generation_changes_heard 1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

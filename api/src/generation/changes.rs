@@ -73,6 +73,11 @@ impl Changes {
         self.heard.load(Ordering::Relaxed)
     }
 
+    /// How many generations are waited on.
+    pub fn watched_count(&self) -> usize {
+        self.watched().len()
+    }
+
     fn changed(&self, ids: impl Iterator<Item = GenerationId>) {
         let watched = self.watched();
         for id in ids {

@@ -1,9 +1,11 @@
-//! Prometheus metrics: request counts and latency by route and status, and database pool usage.
+//! Prometheus metrics: request counts and latency by route and status, database pool usage, and
+//! the generation change listener.
 
 use crate::app::AppState;
 use actix_web::{HttpResponse, get, web};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::time::Duration;
 
@@ -12,6 +14,9 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     pool: IntGaugeVec,
+    /// Whether this process hears generation changes, and how many generations its requests wait on.
+    changes_heard: IntGauge,
+    changes_watched: IntGauge,
     /// The pools reported, each with its role: every HTTP worker has one (`http`, summed), and the
     /// process has one for the job runner, the watchdog and housekeeping (`jobs`).
     pools: std::sync::Mutex<Vec<(&'static str, crate::db::Pool)>>,
@@ -46,6 +51,17 @@ impl Metrics {
             ),
             &["pool", "state"],
         )?;
+        let changes_heard = IntGauge::new(
+            "generation_changes_heard",
+            "1 while this process listens for generation changes (event streams and Prefer: wait \
+             are woken by them); 0 while they poll",
+        )?;
+        let changes_watched = IntGauge::new(
+            "generation_changes_watched",
+            "Generations that event streams and Prefer: wait requests of this process wait on",
+        )?;
+        registry.register(Box::new(changes_heard.clone()))?;
+        registry.register(Box::new(changes_watched.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool.clone()))?;
@@ -54,6 +70,8 @@ impl Metrics {
             requests,
             latency,
             pool,
+            changes_heard,
+            changes_watched,
             pools: std::sync::Mutex::default(),
         })
     }
@@ -73,6 +91,13 @@ impl Metrics {
         self.latency
             .with_label_values(&labels)
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Reports the state of the process's change listener (see `generation::changes`).
+    pub fn observe_changes(&self, heard: bool, watched: usize) {
+        self.changes_heard.set(i64::from(heard));
+        self.changes_watched
+            .set(i64::try_from(watched).unwrap_or(i64::MAX));
     }
 
     pub fn render(&self) -> String {
@@ -114,6 +139,9 @@ impl Metrics {
 )]
 #[get("/metrics")]
 pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
+    state
+        .metrics
+        .observe_changes(state.changes.heard(), state.changes.watched_count());
     let body = state.metrics.render();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
