@@ -142,7 +142,9 @@ pub fn spawn_listener(changes: Arc<Changes>, database_url: String) {
 async fn listen(changes: &Changes, database_url: &str) -> anyhow::Result<()> {
     // Here only: its `load` would shadow the atomics'.
     use diesel_async::RunQueryDsl;
-    let mut conn = AsyncPgConnection::establish(database_url).await?;
+    let mut conn = tokio::time::timeout(LISTEN_CHECK, AsyncPgConnection::establish(database_url))
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting to listen timed out"))??;
     diesel::sql_query(format!("LISTEN {CHANNEL}"))
         .execute(&mut conn)
         .await?;
