@@ -850,24 +850,16 @@ async fn nobody_else_can_read_cancel_or_fetch_a_private_generation() {
         .await
         .expect("conditional");
     assert_eq!(cached.status().as_u16(), 304);
-    let part = app
-        .client
-        .get(app.url(&url))
-        .header("range", "bytes=0-3")
-        .send()
-        .await
-        .expect("range");
+    let ranged = async |range: String| {
+        let request = app.client.get(app.url(&url)).header("range", range);
+        request.send().await.expect("ranged get")
+    };
+    let part = ranged("bytes=0-3".to_owned()).await;
     assert_eq!(part.status().as_u16(), 206);
     assert_eq!(&part.bytes().await.expect("range bytes")[..], b"\x89PNG");
     let whole = open.bytes().await.expect("whole file");
     let len = whole.len();
-    let last = app
-        .client
-        .get(app.url(&url))
-        .header("range", "bytes=-8")
-        .send()
-        .await
-        .expect("suffix range");
+    let last = ranged("bytes=-8".to_owned()).await;
     assert_eq!(last.status().as_u16(), 206);
     assert_eq!(
         last.headers()
@@ -894,13 +886,7 @@ async fn nobody_else_can_read_cancel_or_fetch_a_private_generation() {
     );
     assert!(head.bytes().await.expect("no body").is_empty());
     // A range the file does not have: the whole file, as a server may answer any range.
-    let beyond = app
-        .client
-        .get(app.url(&url))
-        .header("range", format!("bytes={len}-"))
-        .send()
-        .await
-        .expect("range beyond the end");
+    let beyond = ranged(format!("bytes={len}-")).await;
     assert_eq!(beyond.status().as_u16(), 200);
     assert_eq!(beyond.content_length(), Some(len as u64));
     assert_eq!(beyond.bytes().await.expect("whole again"), whole);
