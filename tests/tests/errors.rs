@@ -28,7 +28,7 @@ async fn wrong_method_is_a_405_problem_with_allow() {
     for method in [Method::POST, Method::DELETE, Method::PUT, Method::PATCH] {
         let reply = app.send(app.request(method.clone(), "/healthz")).await;
         reply.assert_problem(405, "method_not_allowed");
-        assert_eq!(reply.header("allow"), Some("GET"), "{method}");
+        assert_eq!(reply.header("allow"), Some("GET, HEAD"), "{method}");
     }
 }
 
@@ -78,6 +78,10 @@ async fn head_answers_as_get_without_the_body() {
         .await
         .expect("HEAD");
     assert_eq!(post_only.status(), 405);
+    assert!(
+        post_only.headers().get("x-request-id").is_some(),
+        "a problem like any other"
+    );
     assert_eq!(
         post_only
             .headers()

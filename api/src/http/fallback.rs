@@ -20,8 +20,10 @@ impl RouteTable {
             .paths
             .iter()
             .map(|(path, item)| {
+                // HEAD goes wherever GET does (see `edge`).
                 let methods = [
                     ("GET", item.get.is_some()),
+                    ("HEAD", item.get.is_some()),
                     ("PUT", item.put.is_some()),
                     ("POST", item.post.is_some()),
                     ("DELETE", item.delete.is_some()),
@@ -94,8 +96,8 @@ mod tests {
             .paths(paths)
             .build();
         let table = RouteTable::from_openapi(&spec);
-        assert_eq!(table.allowed("/v1/things/abc"), Some(&["GET"][..]));
-        assert_eq!(table.allowed("/healthz"), Some(&["GET"][..]));
+        assert_eq!(table.allowed("/v1/things/abc"), Some(&["GET", "HEAD"][..]));
+        assert_eq!(table.allowed("/healthz"), Some(&["GET", "HEAD"][..]));
         assert_eq!(table.allowed("/v1/things"), None);
         assert_eq!(table.allowed("/v1/nothing"), None);
     }
