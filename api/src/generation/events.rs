@@ -21,6 +21,8 @@ struct Cursor {
     watch: Watch,
     last_sent: Option<String>,
     last_write: Instant,
+    /// The generation has been read since the last word of a change: wait for the next first.
+    read: bool,
     done: bool,
 }
 
@@ -37,6 +39,7 @@ pub fn stream(
         id,
         last_sent: last_seen,
         last_write: Instant::now(),
+        read: false,
         done: false,
     };
     futures_util::stream::unfold(start, |mut cursor| async move {
@@ -44,6 +47,11 @@ pub fn stream(
             return None;
         }
         loop {
+            if cursor.read {
+                let keep_alive_due = KEEP_ALIVE.saturating_sub(cursor.last_write.elapsed());
+                let _ = tokio::time::timeout(keep_alive_due, cursor.watch.next()).await;
+            }
+            cursor.read = true;
             let generation = match service::get(&cursor.state, &cursor.principal, cursor.id).await {
                 Ok(g) => g,
                 Err(e) => {
@@ -68,8 +76,6 @@ pub fn stream(
                 cursor.last_write = Instant::now();
                 return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), cursor));
             }
-            let keep_alive_due = KEEP_ALIVE.saturating_sub(cursor.last_write.elapsed());
-            let _ = tokio::time::timeout(keep_alive_due, cursor.watch.next()).await;
         }
     })
 }
