@@ -32,6 +32,7 @@ openapi:
 bench:
 	bench/credits/run.sh
 	bench/generation/run.sh
+	bench/events/run.sh
 	bench/gallery/run.sh
 
 db:

@@ -339,7 +339,7 @@ impl Config {
             deadline: secs("EASEL_GENERATION_DEADLINE_SECS", "600", 5, 86_400)?,
             heartbeat_timeout: secs("EASEL_JOB_HEARTBEAT_TIMEOUT_SECS", "30", 2, 3600)?,
             watchdog_interval: secs("EASEL_WATCHDOG_INTERVAL_SECS", "5", 1, 3600)?,
-            change_poll: secs("EASEL_CHANGE_POLL_SECS", "5", 1, 3600)?,
+            change_poll: secs("EASEL_CHANGE_POLL_SECS", "30", 1, 3600)?,
             upload_max_bytes: parse_with(
                 "EASEL_UPLOAD_MAX_BYTES",
                 get("EASEL_UPLOAD_MAX_BYTES"),

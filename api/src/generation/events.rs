@@ -49,7 +49,15 @@ pub fn stream(
         loop {
             if cursor.read {
                 let keep_alive_due = KEEP_ALIVE.saturating_sub(cursor.last_write.elapsed());
-                let _ = tokio::time::timeout(keep_alive_due, cursor.watch.next()).await;
+                if tokio::time::timeout(keep_alive_due, cursor.watch.next())
+                    .await
+                    .is_err()
+                {
+                    // Quiet for a while: a comment keeps proxies from closing the stream. Nothing
+                    // changed, so nothing is read.
+                    cursor.last_write = Instant::now();
+                    return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), cursor));
+                }
             }
             cursor.read = true;
             let generation = match service::get(&cursor.state, &cursor.principal, cursor.id).await {
@@ -71,10 +79,6 @@ pub fn stream(
             }
             if terminal {
                 return None;
-            }
-            if cursor.last_write.elapsed() >= KEEP_ALIVE {
-                cursor.last_write = Instant::now();
-                return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), cursor));
             }
         }
     })

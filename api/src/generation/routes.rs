@@ -153,7 +153,7 @@ pub async fn list_generations(
         page.limit,
     )
     .await?;
-    let items = service::present(rows, &mut conn).await?;
+    let items = service::present(rows, &state.catalog, &mut conn).await?;
     Ok(web::Json(Page::from_rows(&list, items, page.limit, |g| {
         g.id
     })))

@@ -482,7 +482,7 @@ pub async fn cancel(
     let row = store::find(&mut conn, id)
         .await?
         .ok_or_else(|| ApiError::not_found("generation"))?;
-    present(vec![row], &mut conn)
+    present(vec![row], &state.catalog, &mut conn)
         .await?
         .pop()
         .ok_or_else(|| ApiError::not_found("generation"))
@@ -506,6 +506,7 @@ pub fn image_view(image: &ImageRow) -> GeneratedImage {
 /// Generations as the API shows them, with their images loaded in one query.
 pub async fn present(
     rows: Vec<GenerationRow>,
+    catalog: &crate::catalog::Catalog,
     conn: &mut AsyncPgConnection,
 ) -> Result<Vec<Generation>, ApiError> {
     // Only a succeeded generation has images (they are stored in the same transaction).
@@ -519,8 +520,22 @@ pub async fn present(
     } else {
         store::images_of(conn, &ids).await?
     };
-    let all: Vec<GenerationId> = rows.iter().map(|r| r.id).collect();
-    let settings = store::settings_of(conn, &all).await?;
+    // Only models that take steps or guidance can have settings: most reads skip the look-up. (A
+    // model since removed from the catalog is looked up, to be safe.)
+    let tunable: Vec<GenerationId> = rows
+        .iter()
+        .filter(|r| {
+            catalog
+                .get(&r.model)
+                .is_none_or(|m| m.accepts(Input::Steps) || m.accepts(Input::Guidance))
+        })
+        .map(|r| r.id)
+        .collect();
+    let settings = if tunable.is_empty() {
+        Vec::new()
+    } else {
+        store::settings_of(conn, &tunable).await?
+    };
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -585,7 +600,7 @@ pub async fn get(
     let row = store::find_owned(&mut conn, principal.user_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("generation"))?;
-    present(vec![row], &mut conn)
+    present(vec![row], &state.catalog, &mut conn)
         .await?
         .pop()
         .ok_or_else(|| ApiError::not_found("generation"))
