@@ -138,7 +138,10 @@ async fn remake_thumb(
     }
     let original = state.storage.get("originals", &image.content_hash).await?;
     let thumb = tokio::task::spawn_blocking(move || {
-        crate::storage::thumbnail_of(&image::load_from_memory(&original)?, 384)
+        crate::storage::thumbnail_of(
+            &image::load_from_memory(&original)?,
+            crate::storage::THUMB_MAX,
+        )
     })
     .await??;
     Ok(Some((crate::storage::content_hash(&thumb), thumb)))

@@ -495,7 +495,7 @@ async fn complete(
                 Some(image) if kind == "image" => image,
                 _ => image::load_from_memory(&preview)?,
             };
-            let thumb = storage::thumbnail_of(&image, 384)?;
+            let thumb = storage::thumbnail_of(&image, storage::THUMB_MAX)?;
             let (width, height) = (image.width(), image.height());
             // Staged: the commit makes its batch's files durable at once (`Storage::flush`).
             let hashes = match (

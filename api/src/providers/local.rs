@@ -411,8 +411,8 @@ mod tests {
             let decoded = image::load_from_memory(&output.bytes)?;
             assert_eq!(handed_on.to_rgba8(), decoded.to_rgba8());
             assert_eq!(
-                crate::storage::thumbnail_of(&handed_on, 384)?,
-                crate::storage::thumbnail(&output.bytes, 384)?
+                crate::storage::thumbnail_of(&handed_on, crate::storage::THUMB_MAX)?,
+                crate::storage::thumbnail(&output.bytes, crate::storage::THUMB_MAX)?
             );
         }
         Ok(())

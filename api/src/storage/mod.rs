@@ -296,6 +296,10 @@ fn write_once(
     Ok(())
 }
 
+/// The longer side of the thumbnail stored beside every image: the job that stores an output and
+/// `verify-files --repair` must make the same one.
+pub const THUMB_MAX: u32 = 384;
+
 /// A WebP thumbnail at most `max` pixels on its longer side. An image already that small keeps its
 /// size: `thumbnail` would scale it up, making a larger file than the original at many times the cost.
 pub fn thumbnail(png: &[u8], max: u32) -> anyhow::Result<Vec<u8>> {
