@@ -97,6 +97,11 @@ export const tests = {
     await result.waitFor();
     await page.waitForFunction(() => document.querySelector(".results img")?.naturalWidth > 0);
     await shot(page, "generate-result");
+    const saved = page.waitForEvent("download");
+    await page.getByRole("button", { name: "Download", exact: true }).click();
+    const png = await saved;
+    assert.match(png.suggestedFilename(), /^easel-[0-9a-f-]+-1\.png$/);
+    assert.equal(readFileSync(await png.path()).subarray(1, 4).toString("latin1"), "PNG");
 
     // The session survives a reload (silent refresh from the cookie).
     await page.reload();
@@ -183,6 +188,8 @@ export const tests = {
     assert.equal(status, "failed");
     await page.getByText("the model failed on this prompt").waitFor();
     assert.match(await page.getByTestId("refund").textContent(), /1 credit refunded to your balance/);
+    // The quote under the form counts the refunded credit again.
+    await page.getByTestId("quote").getByText(`you have ${before} credits`).waitFor();
     await shot(page, "generation-failed");
     await page.getByRole("link", { name: "Credits" }).click();
     await page.getByRole("cell", { name: "Refund", exact: true }).waitFor();

@@ -117,6 +117,22 @@ async fn a_person_generates_an_image_and_fetches_it() {
             .and_then(|v| v.to_str().ok()),
         Some("image/png")
     );
+    let image_id = image["id"].as_str().unwrap_or_default();
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        header(&file, "content-disposition"),
+        Some(format!("inline; filename=\"easel-{image_id}.png\""))
+    );
+    assert_eq!(
+        header(&file, "x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
     let bytes = file.bytes().await.expect("bytes");
     assert_eq!(&bytes[..4], b"\x89PNG");
     let thumb = app
@@ -127,13 +143,15 @@ async fn a_person_generates_an_image_and_fetches_it() {
         .await
         .expect("thumb");
     assert_eq!(
-        thumb
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
+        header(&thumb, "content-type").as_deref(),
         Some("image/webp")
     );
-    assert_eq!(&thumb.bytes().await.expect("thumb bytes")[8..12], b"WEBP");
+    assert_eq!(
+        header(&thumb, "content-disposition"),
+        Some(format!("inline; filename=\"easel-{image_id}-thumb.webp\""))
+    );
+    let thumb = thumb.bytes().await.expect("thumb bytes");
+    assert_eq!(&thumb[8..16], b"WEBPVP8 ", "a lossy WebP");
 
     let ledger = app
         .call(

@@ -251,7 +251,10 @@ pub async fn get_generation_events(
     params(("id" = ImageId, Path, description = "The image"), FileQuery),
     responses(
         (status = 200, description = "The bytes: the original as stored (PNG), or the WebP thumbnail",
-         content((super::types::FileBytes = "image/png"), (super::types::FileBytes = "image/webp"))),
+         content((super::types::FileBytes = "image/png"), (super::types::FileBytes = "image/webp")),
+         headers(
+            ("ETag" = String, description = "The file's content hash"),
+            ("Content-Disposition" = String, description = "`inline; filename=\"easel-{id}.png\"` (the extension of the stored type), or `easel-{id}-thumb.webp`"))),
         (status = 206, description = "A byte range of the file", content((super::types::FileBytes = "image/png"), (super::types::FileBytes = "image/webp"))),
         (status = 304, description = "Not modified (ETag matched)"),
         (status = 404, description = "No such image, or not yours", body = crate::error::Problem, content_type = "application/problem+json"),
@@ -285,30 +288,37 @@ pub async fn get_image_file(
             return Err(ApiError::not_found("image"));
         }
     }
-    let (kind, hash, content_type) = match query.variant.unwrap_or(Variant::Original) {
+    let (kind, hash, content_type, name) = match query.variant.unwrap_or(Variant::Original) {
         Variant::Original => (
             "originals",
             &image.content_hash,
             image.content_type.as_str(),
+            format!("easel-{}", image.id.0),
         ),
-        Variant::Thumb => ("thumbs", &image.thumb_hash, "image/webp"),
+        Variant::Thumb => (
+            "thumbs",
+            &image.thumb_hash,
+            "image/webp",
+            format!("easel-{}-thumb", image.id.0),
+        ),
     };
     let cache = if visibility == Visibility::Public && !image.nsfw {
         "public, max-age=31536000, immutable"
     } else {
         "private, max-age=3600"
     };
-    serve_file(&req, &state, kind, hash, content_type, cache).await
+    serve_file(&req, &state, (kind, hash), content_type, &name, cache).await
 }
 
-/// A stored file with its hash as ETag (304 when it matches) and single byte ranges, read as it is
-/// sent rather than held in memory whole.
+/// A stored file (`kind` and hash) with its hash as ETag (304 when it matches) and single byte
+/// ranges, read as it is sent rather than held in memory whole. `name` is what a browser saves it
+/// as, with the extension of its type added.
 pub async fn serve_file(
     req: &HttpRequest,
     state: &AppState,
-    kind: &str,
-    hash: &str,
+    (kind, hash): (&str, &str),
     content_type: &str,
+    name: &str,
     cache: &'static str,
 ) -> Result<HttpResponse, ApiError> {
     let etag = format!("\"{hash}\"");
@@ -354,5 +364,17 @@ pub async fn serve_file(
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, cache))
         .insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!(
+                "inline; filename=\"{name}.{}\"",
+                crate::storage::extension_of(content_type)
+            ),
+        ))
+        // The type was judged from the bytes when they were stored; a browser must not guess again.
+        .insert_header((
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .body(actix_web::body::SizedStream::new(len, reading.body)))
 }

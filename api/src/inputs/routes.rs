@@ -123,9 +123,9 @@ pub async fn get_upload_file(
     crate::generation::routes::serve_file(
         &req,
         &state,
-        "uploads",
-        &upload.content_hash,
+        ("uploads", &upload.content_hash),
         &upload.content_type,
+        &format!("upload-{}", upload.id.0),
         "private, max-age=3600",
     )
     .await
@@ -176,9 +176,9 @@ pub async fn get_generation_input(
     crate::generation::routes::serve_file(
         &req,
         &state,
-        input.storage_kind(),
-        &input.content_hash,
+        (input.storage_kind(), &input.content_hash),
         &input.content_type,
+        &format!("input-{}", id.0),
         "private, no-store",
     )
     .await

@@ -300,27 +300,57 @@ fn write_once(
 /// `verify-files --repair` must make the same one.
 pub const THUMB_MAX: u32 = 384;
 
-/// A WebP thumbnail at most `max` pixels on its longer side. An image already that small keeps its
-/// size: `thumbnail` would scale it up, making a larger file than the original at many times the cost.
+/// How lossy a thumbnail is (libwebp's quality, 0 to 100). 80 keeps it hard to tell from the
+/// original at its size, at a fifth to a thirtieth of a lossless file's bytes (README, "Generating
+/// images"), which is what a gallery page of thumbnails costs to load.
+const THUMB_QUALITY: f32 = 80.0;
+
+/// A lossy WebP thumbnail at most `max` pixels on its longer side, with an alpha channel only when
+/// the image has transparent pixels. An image already that small keeps its size: `thumbnail` would
+/// scale it up, making a larger file than the original at many times the cost. The same image
+/// always gives the same bytes (libwebp is deterministic for the same settings).
 pub fn thumbnail(png: &[u8], max: u32) -> anyhow::Result<Vec<u8>> {
     thumbnail_of(&image::load_from_memory(png)?, max)
 }
 
 /// [`thumbnail`] of an image already decoded.
 pub fn thumbnail_of(image: &image::DynamicImage, max: u32) -> anyhow::Result<Vec<u8>> {
-    let thumb = if image.width() <= max && image.height() <= max {
-        image.to_rgba8()
+    let scaled;
+    let image = if image.width() <= max && image.height() <= max {
+        image
     } else {
-        image.thumbnail(max, max).to_rgba8()
+        scaled = image.thumbnail(max, max);
+        &scaled
     };
-    let mut out = Vec::new();
-    image::codecs::webp::WebPEncoder::new_lossless(&mut out).encode(
-        thumb.as_raw(),
-        thumb.width(),
-        thumb.height(),
-        image::ExtendedColorType::Rgba8,
-    )?;
-    Ok(out)
+    let transparent = image
+        .color()
+        .has_alpha()
+        .then(|| image.to_rgba8())
+        .filter(|rgba| rgba.pixels().any(|pixel| pixel.0[3] < u8::MAX));
+    let encoded = match transparent {
+        Some(rgba) => webp::Encoder::from_rgba(rgba.as_raw(), rgba.width(), rgba.height())
+            .encode_simple(false, THUMB_QUALITY),
+        None => {
+            let rgb = image.to_rgb8();
+            webp::Encoder::from_rgb(rgb.as_raw(), rgb.width(), rgb.height())
+                .encode_simple(false, THUMB_QUALITY)
+        }
+    };
+    encoded
+        .map(|webp| webp.to_vec())
+        .map_err(|e| anyhow::anyhow!("encoding the WebP thumbnail failed: {e:?}"))
+}
+
+/// The file-name extension for a type [`sniff`] names, for the name a download is saved under.
+pub fn extension_of(content_type: &str) -> &'static str {
+    match content_type {
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        crate::model3d::CONTENT_TYPE => "glb",
+        _ => "bin",
+    }
 }
 
 /// The type of some bytes (an image, or a glTF binary model), by their signature, never by a name or a header someone sent.
@@ -491,6 +521,75 @@ mod tests {
         assert_eq!(size_of(&thumbnail(&png(300, 900)?, 384)?)?, (128, 384));
         assert_eq!(size_of(&thumbnail(&png(64, 64)?, 384)?)?, (64, 64));
         assert_eq!(size_of(&thumbnail(&png(384, 100)?, 384)?)?, (384, 100));
+        Ok(())
+    }
+
+    /// The chunk after a WebP file's header: `VP8 ` is lossy, `VP8L` lossless, `VP8X` extended
+    /// (here: lossy with an alpha chunk).
+    fn webp_kind(webp: &[u8]) -> &[u8] {
+        &webp[12..16]
+    }
+
+    #[test]
+    fn thumbnails_are_lossy_deterministic_and_close_to_the_image() -> anyhow::Result<()> {
+        // Grain over a gradient, as in a photograph: what lossless compression does worst.
+        let mut grain = 0x2545_f491_u32;
+        let photo = image::RgbImage::from_fn(768, 512, |x, y| {
+            grain ^= grain << 13;
+            grain ^= grain >> 17;
+            grain ^= grain << 5;
+            let noise = (grain % 24) as u8;
+            image::Rgb([(x / 4) as u8 + noise, (y / 3) as u8 + noise, 90 + noise])
+        });
+        let photo = image::DynamicImage::ImageRgb8(photo);
+        let thumb = thumbnail_of(&photo, 384)?;
+        assert_eq!(
+            webp_kind(&thumb),
+            b"VP8 ",
+            "lossy, without an alpha channel"
+        );
+        assert_eq!(
+            thumbnail_of(&photo, 384)?,
+            thumb,
+            "the same bytes every time"
+        );
+
+        let scaled = photo.thumbnail(384, 384).to_rgb8();
+        let mut lossless = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut lossless).encode(
+            scaled.as_raw(),
+            scaled.width(),
+            scaled.height(),
+            image::ExtendedColorType::Rgb8,
+        )?;
+        assert!(
+            thumb.len() * 4 < lossless.len(),
+            "{} bytes against {} lossless",
+            thumb.len(),
+            lossless.len()
+        );
+        // Close to the scaled image: a few levels off on average, of 255.
+        let decoded = image::load_from_memory(&thumb)?.to_rgb8();
+        assert_eq!(decoded.dimensions(), scaled.dimensions());
+        let error: u64 = decoded
+            .as_raw()
+            .iter()
+            .zip(scaled.as_raw())
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
+        let mean = error as f64 / scaled.as_raw().len() as f64;
+        assert!(mean < 8.0, "mean error {mean}");
+
+        // Transparency is kept; an alpha channel that is all opaque is dropped.
+        let clear =
+            image::RgbaImage::from_fn(40, 30, |x, _| image::Rgba([200, 10, 10, (x * 6) as u8]));
+        let clear = thumbnail_of(&image::DynamicImage::ImageRgba8(clear), 384)?;
+        assert_eq!(webp_kind(&clear), b"VP8X");
+        let alpha = image::load_from_memory(&clear)?.to_rgba8();
+        assert!(alpha.get_pixel(0, 0).0[3] < 16 && alpha.get_pixel(39, 0).0[3] > 200);
+        let opaque = image::RgbaImage::from_pixel(40, 30, image::Rgba([1, 2, 3, 255]));
+        let opaque = thumbnail_of(&image::DynamicImage::ImageRgba8(opaque), 384)?;
+        assert_eq!(webp_kind(&opaque), b"VP8 ");
         Ok(())
     }
 }

@@ -2893,6 +2893,10 @@ export interface operations {
             /** @description The bytes: the original as stored (PNG), or the WebP thumbnail */
             200: {
                 headers: {
+                    /** @description `inline; filename="easel-{id}.png"` (the extension of the stored type), or `easel-{id}-thumb.webp` */
+                    "Content-Disposition"?: string;
+                    /** @description The file's content hash */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {

@@ -3,6 +3,7 @@ import { useEffect, useRef, useState, type ReactNode } from "react";
 import { errorMessage } from "../api/problem";
 import { session } from "../api/client";
 import type { Paged } from "../lib/hooks";
+import { extensionOf } from "../lib/format";
 
 export function ErrorBox({ error, onRetry }: { error: unknown; onRetry?: () => void }) {
   if (!error) return null;
@@ -112,15 +113,15 @@ export function ApiImage({
   );
 }
 
-/** Saves a file from the API under a name, with the token when the file is private. */
-export async function download(src: string, filename: string): Promise<void> {
+/** Saves a file from the API as `name` plus the extension of its type, with the token when the file is private. */
+export async function download(src: string, name: string): Promise<void> {
   if (session.stale()) await session.refresh();
   const response = await fetch(src, { headers: session.token ? { Authorization: `Bearer ${session.token}` } : {} });
   if (!response.ok) throw new Error(`download failed: ${response.status}`);
   const url = URL.createObjectURL(await response.blob());
   const anchor = document.createElement("a");
   anchor.href = url;
-  anchor.download = filename;
+  anchor.download = `${name}.${extensionOf(response.headers.get("content-type"))}`;
   document.body.append(anchor);
   anchor.click();
   anchor.remove();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fromNow, money, promptLength, signed } from "./format";
+import { extensionOf, fromNow, money, promptLength, signed } from "./format";
 import { matchPath, withQuery } from "./router";
 
 describe("format", () => {
@@ -20,6 +20,14 @@ describe("format", () => {
     expect(money(2000, "usd")).toBe("$20.00");
     expect(signed(5)).toBe("+5");
     expect(signed(-3)).toBe("-3");
+  });
+
+  it("names a download by its type, not by a guess", () => {
+    expect(extensionOf("image/png")).toBe("png");
+    expect(extensionOf("image/jpeg")).toBe("jpg");
+    expect(extensionOf("image/webp; charset=binary")).toBe("webp");
+    expect(extensionOf("model/gltf-binary")).toBe("glb");
+    expect(extensionOf(null)).toBe("bin");
   });
 });
 

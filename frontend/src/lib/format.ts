@@ -50,3 +50,17 @@ export const PROMPT_MAX = 2000;
 export function promptLength(prompt: string): number {
   return [...prompt].length;
 }
+
+const EXTENSIONS: Record<string, string> = {
+  "image/png": "png",
+  "image/jpeg": "jpg",
+  "image/webp": "webp",
+  "image/gif": "gif",
+  "model/gltf-binary": "glb",
+};
+
+/** The file-name extension for a file's type (originals are kept as the model made them: PNG, JPEG, WebP or a .glb model). */
+export function extensionOf(contentType: string | null): string {
+  const type = (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+  return EXTENSIONS[type] ?? "bin";
+}

@@ -459,7 +459,7 @@ function ResultImage({
           type="button"
           className="secondary"
           onClick={() =>
-            void download(image.url, `easel-${generation.id}-${index + 1}.${image.kind === "model3d" ? "glb" : "png"}`).catch(setError)
+            void download(image.url, `easel-${generation.id}-${index + 1}`).catch(setError)
           }
         >
           {image.kind === "model3d" ? "Download .glb" : "Download"}

@@ -71,7 +71,7 @@ function Detail({ image, onChange }: { image: Image; onChange: (image: Image) =>
           <button
             type="button"
             className="secondary"
-            onClick={() => void download(image.url, `easel-${image.id}.${image.kind === "model3d" ? "glb" : "png"}`).catch(setError)}
+            onClick={() => void download(image.url, `easel-${image.id}`).catch(setError)}
           >
             {image.kind === "model3d" ? "Download .glb" : "Download"}
           </button>
