@@ -136,6 +136,23 @@ pub struct GenerationConfig {
     pub max_attempts: i32,
     /// The largest file `POST /v1/uploads` takes.
     pub upload_max_bytes: usize,
+    /// Where a generation's `webhook_url` may point and how its delivery is retried.
+    pub webhooks: WebhookConfig,
+}
+
+/// Deliveries of `generation.completed` to the URL a submission named.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// How long one delivery may take.
+    pub timeout: Duration,
+    /// The wait before the second attempt; each later wait is four times the one before, up to
+    /// six hours.
+    pub retry: Duration,
+    /// Attempts before a delivery is given up.
+    pub max_attempts: i32,
+    /// Only for local development and tests: permits loopback addresses (and plain http). Private,
+    /// link-local and the other special ranges stay forbidden.
+    pub allow_loopback: bool,
 }
 
 /// An S3-compatible bucket (AWS, MinIO, R2 …). Credentials not given here come from the usual
@@ -352,7 +369,29 @@ impl Config {
                 "3",
                 |v| bounded(v, 1, 20).map(|n| n as i32),
             )?,
+            webhooks: WebhookConfig {
+                timeout: secs("EASEL_WEBHOOK_TIMEOUT_SECS", "10", 1, 60)?,
+                retry: secs("EASEL_WEBHOOK_RETRY_SECS", "10", 1, 3600)?,
+                max_attempts: parse_with(
+                    "EASEL_WEBHOOK_MAX_ATTEMPTS",
+                    get("EASEL_WEBHOOK_MAX_ATTEMPTS"),
+                    "8",
+                    |v| bounded(v, 1, 20).map(|n| n as i32),
+                )?,
+                allow_loopback: flag(
+                    "EASEL_WEBHOOK_ALLOW_LOOPBACK",
+                    get("EASEL_WEBHOOK_ALLOW_LOOPBACK"),
+                    "false",
+                )?,
+            },
         };
+        if generation.webhooks.allow_loopback && environment == Environment::Production {
+            return Err(ConfigError {
+                variable: "EASEL_WEBHOOK_ALLOW_LOOPBACK",
+                reason: "is for local development and tests and is refused in production"
+                    .to_owned(),
+            });
+        }
         let providers = providers_config(&get, environment)?;
         let billing = billing_config(&get, environment, &public_url)?;
         Ok(Self {
@@ -780,6 +819,7 @@ mod tests {
             "EASEL_S3_ALLOW_HTTP",
             "EASEL_REPLICATE_WEBHOOKS",
             "EASEL_DOWNLOAD_ALLOW_LOOPBACK",
+            "EASEL_WEBHOOK_ALLOW_LOOPBACK",
         ] {
             let err = config(&[
                 ("EASEL_STORAGE_BACKEND", "s3"),

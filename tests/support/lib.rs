@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 pub mod cog;
 pub mod idp;
+pub mod receiver;
 pub mod replicate;
 pub mod s3;
 pub mod stripe;

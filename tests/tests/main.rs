@@ -18,3 +18,4 @@ mod ops;
 mod providers;
 mod spa;
 mod storage;
+mod webhooks;

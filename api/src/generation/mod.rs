@@ -9,6 +9,7 @@ pub mod runner;
 pub mod service;
 pub mod store;
 pub mod types;
+pub mod webhooks;
 
 crate::uuid_id!(
     /// A generation (and its job).

@@ -4,7 +4,9 @@ use super::service;
 use super::store;
 use super::types::{
     CreateGenerationRequest, FileQuery, Generation, GenerationFilter, GenerationPage, Variant,
+    WebhookSecret,
 };
+use super::webhooks::{self, WebhookStatus};
 use super::{GenerationId, ImageId, Visibility};
 use crate::app::AppState;
 use crate::db::cursor::{Page, PageParams};
@@ -23,6 +25,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(get_generation)
         .service(create_generation_cancel)
         .service(get_generation_events)
+        .service(get_generation_webhook)
+        .service(get_webhook_secret)
+        .service(create_webhook_secret_rotation)
         .service(get_image_file);
 }
 
@@ -179,6 +184,72 @@ pub async fn get_generation(
     Ok(web::Json(
         service::get(&state, &principal, id.into_inner()).await?,
     ))
+}
+
+/// Where the webhook of one of my generations stands: its URL, attempts, and when it was delivered
+/// or is tried next.
+#[utoipa::path(
+    tag = "generations",
+    security(("session" = []), ("api_key" = ["read"])),
+    params(("id" = GenerationId, Path, description = "The generation")),
+    responses(
+        (status = 200, description = "The webhook's state", body = WebhookStatus),
+        (status = 404, description = "No such generation of mine, or it has no webhook", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/generations/{id}/webhook")]
+pub async fn get_generation_webhook(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<GenerationId>,
+) -> Result<web::Json<WebhookStatus>, ApiError> {
+    principal.require(Scope::Read)?;
+    let mut conn = state.pool.get().await?;
+    let status = webhooks::status_of(&mut conn, principal.user_id, id.into_inner())
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    Ok(web::Json(status))
+}
+
+/// My webhook signing secret (made on first request). Deliveries carry `webhook-id`,
+/// `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256>` over
+/// `{webhook-id}.{webhook-timestamp}.{body}`, keyed with the base64 bytes after `whsec_`.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = []), ("api_key" = ["generate"])),
+    responses(
+        (status = 200, description = "The secret", body = WebhookSecret),
+    )
+)]
+#[get("/v1/me/webhook-secret")]
+pub async fn get_webhook_secret(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<web::Json<WebhookSecret>, ApiError> {
+    principal.require(Scope::Generate)?;
+    let mut conn = state.pool.get().await?;
+    let secret = webhooks::secret_of(&mut conn, principal.user_id).await?;
+    Ok(web::Json(WebhookSecret { secret }))
+}
+
+/// Replace my webhook signing secret. Deliveries from now on, retries included, are signed with
+/// the new one.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = []), ("api_key" = ["generate"])),
+    responses(
+        (status = 200, description = "The new secret", body = WebhookSecret),
+    )
+)]
+#[post("/v1/me/webhook-secret/rotate")]
+pub async fn create_webhook_secret_rotation(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<web::Json<WebhookSecret>, ApiError> {
+    principal.require(Scope::Generate)?;
+    let mut conn = state.pool.get().await?;
+    let secret = webhooks::rotate_secret(&mut conn, principal.user_id).await?;
+    Ok(web::Json(WebhookSecret { secret }))
 }
 
 /// Cancel a running generation and refund it. On a finished one it changes nothing.

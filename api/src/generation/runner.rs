@@ -74,6 +74,7 @@ pub fn spawn(state: Arc<AppState>, count: usize) {
     tokio::spawn(claim_loop(Arc::clone(&runner), count.max(1)));
     tokio::spawn(heartbeats(Arc::clone(&runner)));
     tokio::spawn(commit_loop(runner, queue));
+    super::webhooks::spawn(Arc::clone(&state));
     tokio::spawn(watchdog(state));
 }
 

@@ -31,6 +31,8 @@ pub struct Plan {
     pub cost: i64,
     /// The input image, once resolved (see [`with_input`]).
     pub input: Option<crate::inputs::store::InputRow>,
+    /// Where `generation.completed` goes (see [`super::webhooks`]).
+    pub webhook_url: Option<String>,
 }
 
 fn field(errors: &mut Vec<FieldError>, name: &str, message: impl Into<String>) {
@@ -141,6 +143,13 @@ pub fn plan(state: &AppState, body: &CreateGenerationRequest) -> Result<Plan, Ap
     {
         field(&mut errors, "guidance", "must be between 0 and 30");
     }
+    if let Some(why) = body
+        .webhook_url
+        .as_deref()
+        .and_then(|url| super::webhooks::refusal(&state.config.generation.webhooks, url))
+    {
+        field(&mut errors, "webhook_url", why);
+    }
     match (model.image_input, body.image_input.is_some()) {
         (crate::catalog::ImageInput::None, true) => field(
             &mut errors,
@@ -184,6 +193,7 @@ pub fn plan(state: &AppState, body: &CreateGenerationRequest) -> Result<Plan, Ap
         visibility: body.visibility.unwrap_or_default(),
         cost: model.cost_per_image * i64::from(num_outputs),
         input: None,
+        webhook_url: body.webhook_url.clone(),
     })
 }
 
@@ -358,15 +368,15 @@ pub async fn create(
         max_in_flight,
     };
     let submit = async |submission: store::Submission| {
-        if plan.input.is_none() && plan.settings.is_empty() {
+        if plan.input.is_none() && plan.settings.is_empty() && plan.webhook_url.is_none() {
             return state.submissions.call(submission).await.unwrap_or_else(|| {
                 Err(SubmitError::Unavailable(
                     "the submission's batch was lost".to_owned(),
                 ))
             });
         }
-        // The input and the settings are recorded with the generation, or none is: a worker
-        // never claims the job without them.
+        // The input, the settings and the webhook are recorded with the generation, or none is: a
+        // worker never claims the job without them.
         let mut conn = state
             .pool
             .get()
@@ -385,6 +395,9 @@ pub async fn create(
             }
             if !plan.settings.is_empty() {
                 store::record_settings(conn, id, plan.settings).await?;
+            }
+            if let Some(url) = &plan.webhook_url {
+                super::webhooks::record(conn, id, principal.user_id, url).await?;
             }
             Ok(row)
         })

@@ -262,6 +262,18 @@ pub async fn find(
         .optional()
 }
 
+/// The generations of `ids` that exist, in no order.
+pub async fn find_many(
+    conn: &mut AsyncPgConnection,
+    ids: &[GenerationId],
+) -> QueryResult<Vec<GenerationRow>> {
+    generations::table
+        .filter(generations::id.eq_any(ids))
+        .select(GenerationRow::as_select())
+        .load(conn)
+        .await
+}
+
 /// A generation of `owner`'s; someone else's is indistinguishable from a missing one.
 pub async fn find_owned(
     conn: &mut AsyncPgConnection,

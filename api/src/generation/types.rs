@@ -45,6 +45,11 @@ pub struct CreateGenerationRequest {
     /// For models that take an input image: the id of an upload of mine (`POST /v1/uploads`) or of
     /// an image I may see (mine, or public or unlisted).
     pub image_input: Option<uuid::Uuid>,
+    /// Where to POST the generation once it ends (`generation.completed`): a public https URL of
+    /// at most 2000 characters. Signed with my webhook secret (`GET /v1/me/webhook-secret`), the
+    /// Standard Webhooks way; retried with backoff until the receiver answers 2xx.
+    #[schema(max_length = 2000, example = "https://example.com/hooks/easel")]
+    pub webhook_url: Option<String>,
     /// Quote the cost and check the balance without creating anything.
     #[serde(default)]
     pub dry_run: bool,
@@ -154,4 +159,12 @@ pub struct FileQuery {
 pub enum Variant {
     Original,
     Thumb,
+}
+
+/// The secret my generations' webhooks are signed with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookSecret {
+    /// `whsec_` and the base64 key.
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub secret: String,
 }

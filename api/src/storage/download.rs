@@ -84,7 +84,8 @@ impl Policy {
                 .any(|allowed| host == allowed || host.ends_with(&format!(".{allowed}")))
     }
 
-    fn check_url(&self, url: &Url) -> Result<(), DownloadError> {
+    /// Whether `url` may be asked at all: its scheme, its host, and its address when it is one.
+    pub fn check_url(&self, url: &Url) -> Result<(), DownloadError> {
         let scheme_ok = url.scheme() == "https" || (self.allow_loopback && url.scheme() == "http");
         if !scheme_ok {
             return Err(DownloadError::Refused(format!(
@@ -109,13 +110,17 @@ impl Policy {
     }
 }
 
-/// Fetches `url` under `policy`; returns the bytes and their sniffed content type.
-pub async fn fetch(policy: &Policy, url: &str) -> Result<(Vec<u8>, &'static str), DownloadError> {
-    let url = Url::parse(url).map_err(|e| DownloadError::Refused(e.to_string()))?;
-    policy.check_url(&url)?;
+/// A client for `url` under `policy`: the host is resolved once, every address checked, and the
+/// client connects only to those (no DNS rebinding in between). Redirects are followed (up to
+/// five, each checked) only when `follow` is set.
+pub async fn pinned_client(
+    policy: &Policy,
+    url: &Url,
+    follow: bool,
+) -> Result<reqwest::Client, DownloadError> {
+    policy.check_url(url)?;
     let host = url.host_str().unwrap_or_default().to_owned();
     let port = url.port_or_known_default().unwrap_or(443);
-    // Resolve once, check every address, and connect only to those: no DNS rebinding in between.
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|e| DownloadError::Failed(format!("cannot resolve {host}: {e}")))?
@@ -126,10 +131,8 @@ pub async fn fetch(policy: &Policy, url: &str) -> Result<(Vec<u8>, &'static str)
         )));
     }
     let redirect_policy = policy.clone();
-    let client = reqwest::Client::builder()
-        .timeout(policy.timeout)
-        .resolve_to_addrs(&host, &addrs)
-        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+    let redirects = if follow {
+        reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= 5 {
                 return attempt.error("too many redirects");
             }
@@ -137,9 +140,22 @@ pub async fn fetch(policy: &Policy, url: &str) -> Result<(Vec<u8>, &'static str)
                 Ok(()) => attempt.follow(),
                 Err(e) => attempt.error(e),
             }
-        }))
+        })
+    } else {
+        reqwest::redirect::Policy::none()
+    };
+    reqwest::Client::builder()
+        .timeout(policy.timeout)
+        .resolve_to_addrs(&host, &addrs)
+        .redirect(redirects)
         .build()
-        .map_err(|e| DownloadError::Failed(e.to_string()))?;
+        .map_err(|e| DownloadError::Failed(e.to_string()))
+}
+
+/// Fetches `url` under `policy`; returns the bytes and their sniffed content type.
+pub async fn fetch(policy: &Policy, url: &str) -> Result<(Vec<u8>, &'static str), DownloadError> {
+    let url = Url::parse(url).map_err(|e| DownloadError::Refused(e.to_string()))?;
+    let client = pinned_client(policy, &url, true).await?;
     let mut response = client
         .get(url)
         .send()
@@ -181,7 +197,7 @@ fn refusal(error: &(dyn std::error::Error + 'static)) -> Option<DownloadError> {
 }
 
 /// An error with its causes: reqwest keeps the reason a redirect was refused in the source chain.
-fn describe(error: &dyn std::error::Error) -> String {
+pub fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -477,6 +477,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/generations/{id}/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where the webhook of one of my generations stands: its URL, attempts, and when it was delivered
+         *     or is tried next.
+         */
+        get: operations["get_generation_webhook"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/images": {
         parameters: {
             query?: never;
@@ -602,6 +622,47 @@ export interface paths {
         post?: never;
         /** Revoke an API key at once. */
         delete: operations["delete_api_key"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/webhook-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My webhook signing secret (made on first request). Deliveries carry `webhook-id`,
+         *     `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256>` over
+         *     `{webhook-id}.{webhook-timestamp}.{body}`, keyed with the base64 bytes after `whsec_`.
+         */
+        get: operations["get_webhook_secret"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/webhook-secret/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace my webhook signing secret. Deliveries from now on, retries included, are signed with
+         *     the new one.
+         */
+        post: operations["create_webhook_secret_rotation"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -986,6 +1047,13 @@ export interface components {
             /** @description One of the model's styles (only for models that accept it). */
             style?: string | null;
             visibility?: components["schemas"]["Visibility"] | null;
+            /**
+             * @description Where to POST the generation once it ends (`generation.completed`): a public https URL of
+             *     at most 2000 characters. Signed with my webhook secret (`GET /v1/me/webhook-secret`), the
+             *     Standard Webhooks way; retried with backoff until the receiver answers 2xx.
+             * @example https://example.com/hooks/easel
+             */
+            webhook_url?: string | null;
         };
         /** @description A new API key: the only time the secret `key` is shown. */
         CreatedApiKey: components["schemas"]["ApiKey"] & {
@@ -1614,6 +1682,41 @@ export interface components {
         WebhookAck: {
             /** @description False when this delivery had already been applied (a retry). */
             applied: boolean;
+        };
+        /** @description The secret my generations' webhooks are signed with. */
+        WebhookSecret: {
+            /**
+             * @description `whsec_` and the base64 key.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            secret: string;
+        };
+        /** @description Where a generation's webhook stands, as `GET /v1/generations/{id}/webhook` shows it. */
+        WebhookStatus: {
+            /**
+             * Format: int32
+             * @description Attempts made so far.
+             */
+            attempts: number;
+            /**
+             * Format: date-time
+             * @description When the receiver answered 2xx; null until then.
+             */
+            delivered_at?: string | null;
+            /** @description What went wrong on the last attempt; null after a delivery. */
+            last_error?: string | null;
+            /**
+             * Format: int32
+             * @description The receiver's HTTP status on the last attempt; null when it did not answer.
+             */
+            last_status?: number | null;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due (after the generation ends); null once delivered or given up.
+             */
+            next_attempt_at?: string | null;
+            /** @description Where `generation.completed` is sent. */
+            url: string;
         };
     };
     responses: {
@@ -2741,6 +2844,39 @@ export interface operations {
             default: components["responses"]["Problem"];
         };
     };
+    get_generation_webhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The generation */
+                id: components["schemas"]["GenerationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The webhook's state */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookStatus"];
+                };
+            };
+            /** @description No such generation of mine, or it has no webhook */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
     list_images: {
         parameters: {
             query?: {
@@ -3163,6 +3299,48 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    get_webhook_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_webhook_secret_rotation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookSecret"];
                 };
             };
             default: components["responses"]["Problem"];

@@ -1,0 +1,460 @@
+//! `generation.completed` for API clients. A submission may name a `webhook_url`; once the
+//! generation ends (succeeded, failed or canceled) every process that runs jobs takes due
+//! deliveries from `generation_webhooks` and POSTs the generation there, signed the Standard
+//! Webhooks way with its owner's secret, retrying with backoff until the receiver answers 2xx or
+//! the attempts run out. The URL is held to the download rules: https only, public addresses only,
+//! resolved once and connected to only at the addresses checked.
+
+use super::{GenerationId, service, store};
+use crate::app::AppState;
+use crate::config::WebhookConfig;
+use crate::identity::UserId;
+use crate::storage::download::{self, DownloadError, Policy};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
+use diesel::sql_types::{Integer, Nullable, Text, Timestamptz, Uuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest `webhook_url` taken.
+pub const MAX_URL_LEN: usize = 2000;
+
+/// What a delivery says it is (`type` in the body).
+pub const EVENT: &str = "generation.completed";
+
+/// How often each process looks for deliveries that are due.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Deliveries one process makes at once.
+const BATCH: i64 = 16;
+
+/// How long a claimed delivery is held: a process that dies mid-delivery leaves it for another
+/// after this.
+const LEASE_SECS: i32 = 60;
+
+/// The longest wait between two attempts.
+const MAX_WAIT: Duration = Duration::from_secs(6 * 3600);
+
+fn policy(config: &WebhookConfig) -> Policy {
+    Policy {
+        max_bytes: 0,
+        timeout: config.timeout,
+        // Any public host: the caller names their own receiver.
+        allowed_hosts: Vec::new(),
+        allow_loopback: config.allow_loopback,
+    }
+}
+
+/// Why a submission's `webhook_url` is refused, in words for its field error; `None` when it is
+/// taken. Addresses a name resolves to are checked again at every delivery.
+pub fn refusal(config: &WebhookConfig, raw: &str) -> Option<String> {
+    if raw.chars().count() > MAX_URL_LEN {
+        return Some(format!("must be at most {MAX_URL_LEN} characters"));
+    }
+    let url = match reqwest::Url::parse(raw) {
+        Ok(url) => url,
+        Err(e) => return Some(format!("must be an absolute https URL ({e})")),
+    };
+    let local_name = url
+        .host_str()
+        .is_some_and(|h| h == "localhost" || h.ends_with(".localhost"));
+    if local_name && !config.allow_loopback {
+        return Some("must not point at this machine (localhost)".to_owned());
+    }
+    match policy(config).check_url(&url) {
+        Ok(()) => None,
+        Err(DownloadError::Refused(why)) => Some(format!("must be a public https URL: {why}")),
+        Err(other) => Some(other.to_string()),
+    }
+}
+
+/// Records the webhook of a generation being submitted (in the submission's transaction).
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    generation: GenerationId,
+    user: UserId,
+    url: &str,
+) -> diesel::QueryResult<()> {
+    diesel::sql_query(
+        "INSERT INTO generation_webhooks (generation_id, user_id, url) VALUES ($1, $2, $3)",
+    )
+    .bind::<Uuid, _>(generation.0)
+    .bind::<Uuid, _>(user.0)
+    .bind::<Text, _>(url)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Where a generation's webhook stands, as `GET /v1/generations/{id}/webhook` shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, QueryableByName)]
+pub struct WebhookStatus {
+    /// Where `generation.completed` is sent.
+    #[diesel(sql_type = Text)]
+    pub url: String,
+    /// Attempts made so far.
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+    /// When the receiver answered 2xx; null until then.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When the next attempt is due (after the generation ends); null once delivered or given up.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The receiver's HTTP status on the last attempt; null when it did not answer.
+    #[diesel(sql_type = Nullable<Integer>)]
+    pub last_status: Option<i32>,
+    /// What went wrong on the last attempt; null after a delivery.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_error: Option<String>,
+}
+
+/// The webhook of `owner`'s generation `id`, if it has one.
+pub async fn status_of(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+    id: GenerationId,
+) -> diesel::QueryResult<Option<WebhookStatus>> {
+    diesel::sql_query(
+        "SELECT url, attempts, delivered_at, next_attempt_at, last_status, last_error \
+         FROM generation_webhooks WHERE generation_id = $1 AND user_id = $2",
+    )
+    .bind::<Uuid, _>(id.0)
+    .bind::<Uuid, _>(owner.0)
+    .get_result(conn)
+    .await
+    .map(Some)
+    .or_else(|e| match e {
+        diesel::result::Error::NotFound => Ok(None),
+        e => Err(e),
+    })
+}
+
+/// A new signing secret: `whsec_` and base64 of 32 random bytes.
+fn new_secret() -> String {
+    format!("whsec_{}", STANDARD.encode(rand::random::<[u8; 32]>()))
+}
+
+#[derive(QueryableByName)]
+struct SecretRow {
+    #[diesel(sql_type = Text)]
+    secret: String,
+}
+
+/// `user`'s signing secret, made on first need.
+pub async fn secret_of(conn: &mut AsyncPgConnection, user: UserId) -> diesel::QueryResult<String> {
+    // Made and read in one statement; of two first callers, the one that loses reads the winner's.
+    diesel::sql_query(
+        "WITH made AS (INSERT INTO webhook_secrets (user_id, secret) VALUES ($1, $2) \
+                       ON CONFLICT (user_id) DO NOTHING RETURNING secret) \
+         SELECT secret FROM made UNION ALL \
+         SELECT secret FROM webhook_secrets WHERE user_id = $1 AND NOT EXISTS (SELECT 1 FROM made)",
+    )
+    .bind::<Uuid, _>(user.0)
+    .bind::<Text, _>(new_secret())
+    .get_result::<SecretRow>(conn)
+    .await
+    .map(|row| row.secret)
+}
+
+/// Replaces `user`'s signing secret; deliveries from now on are signed with the new one.
+pub async fn rotate_secret(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+) -> diesel::QueryResult<String> {
+    diesel::sql_query(
+        "INSERT INTO webhook_secrets (user_id, secret) VALUES ($1, $2) \
+         ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, created_at = now() \
+         RETURNING secret",
+    )
+    .bind::<Uuid, _>(user.0)
+    .bind::<Text, _>(new_secret())
+    .get_result::<SecretRow>(conn)
+    .await
+    .map(|row| row.secret)
+}
+
+#[derive(Debug, QueryableByName)]
+struct Due {
+    #[diesel(sql_type = Uuid)]
+    generation_id: GenerationId,
+    #[diesel(sql_type = Uuid)]
+    user_id: UserId,
+    #[diesel(sql_type = Text)]
+    url: String,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+}
+
+/// Claims up to `limit` deliveries whose generation has ended and whose time has come, counting
+/// the attempt and holding it for the lease.
+async fn claim(conn: &mut AsyncPgConnection, limit: i64) -> diesel::QueryResult<Vec<Due>> {
+    diesel::sql_query(
+        "UPDATE generation_webhooks w \
+         SET attempts = w.attempts + 1, next_attempt_at = now() + make_interval(secs => $2) \
+         FROM (SELECT gw.generation_id FROM generation_webhooks gw \
+               JOIN generations g ON g.id = gw.generation_id \
+               WHERE gw.next_attempt_at <= now() \
+                 AND g.status IN ('succeeded', 'failed', 'canceled') \
+               ORDER BY gw.next_attempt_at LIMIT $1 \
+               FOR UPDATE OF gw SKIP LOCKED) due \
+         WHERE w.generation_id = due.generation_id \
+         RETURNING w.generation_id, w.user_id, w.url, w.attempts",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(limit)
+    .bind::<Integer, _>(LEASE_SECS)
+    .load(conn)
+    .await
+}
+
+/// What one attempt came to.
+#[derive(Debug)]
+struct Outcome {
+    status: Option<i32>,
+    error: Option<String>,
+    /// Retrying cannot help (the URL is refused): give up now.
+    permanent: bool,
+}
+
+async fn record_outcome(
+    conn: &mut AsyncPgConnection,
+    config: &WebhookConfig,
+    due: &Due,
+    outcome: &Outcome,
+) -> diesel::QueryResult<()> {
+    let next = match &outcome.error {
+        None => None,
+        Some(_) if outcome.permanent || due.attempts >= config.max_attempts => None,
+        Some(_) => Some(Utc::now() + wait_after(config, due.attempts)),
+    };
+    diesel::sql_query(
+        "UPDATE generation_webhooks \
+         SET next_attempt_at = $2, last_status = $3, last_error = $4, \
+             delivered_at = CASE WHEN $4 IS NULL THEN now() END \
+         WHERE generation_id = $1",
+    )
+    .bind::<Uuid, _>(due.generation_id.0)
+    .bind::<Nullable<Timestamptz>, _>(next)
+    .bind::<Nullable<Integer>, _>(outcome.status)
+    .bind::<Nullable<Text>, _>(outcome.error.as_deref())
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// The wait after failed attempt number `attempts`: the configured first wait, four times longer
+/// each time, at most six hours.
+fn wait_after(config: &WebhookConfig, attempts: i32) -> chrono::Duration {
+    let factor = 4u32.saturating_pow(u32::try_from(attempts - 1).unwrap_or(0));
+    let wait = config.retry.saturating_mul(factor).min(MAX_WAIT);
+    chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(6))
+}
+
+/// Starts this process's deliverer (beside its job runner).
+pub fn spawn(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // A full batch means more may be waiting: go again at once.
+            loop {
+                match deliver_due(&state).await {
+                    Ok(n) if n as i64 == BATCH => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "webhook deliveries failed");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// One pass: claims what is due, sends it, records how each went. Returns how many it claimed.
+async fn deliver_due(state: &AppState) -> anyhow::Result<usize> {
+    let mut conn = state.pool.get().await?;
+    let due = claim(&mut conn, BATCH).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<GenerationId> = due.iter().map(|d| d.generation_id).collect();
+    let rows = store::find_many(&mut conn, &ids).await?;
+    let views = service::present(rows, &state.catalog, &mut conn)
+        .await
+        .map_err(|e| anyhow::anyhow!("presenting generations: {e:?}"))?;
+    let mut sends = Vec::with_capacity(due.len());
+    for d in &due {
+        let secret = secret_of(&mut conn, d.user_id).await?;
+        let view = views.iter().find(|v| v.id == d.generation_id);
+        sends.push(async move {
+            match view {
+                Some(view) => send(&state.config.generation.webhooks, d, view, &secret).await,
+                None => Outcome {
+                    status: None,
+                    error: Some("the generation is gone".to_owned()),
+                    permanent: true,
+                },
+            }
+        });
+    }
+    // No connection is held while receivers answer.
+    drop(conn);
+    let outcomes = futures_util::future::join_all(sends).await;
+    let mut conn = state.pool.get().await?;
+    for (d, outcome) in due.iter().zip(&outcomes) {
+        if let Some(error) = &outcome.error {
+            tracing::info!(generation = %d.generation_id.0, attempt = d.attempts, url = %d.url,
+                error = %error, "webhook not delivered");
+        }
+        record_outcome(&mut conn, &state.config.generation.webhooks, d, outcome).await?;
+    }
+    Ok(due.len())
+}
+
+/// The body of a delivery.
+#[derive(serde::Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    timestamp: DateTime<Utc>,
+    data: &'a super::types::Generation,
+}
+
+/// The signature headers of a delivery: `webhook-id` (the generation's id, the same on every
+/// attempt, so a receiver can apply it once), `webhook-timestamp` and `webhook-signature`.
+pub fn signature_headers(
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> anyhow::Result<[(&'static str, String); 3]> {
+    let mac = crate::http::signature::sign(secret, id, timestamp, body)
+        .map_err(|e| anyhow::anyhow!("signing a webhook: {e:?}"))?;
+    Ok([
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", format!("v1,{}", STANDARD.encode(mac))),
+    ])
+}
+
+async fn send(
+    config: &WebhookConfig,
+    due: &Due,
+    view: &super::types::Generation,
+    secret: &str,
+) -> Outcome {
+    let failed = |error: String, permanent: bool| Outcome {
+        status: None,
+        error: Some(error),
+        permanent,
+    };
+    let now = Utc::now();
+    let body = match serde_json::to_vec(&Event {
+        kind: EVENT,
+        timestamp: now,
+        data: view,
+    }) {
+        Ok(body) => body,
+        Err(e) => return failed(e.to_string(), true),
+    };
+    let headers = match signature_headers(
+        secret,
+        &due.generation_id.0.to_string(),
+        now.timestamp(),
+        &body,
+    ) {
+        Ok(headers) => headers,
+        Err(e) => return failed(e.to_string(), true),
+    };
+    let url = match reqwest::Url::parse(&due.url) {
+        Ok(url) => url,
+        Err(e) => return failed(e.to_string(), true),
+    };
+    let client = match download::pinned_client(&policy(config), &url, false).await {
+        Ok(client) => client,
+        Err(DownloadError::Refused(why)) => return failed(format!("refused: {why}"), true),
+        Err(e) => return failed(e.to_string(), false),
+    };
+    let mut request = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(reqwest::header::USER_AGENT, "Easel-Webhooks/1");
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    match request.body(body).send().await {
+        Ok(response) if response.status().is_success() => Outcome {
+            status: Some(i32::from(response.status().as_u16())),
+            error: None,
+            permanent: false,
+        },
+        Ok(response) => Outcome {
+            status: Some(i32::from(response.status().as_u16())),
+            // A redirect is not followed: the receiver must answer at the URL it gave.
+            error: Some(format!("the receiver answered {}", response.status())),
+            permanent: false,
+        },
+        Err(e) => failed(download::describe(&e), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(allow_loopback: bool) -> WebhookConfig {
+        WebhookConfig {
+            timeout: Duration::from_secs(10),
+            retry: Duration::from_secs(10),
+            max_attempts: 8,
+            allow_loopback,
+        }
+    }
+
+    #[test]
+    fn urls_must_be_public_https() {
+        let strict = config(false);
+        assert_eq!(
+            refusal(&strict, "https://hooks.example.com/easel?x=1"),
+            None
+        );
+        for refused in [
+            "not a url",
+            "/relative",
+            "http://hooks.example.com/",
+            "ftp://hooks.example.com/",
+            "https://10.0.0.8/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::1]/",
+            "https://127.0.0.1:8080/",
+            "https://localhost/",
+            "https://api.localhost/",
+        ] {
+            assert!(refusal(&strict, refused).is_some(), "{refused} was taken");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
+        assert!(refusal(&strict, &long).is_some());
+        // Loopback for local development: only loopback, over http or https.
+        let local = config(true);
+        assert_eq!(refusal(&local, "http://127.0.0.1:9000/hook"), None);
+        assert_eq!(refusal(&local, "http://localhost:9000/hook"), None);
+        assert!(refusal(&local, "http://10.0.0.8/").is_some());
+        assert!(refusal(&local, "https://169.254.169.254/").is_some());
+    }
+
+    #[test]
+    fn retries_wait_four_times_longer_each_time_up_to_six_hours() {
+        let c = config(false);
+        let waits: Vec<i64> = (1..=8).map(|n| wait_after(&c, n).num_seconds()).collect();
+        assert_eq!(
+            waits,
+            [10, 40, 160, 640, 2560, 10240, 21600, 21600],
+            "seconds after each failed attempt"
+        );
+    }
+}
