@@ -314,11 +314,17 @@ export const tests = {
     const key = await page.getByTestId("new-key").textContent();
     assert.ok(key && key.length > 20, `key: ${key}`);
     await page.getByText(key, { exact: false }).first().waitFor();
-    await shot(page, "developer-phone");
     // The key works against the API.
     const me = await page.request.get("/v1/me", { headers: { Authorization: `Bearer ${key}` } });
     assert.equal(me.status(), 200);
     assert.equal((await me.json()).username, name);
+    // The webhook signing secret is the one the key reads from the API.
+    await page.getByRole("button", { name: "Show signing secret" }).click();
+    const secret = await page.getByTestId("webhook-secret").textContent();
+    assert.match(secret, /^whsec_[A-Za-z0-9+/]{43}=$/);
+    const read = await page.request.get("/v1/me/webhook-secret", { headers: { Authorization: `Bearer ${key}` } });
+    assert.equal((await read.json()).secret, secret);
+    await shot(page, "developer-phone");
     // Revoked, it stops working.
     page.once("dialog", (dialog) => void dialog.accept());
     await page.getByRole("button", { name: "Revoke" }).click();

@@ -41,6 +41,20 @@ export function Developer() {
       setError(e);
     }
   };
+  const [secret, setSecret] = useState<string>();
+  const [secretError, setSecretError] = useState<unknown>();
+  const showSecret = async (rotate: boolean) => {
+    if (rotate && !window.confirm("Replace the signing secret? Receivers checking the old one will refuse new deliveries.")) return;
+    setSecretError(undefined);
+    try {
+      const answer = rotate
+        ? await call(api.POST("/v1/me/webhook-secret/rotate"))
+        : await call(api.GET("/v1/me/webhook-secret"));
+      setSecret(answer.secret);
+    } catch (e) {
+      setSecretError(e);
+    }
+  };
   const origin = window.location.origin;
   return (
     <section>
@@ -114,12 +128,41 @@ export function Developer() {
           </li>
         ))}
       </ul>
+      <h2>Webhooks</h2>
+      <p>
+        Add <code>"webhook_url": "https://…"</code> to a generation and Easel POSTs it there when it ends, as{" "}
+        <code>generation.completed</code>, signed the{" "}
+        <a href="https://www.standardwebhooks.com" rel="noreferrer">
+          Standard Webhooks
+        </a>{" "}
+        way with this secret. A delivery the receiver does not take is tried again, for hours.
+      </p>
+      <div className="row">
+        {secret ? (
+          <code className="secret" data-testid="webhook-secret">
+            {secret}
+          </code>
+        ) : (
+          <button type="button" className="secondary" onClick={() => void showSecret(false)}>
+            Show signing secret
+          </button>
+        )}
+        {secret && (
+          <button type="button" className="danger" onClick={() => void showSecret(true)}>
+            Replace secret
+          </button>
+        )}
+      </div>
+      <ErrorBox error={secretError} />
       <h2>Try it</h2>
       <pre className="code">{`curl -X POST ${origin}/v1/generations \\
   -H "Authorization: Bearer ${created ?? "YOUR_KEY"}" \\
   -H "Content-Type: application/json" \\
   -H "Prefer: wait=30" \\
   -d '{"prompt": "a lighthouse at dawn", "model": "easel-sketch"}'`}</pre>
+      <p className="muted small">
+        Or, without waiting: add <code>"webhook_url": "https://example.com/hooks/easel"</code> and answer 2xx there.
+      </p>
     </section>
   );
 }
