@@ -15,7 +15,8 @@ log=target/schemathesis-server.log
 
 # Generous rate limits (schemathesis is fast) and the webhook and upload secrets, so every
 # operation's own logic is exercised rather than its 429 or 503. Replicate's API base points at a
-# closed port: no catalog model uses it, and nothing may leave this machine. Development payments
+# closed port: no catalog model uses it, and nothing may leave this machine (so generations' webhooks
+# may only name a host that cannot resolve). Development payments
 # (a development server) let checkout succeed without Stripe.
 webhook_secret="whsec_$(python3 -c 'import base64,os; print(base64.b64encode(os.urandom(24)).decode())')"
 EASEL_ENV=development EASEL_DEV_PAYMENTS=true EASEL_STRIPE_WEBHOOK_SECRET="$webhook_secret" DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/$db" EASEL_BIND="127.0.0.1:$app_port" \
@@ -25,6 +26,7 @@ EASEL_ENV=development EASEL_DEV_PAYMENTS=true EASEL_STRIPE_WEBHOOK_SECRET="$webh
   EASEL_IDENTITY_WEBHOOK_SECRET="$webhook_secret" \
   EASEL_REPLICATE_API_TOKEN=r8_schemathesis EASEL_REPLICATE_API_BASE=http://127.0.0.1:9 \
   EASEL_REPLICATE_WEBHOOK_SECRET="$webhook_secret" EASEL_COG_UPLOAD_SECRET=schemathesis-upload-secret \
+  EASEL_WEBHOOK_ALLOWED_HOSTS=webhooks.invalid \
   target/debug/easel serve >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT

@@ -150,6 +150,8 @@ pub struct WebhookConfig {
     pub retry: Duration,
     /// Attempts before a delivery is given up.
     pub max_attempts: i32,
+    /// Host names (or their parent domains) webhooks may go to; empty allows any public host.
+    pub allowed_hosts: Vec<String>,
     /// Only for local development and tests: permits loopback addresses (and plain http). Private,
     /// link-local and the other special ranges stay forbidden.
     pub allow_loopback: bool,
@@ -378,6 +380,12 @@ impl Config {
                     "8",
                     |v| bounded(v, 1, 20).map(|n| n as i32),
                 )?,
+                allowed_hosts: get("EASEL_WEBHOOK_ALLOWED_HOSTS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|h| h.trim().to_ascii_lowercase())
+                    .filter(|h| !h.is_empty())
+                    .collect(),
                 allow_loopback: flag(
                     "EASEL_WEBHOOK_ALLOW_LOOPBACK",
                     get("EASEL_WEBHOOK_ALLOW_LOOPBACK"),

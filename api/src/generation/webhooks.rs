@@ -42,8 +42,8 @@ fn policy(config: &WebhookConfig) -> Policy {
     Policy {
         max_bytes: 0,
         timeout: config.timeout,
-        // Any public host: the caller names their own receiver.
-        allowed_hosts: Vec::new(),
+        // Empty (the default): any public host, since callers name their own receivers.
+        allowed_hosts: config.allowed_hosts.clone(),
         allow_loopback: config.allow_loopback,
     }
 }
@@ -412,6 +412,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             retry: Duration::from_secs(10),
             max_attempts: 8,
+            allowed_hosts: Vec::new(),
             allow_loopback,
         }
     }
@@ -445,6 +446,15 @@ mod tests {
         assert_eq!(refusal(&local, "http://localhost:9000/hook"), None);
         assert!(refusal(&local, "http://10.0.0.8/").is_some());
         assert!(refusal(&local, "https://169.254.169.254/").is_some());
+        // An operator may name the hosts (and their subdomains) webhooks may go to.
+        let listed = WebhookConfig {
+            allowed_hosts: vec!["hooks.example.com".to_owned()],
+            ..config(false)
+        };
+        assert_eq!(refusal(&listed, "https://hooks.example.com/a"), None);
+        assert_eq!(refusal(&listed, "https://eu.hooks.example.com/a"), None);
+        assert!(refusal(&listed, "https://example.com/a").is_some());
+        assert!(refusal(&listed, "https://evilhooks.example.com/a").is_some());
     }
 
     #[test]
