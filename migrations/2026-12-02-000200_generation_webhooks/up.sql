@@ -8,7 +8,7 @@ CREATE TABLE generation_webhooks (
     url text NOT NULL CHECK (length(url) BETWEEN 1 AND 2000),
     attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     -- When the next attempt may start (once the generation has ended); null once delivered or
-    -- given up. An attempt under way holds it a minute ahead, so a process that dies mid-delivery
+    -- given up. An attempt under way holds it 150 s ahead, so a process that dies mid-delivery
     -- leaves it to be tried again.
     next_attempt_at timestamptz DEFAULT now(),
     delivered_at timestamptz,

@@ -32,8 +32,9 @@ const TICK: Duration = Duration::from_secs(1);
 const BATCH: i64 = 16;
 
 /// How long a claimed delivery is held: a process that dies mid-delivery leaves it for another
-/// after this.
-const LEASE_SECS: i32 = 60;
+/// after this. Longer than an attempt can take (see [`attempt`]), so no two processes send it at
+/// once.
+const LEASE_SECS: i32 = 150;
 
 /// The longest wait between two attempts.
 const MAX_WAIT: Duration = Duration::from_secs(6 * 3600);
@@ -293,7 +294,7 @@ async fn deliver_due(state: &AppState) -> anyhow::Result<usize> {
         let view = views.iter().find(|v| v.id == d.generation_id);
         sends.push(async move {
             match view {
-                Some(view) => send(&state.config.generation.webhooks, d, view, &secret).await,
+                Some(view) => attempt(&state.config.generation.webhooks, d, view, &secret).await,
                 None => Outcome {
                     status: None,
                     error: Some("the generation is gone".to_owned()),
@@ -340,6 +341,24 @@ pub fn signature_headers(
         ("webhook-timestamp", timestamp.to_string()),
         ("webhook-signature", format!("v1,{}", STANDARD.encode(mac))),
     ])
+}
+
+/// One attempt, name lookup included, within twice the configured timeout (at most 120 s of the
+/// lease's 150).
+async fn attempt(
+    config: &WebhookConfig,
+    due: &Due,
+    view: &super::types::Generation,
+    secret: &str,
+) -> Outcome {
+    let limit = config.timeout.saturating_mul(2);
+    tokio::time::timeout(limit, send(config, due, view, secret))
+        .await
+        .unwrap_or_else(|_| Outcome {
+            status: None,
+            error: Some(format!("no answer within {} s", limit.as_secs())),
+            permanent: false,
+        })
 }
 
 async fn send(
