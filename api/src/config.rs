@@ -329,6 +329,11 @@ impl Config {
                 bounded(v, min, max).map(|s| Duration::from_secs(s as u64))
             })
         };
+        let attempts = |name: &'static str, default: &str| {
+            parse_with(name, get(name), default, |v| {
+                bounded(v, 1, 20).map(|n| n as i32)
+            })
+        };
         let generation = GenerationConfig {
             models_path: PathBuf::from(
                 get("EASEL_MODELS_PATH").unwrap_or_else(|| "config/models.toml".to_owned()),
@@ -365,27 +370,12 @@ impl Config {
                 "10485760",
                 |v| bounded(v, 1024, 1 << 30),
             )?,
-            max_attempts: parse_with(
-                "EASEL_JOB_MAX_ATTEMPTS",
-                get("EASEL_JOB_MAX_ATTEMPTS"),
-                "3",
-                |v| bounded(v, 1, 20).map(|n| n as i32),
-            )?,
+            max_attempts: attempts("EASEL_JOB_MAX_ATTEMPTS", "3")?,
             webhooks: WebhookConfig {
                 timeout: secs("EASEL_WEBHOOK_TIMEOUT_SECS", "10", 1, 60)?,
                 retry: secs("EASEL_WEBHOOK_RETRY_SECS", "10", 1, 3600)?,
-                max_attempts: parse_with(
-                    "EASEL_WEBHOOK_MAX_ATTEMPTS",
-                    get("EASEL_WEBHOOK_MAX_ATTEMPTS"),
-                    "8",
-                    |v| bounded(v, 1, 20).map(|n| n as i32),
-                )?,
-                allowed_hosts: get("EASEL_WEBHOOK_ALLOWED_HOSTS")
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(|h| h.trim().to_ascii_lowercase())
-                    .filter(|h| !h.is_empty())
-                    .collect(),
+                max_attempts: attempts("EASEL_WEBHOOK_MAX_ATTEMPTS", "8")?,
+                allowed_hosts: host_list(get("EASEL_WEBHOOK_ALLOWED_HOSTS").unwrap_or_default()),
                 allow_loopback: flag(
                     "EASEL_WEBHOOK_ALLOW_LOOPBACK",
                     get("EASEL_WEBHOOK_ALLOW_LOOPBACK"),
@@ -596,14 +586,20 @@ fn providers_config(
             "60",
             |v| bounded(v, 1, 3600).map(|s| Duration::from_secs(s as u64)),
         )?,
-        download_allowed_hosts: get("EASEL_DOWNLOAD_ALLOWED_HOSTS")
-            .unwrap_or_else(|| "replicate.delivery".to_owned())
-            .split(',')
-            .map(|h| h.trim().to_ascii_lowercase())
-            .filter(|h| !h.is_empty() && h != "*")
-            .collect(),
+        download_allowed_hosts: host_list(
+            get("EASEL_DOWNLOAD_ALLOWED_HOSTS").unwrap_or_else(|| "replicate.delivery".to_owned()),
+        ),
         download_allow_loopback,
     })
+}
+
+/// A comma-separated list of host names, lower-cased; empty (or `*`) for any host.
+fn host_list(value: String) -> Vec<String> {
+    value
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty() && h != "*")
+        .collect()
 }
 
 fn auth_config(

@@ -5,14 +5,14 @@ use easel_tests::{Reply, TestApp, json};
 use reqwest::Method;
 use std::time::{Duration, Instant};
 
-async fn signup(app: &TestApp, name: &str) -> String {
+pub(crate) async fn signup(app: &TestApp, name: &str) -> String {
     app.signup(name).await["access_token"]
         .as_str()
         .unwrap_or_default()
         .to_owned()
 }
 
-async fn generate(app: &TestApp, token: &str, body: serde_json::Value) -> Reply {
+pub(crate) async fn generate(app: &TestApp, token: &str, body: serde_json::Value) -> Reply {
     app.call(Method::POST, "/v1/generations", Some(token), Some(body))
         .await
 }

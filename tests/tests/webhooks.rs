@@ -1,22 +1,11 @@
 //! `generation.completed` webhooks to API clients: delivered signed to a real receiver over HTTP,
 //! retried until it answers 2xx or the attempts run out, and refused for URLs that are not public.
 
+use crate::generations::{generate, signup};
 use easel_tests::receiver::Receiver;
 use easel_tests::{Reply, TestApp, json};
 use reqwest::Method;
 use std::time::Duration;
-
-async fn signup(app: &TestApp, name: &str) -> String {
-    app.signup(name).await["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-async fn generate(app: &TestApp, token: &str, body: serde_json::Value) -> Reply {
-    app.call(Method::POST, "/v1/generations", Some(token), Some(body))
-        .await
-}
 
 async fn webhook_of(app: &TestApp, token: &str, id: &str) -> Reply {
     app.call(
