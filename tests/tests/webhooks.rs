@@ -211,6 +211,13 @@ async fn a_delivery_is_given_up_after_its_attempts_and_a_cancel_is_delivered_too
     );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(receiver.deliveries().len(), 2, "no third attempt");
+    let metrics = app.send(app.request(Method::GET, "/metrics")).await.text;
+    for line in [
+        "webhook_deliveries_total{outcome=\"retrying\"} 1",
+        "webhook_deliveries_total{outcome=\"given_up\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 }
 
 #[tokio::test]

@@ -220,16 +220,20 @@ struct Outcome {
     permanent: bool,
 }
 
+/// Records how an attempt went; returns its outcome's name for `/metrics`.
 async fn record_outcome(
     conn: &mut AsyncPgConnection,
     config: &WebhookConfig,
     due: &Due,
     outcome: &Outcome,
-) -> diesel::QueryResult<()> {
-    let next = match &outcome.error {
-        None => None,
-        Some(_) if outcome.permanent || due.attempts >= config.max_attempts => None,
-        Some(_) => Some(Utc::now() + wait_after(config, due.attempts)),
+) -> diesel::QueryResult<&'static str> {
+    let (next, name) = match &outcome.error {
+        None => (None, "delivered"),
+        Some(_) if outcome.permanent || due.attempts >= config.max_attempts => (None, "given_up"),
+        Some(_) => (
+            Some(Utc::now() + wait_after(config, due.attempts)),
+            "retrying",
+        ),
     };
     diesel::sql_query(
         "UPDATE generation_webhooks \
@@ -243,7 +247,7 @@ async fn record_outcome(
     .bind::<Nullable<Text>, _>(outcome.error.as_deref())
     .execute(conn)
     .await
-    .map(|_| ())
+    .map(|_| name)
 }
 
 /// The wait after failed attempt number `attempts`: the configured first wait, four times longer
@@ -312,7 +316,8 @@ async fn deliver_due(state: &AppState) -> anyhow::Result<usize> {
             tracing::info!(generation = %d.generation_id.0, attempt = d.attempts, url = %d.url,
                 error = %error, "webhook not delivered");
         }
-        record_outcome(&mut conn, &state.config.generation.webhooks, d, outcome).await?;
+        let name = record_outcome(&mut conn, &state.config.generation.webhooks, d, outcome).await?;
+        state.metrics.observe_webhook(name);
     }
     Ok(due.len())
 }

@@ -17,6 +17,9 @@ pub struct Metrics {
     /// Whether this process hears generation changes, and how many generations its requests wait on.
     changes_heard: IntGauge,
     changes_watched: IntGauge,
+    /// Webhook attempts by outcome: `delivered`, `retrying` (failed, tried again later) or
+    /// `given_up` (failed for the last time, or refused).
+    webhooks: IntCounterVec,
     /// The pools reported, each with its role: every HTTP worker has one (`http`, summed), and the
     /// process has one for the job runner, the watchdog and housekeeping (`jobs`).
     pools: std::sync::Mutex<Vec<(&'static str, crate::db::Pool)>>,
@@ -60,6 +63,15 @@ impl Metrics {
             "generation_changes_watched",
             "Generations that event streams and Prefer: wait requests of this process wait on",
         )?;
+        let webhooks = IntCounterVec::new(
+            Opts::new(
+                "webhook_deliveries_total",
+                "Attempts of this process to deliver generations' webhooks, by outcome: delivered, \
+                 retrying (failed, tried again later) or given_up",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(webhooks.clone()))?;
         registry.register(Box::new(changes_heard.clone()))?;
         registry.register(Box::new(changes_watched.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -72,6 +84,7 @@ impl Metrics {
             pool,
             changes_heard,
             changes_watched,
+            webhooks,
             pools: std::sync::Mutex::default(),
         })
     }
@@ -98,6 +111,11 @@ impl Metrics {
         self.changes_heard.set(i64::from(heard));
         self.changes_watched
             .set(i64::try_from(watched).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one webhook attempt under `outcome`.
+    pub fn observe_webhook(&self, outcome: &str) {
+        self.webhooks.with_label_values(&[outcome]).inc();
     }
 
     pub fn render(&self) -> String {
