@@ -67,6 +67,9 @@ enum AdminCommand {
         #[arg(long)]
         repair: bool,
     },
+    /// Make every live image's thumbnail again from its original with this version's encoder (after
+    /// an upgrade that changed it), and remove the thumbnails no image uses any more
+    RemakeThumbnails,
     /// Compare Stripe's Checkout Sessions since a date with our purchases, and grant the credits of
     /// any paid session that is missing them (safe to run again)
     ReconcilePayments {
@@ -216,6 +219,21 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<ExitCod
             if lost > 0 {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        AdminCommand::RemakeThumbnails => {
+            drop(conn);
+            let pool = easel::db::pool(config.database_url.expose(), 2)?;
+            let shared = easel::app::Shared::new(config.clone(), pool)?;
+            let report = easel::gallery::verify::remake_thumbnails(&shared.state).await?;
+            println!(
+                "{} live image(s); {} thumbnail(s) made again ({} bytes before, {} after); {} without \
+                 their original (see verify-files)",
+                report.images,
+                report.remade,
+                report.bytes_before,
+                report.bytes_after,
+                report.without_original
+            );
         }
         AdminCommand::VerifyLedger => {
             let mismatches = easel::credits::store::mismatches(&mut conn).await?;

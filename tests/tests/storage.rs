@@ -222,3 +222,114 @@ async fn verify_files_finds_lost_files_and_makes_a_lost_thumbnail_again() {
     assert_eq!(left.missing.len(), 1, "an original cannot be made again");
     assert_eq!(left.missing[0].variant, "original");
 }
+
+#[tokio::test]
+async fn remake_thumbnails_replaces_an_older_encoders_thumbnails_once() {
+    let app = TestApp::spawn().await;
+    let token = app.signup("upgrader").await["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let done = app
+        .send(
+            app.request(Method::POST, "/v1/generations")
+                .bearer_auth(&token)
+                .header("prefer", "wait=20")
+                .json(&json!({"prompt": "an old thumbnail", "model": "easel-sketch", "num_outputs": 2})),
+        )
+        .await;
+    assert_eq!(done.json["status"], "succeeded", "{}", done.text);
+    let ids: Vec<String> = (0..2)
+        .map(|i| {
+            done.json["images"][i]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let thumb_of = async |id: &str| {
+        app.text(&format!("SELECT thumb_hash FROM images WHERE id = '{id}'"))
+            .await
+            .unwrap_or_default()
+    };
+    let current = [thumb_of(&ids[0]).await, thumb_of(&ids[1]).await];
+    let state = &app.shared.state;
+    let remake = async || {
+        easel::gallery::verify::remake_thumbnails(state)
+            .await
+            .expect("remake")
+    };
+    let untouched = remake().await;
+    assert_eq!(
+        (untouched.images, untouched.remade),
+        (2, 0),
+        "current thumbnails stay"
+    );
+
+    // As an older version stored them: lossless WebP, under other names.
+    let mut old = Vec::new();
+    for (id, hash) in ids.iter().zip(&current) {
+        let original = app
+            .text(&format!(
+                "SELECT content_hash FROM images WHERE id = '{id}'"
+            ))
+            .await
+            .unwrap_or_default();
+        let image = image::load_from_memory(
+            &std::fs::read(stored(&app, "originals", &original)).expect("original"),
+        )
+        .expect("a PNG");
+        let scaled = image.thumbnail(384, 384).to_rgba8();
+        let mut lossless = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut lossless)
+            .encode(
+                scaled.as_raw(),
+                scaled.width(),
+                scaled.height(),
+                image::ExtendedColorType::Rgba8,
+            )
+            .expect("lossless");
+        let old_hash = state
+            .storage
+            .put("thumbs", lossless.clone())
+            .await
+            .expect("stored");
+        app.execute(&format!(
+            "UPDATE images SET thumb_hash = '{old_hash}' WHERE id = '{id}'"
+        ))
+        .await;
+        std::fs::remove_file(stored(&app, "thumbs", hash)).expect("the new one not there yet");
+        old.push((old_hash, lossless.len() as u64));
+    }
+
+    let remade = remake().await;
+    assert_eq!(remade.remade, 2);
+    assert_eq!(remade.bytes_before, old.iter().map(|(_, n)| n).sum::<u64>());
+    assert!(
+        remade.bytes_after * 4 < remade.bytes_before,
+        "{} bytes against {}",
+        remade.bytes_after,
+        remade.bytes_before
+    );
+    for ((id, hash), (old_hash, _)) in ids.iter().zip(&current).zip(&old) {
+        assert_eq!(&thumb_of(id).await, hash, "the thumbnail a job makes now");
+        assert!(stored(&app, "thumbs", hash).exists());
+        assert!(
+            !stored(&app, "thumbs", old_hash).exists(),
+            "the old file is removed"
+        );
+        let served = app
+            .send(
+                app.request(Method::GET, &format!("/v1/images/{id}/file?variant=thumb"))
+                    .bearer_auth(&token),
+            )
+            .await;
+        assert_eq!(served.status, 200);
+    }
+    let again = remake().await;
+    assert_eq!(again.remade, 0, "a second run changes nothing");
+    let verified = easel::gallery::verify::verify_files(state, false)
+        .await
+        .expect("verify");
+    assert!(verified.missing.is_empty(), "{:?}", verified.missing);
+}

@@ -1,6 +1,7 @@
 //! `easel admin verify-files`: every live image's original and thumbnail are in storage. A row
 //! whose file is gone answers 500 when fetched; this finds them all at once, and can make a lost
-//! thumbnail again from its original.
+//! thumbnail again from its original. `easel admin remake-thumbnails`: every live image's
+//! thumbnail made again with this version's encoder.
 
 use super::store::{self, ImageFiles};
 use crate::app::AppState;
@@ -145,4 +146,91 @@ async fn remake_thumb(
     })
     .await??;
     Ok(Some((crate::storage::content_hash(&thumb), thumb)))
+}
+
+/// What `remake-thumbnails` did.
+#[derive(Debug, Default)]
+pub struct Remade {
+    /// Live images looked at (3D models included).
+    pub images: u64,
+    /// Thumbnail files replaced by a new one.
+    pub remade: u64,
+    /// Images whose original is missing (see `verify-files`), left as they are.
+    pub without_original: u64,
+    /// The replaced thumbnails' bytes, and their replacements'.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+/// Makes every live image's thumbnail again from its original with this version's encoder, for
+/// thumbnails an older version stored (lossless WebP before lossy): the images are pointed at the
+/// new file, and the old one is removed once no live image uses it. A thumbnail that comes out the
+/// same is left alone, so a second run changes nothing. A 3D model's thumbnail is its preview image,
+/// not made from its original: those are left too.
+pub async fn remake_thumbnails(state: &AppState) -> anyhow::Result<Remade> {
+    let mut report = Remade::default();
+    let mut after = None;
+    loop {
+        let page = {
+            let mut conn = state.pool.get().await?;
+            store::live_image_files(&mut conn, after, PAGE).await?
+        };
+        let Some(last) = page.last() else {
+            return Ok(report);
+        };
+        after = Some(last.id);
+        report.images += page.len() as u64;
+        // Images of one page that shared a thumbnail were all moved by the first of them.
+        let mut replaced = HashSet::new();
+        for image in page.iter().filter(|i| i.kind == "image") {
+            if replaced.contains(&image.thumb_hash) {
+                continue;
+            }
+            let Some((new, bytes)) = remake_thumb(state, image).await? else {
+                report.without_original += 1;
+                continue;
+            };
+            if new == image.thumb_hash {
+                continue;
+            }
+            let before = match state
+                .storage
+                .open("thumbs", &image.thumb_hash, None)
+                .await?
+            {
+                Some(reading) => reading.size,
+                None => 0,
+            };
+            let after_len = bytes.len() as u64;
+            if replace(state, &image.thumb_hash, &new, bytes).await? {
+                report.remade += 1;
+                report.bytes_before += before;
+                report.bytes_after += after_len;
+            }
+            replaced.insert(image.thumb_hash.clone());
+        }
+    }
+}
+
+/// Stores thumbnail `new` and points the live images using `old` at it; then removes `old` if no
+/// live image uses it. The file is removed only after the rows have moved (committed), so a failure
+/// in between leaves an unused file, never an image without one. Returns whether any image moved.
+async fn replace(state: &AppState, old: &str, new: &str, bytes: Vec<u8>) -> anyhow::Result<bool> {
+    let mut conn = state.pool.get().await?;
+    let moved = conn
+        .transaction::<_, anyhow::Error, _>(async |conn| {
+            store::lock_files(conn, &[old, new]).await?;
+            state.storage.put("thumbs", bytes).await?;
+            Ok(store::replace_thumb(conn, old, new).await?)
+        })
+        .await?;
+    conn.transaction::<_, anyhow::Error, _>(async |conn| {
+        store::lock_files(conn, &[old]).await?;
+        if !store::file_in_use(conn, old, true).await? {
+            state.storage.delete("thumbs", old).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(moved > 0)
 }
