@@ -40,6 +40,11 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver that answers the first requests with `answers`, then 204.
     pub async fn start(answers: &[u16]) -> Self {
+        Self::start_slow(answers, Duration::ZERO).await
+    }
+
+    /// [`Receiver::start`], taking `delay` to answer each request (recorded on arrival).
+    pub async fn start_slow(answers: &[u16], delay: Duration) -> Self {
         let inbox = Arc::new(Mutex::new(Inbox {
             deliveries: Vec::new(),
             answers: answers.iter().copied().collect(),
@@ -50,12 +55,15 @@ impl Receiver {
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
                 let inbox = Arc::clone(&inbox);
                 async move {
-                    let mut inbox = inbox.lock().expect("inbox");
-                    inbox.deliveries.push(Delivery {
-                        headers: req.headers().clone(),
-                        body: body.to_vec(),
-                    });
-                    let status = inbox.answers.pop_front().unwrap_or(204);
+                    let status = {
+                        let mut inbox = inbox.lock().expect("inbox");
+                        inbox.deliveries.push(Delivery {
+                            headers: req.headers().clone(),
+                            body: body.to_vec(),
+                        });
+                        inbox.answers.pop_front().unwrap_or(204)
+                    };
+                    tokio::time::sleep(delay).await;
                     HttpResponse::build(
                         actix_web::http::StatusCode::from_u16(status).expect("a status"),
                     )
@@ -63,7 +71,7 @@ impl Receiver {
                 }
             }))
         })
-        .workers(1)
+        .workers(2)
         .bind("127.0.0.1:0")
         .expect("bind the receiver");
         let addr = server.addrs()[0];

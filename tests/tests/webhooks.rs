@@ -265,3 +265,41 @@ async fn webhook_urls_that_are_not_public_https_are_refused_and_nothing_is_creat
     .await;
     assert_eq!(taken.status, 200, "{}", taken.text);
 }
+
+#[tokio::test]
+async fn a_slow_receiver_holds_up_only_its_own_delivery() {
+    let app = TestApp::spawn_with(&local_hooks(&[("EASEL_WEBHOOK_TIMEOUT_SECS", "2")])).await;
+    let slow = Receiver::start_slow(&[], Duration::from_secs(30)).await;
+    let quick = Receiver::start(&[]).await;
+    let token = signup(&app, "patient").await;
+    let mut ids = Vec::new();
+    for url in [&slow.url, &quick.url] {
+        let created = generate(
+            &app,
+            &token,
+            json!({"prompt": "two hooks", "model": "easel-sketch", "webhook_url": url}),
+        )
+        .await;
+        assert_eq!(created.status, 202, "{}", created.text);
+        ids.push(created.json["id"].as_str().unwrap_or_default().to_owned());
+    }
+    slow.wait_for(1).await;
+    quick.wait_for(1).await;
+    let quick_state = wait_for_state(&app, &token, &ids[1], |w| !w["delivered_at"].is_null()).await;
+    assert_eq!(quick_state["attempts"], 1);
+    let meanwhile = webhook_of(&app, &token, &ids[0]).await.json;
+    assert!(
+        meanwhile["last_error"].is_null() && meanwhile["delivered_at"].is_null(),
+        "the slow delivery is still under way: {meanwhile}"
+    );
+    // The slow one is cut off at twice the timeout, and tried again later.
+    let slow_state = wait_for_state(&app, &token, &ids[0], |w| !w["last_error"].is_null()).await;
+    assert!(slow_state["delivered_at"].is_null(), "{slow_state}");
+    assert!(
+        slow_state["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("timed out") || e.contains("no answer")),
+        "{slow_state}"
+    );
+    assert!(!slow_state["next_attempt_at"].is_null(), "{slow_state}");
+}

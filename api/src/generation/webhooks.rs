@@ -29,7 +29,7 @@ pub const EVENT: &str = "generation.completed";
 const TICK: Duration = Duration::from_secs(1);
 
 /// Deliveries one process makes at once.
-const BATCH: i64 = 16;
+const SLOTS: usize = 16;
 
 /// How long a claimed delivery is held: a process that dies mid-delivery leaves it for another
 /// after this. Longer than an attempt can take (see [`attempt`]), so no two processes send it at
@@ -258,20 +258,26 @@ fn wait_after(config: &WebhookConfig, attempts: i32) -> chrono::Duration {
     chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(6))
 }
 
-/// Starts this process's deliverer (beside its job runner).
+/// Starts this process's deliverer (beside its job runner): up to [`SLOTS`] deliveries at once,
+/// each in a task of its own, so a slow receiver holds up only its own.
 pub fn spawn(state: Arc<AppState>) {
     tokio::spawn(async move {
+        let slots = Arc::new(tokio::sync::Semaphore::new(SLOTS));
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            // A full batch means more may be waiting: go again at once.
+            // Every free slot filled means more may be waiting: go again at once.
             loop {
-                match deliver_due(&state).await {
-                    Ok(n) if n as i64 == BATCH => continue,
+                let free = slots.available_permits();
+                if free == 0 {
+                    break;
+                }
+                match start_due(&state, &slots, free).await {
+                    Ok(started) if started == free => continue,
                     Ok(_) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, "webhook deliveries failed");
+                        tracing::warn!(error = %e, "webhook deliveries could not start");
                         break;
                     }
                 }
@@ -280,10 +286,15 @@ pub fn spawn(state: Arc<AppState>) {
     });
 }
 
-/// One pass: claims what is due, sends it, records how each went. Returns how many it claimed.
-async fn deliver_due(state: &AppState) -> anyhow::Result<usize> {
+/// Claims up to `free` due deliveries and starts each in a task holding one of `slots`. Returns
+/// how many it started.
+async fn start_due(
+    state: &Arc<AppState>,
+    slots: &Arc<tokio::sync::Semaphore>,
+    free: usize,
+) -> anyhow::Result<usize> {
     let mut conn = state.pool.get().await?;
-    let due = claim(&mut conn, BATCH).await?;
+    let due = claim(&mut conn, free as i64).await?;
     if due.is_empty() {
         return Ok(0);
     }
@@ -292,34 +303,49 @@ async fn deliver_due(state: &AppState) -> anyhow::Result<usize> {
     let views = service::present(rows, &state.catalog, &mut conn)
         .await
         .map_err(|e| anyhow::anyhow!("presenting generations: {e:?}"))?;
-    let mut sends = Vec::with_capacity(due.len());
-    for d in &due {
+    let mut ready = Vec::with_capacity(due.len());
+    for d in due {
         let secret = secret_of(&mut conn, d.user_id).await?;
-        let view = views.iter().find(|v| v.id == d.generation_id);
-        sends.push(async move {
-            match view {
-                Some(view) => attempt(&state.config.generation.webhooks, d, view, &secret).await,
+        let view = views.iter().find(|v| v.id == d.generation_id).cloned();
+        ready.push((d, view, secret));
+    }
+    // No connection is held while receivers answer.
+    drop(conn);
+    let started = ready.len();
+    for (due, view, secret) in ready {
+        // Only this loop takes slots, and it counted them free.
+        let slot = Arc::clone(slots).acquire_owned().await?;
+        let state = Arc::clone(state);
+        tokio::spawn(async move {
+            let config = &state.config.generation.webhooks;
+            let outcome = match &view {
+                Some(view) => attempt(config, &due, view, &secret).await,
                 None => Outcome {
                     status: None,
                     error: Some("the generation is gone".to_owned()),
                     permanent: true,
                 },
+            };
+            if let Some(error) = &outcome.error {
+                tracing::info!(generation = %due.generation_id.0, attempt = due.attempts,
+                    url = %due.url, error = %error, "webhook not delivered");
             }
+            // Unrecorded, the attempt is tried again when its lease ends.
+            let recorded = match state.pool.get().await {
+                Ok(mut conn) => record_outcome(&mut conn, config, &due, &outcome)
+                    .await
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            };
+            match recorded {
+                Ok(name) => state.metrics.observe_webhook(name),
+                Err(e) => tracing::warn!(error = %e, generation = %due.generation_id.0,
+                    "a webhook attempt could not be recorded"),
+            }
+            drop(slot);
         });
     }
-    // No connection is held while receivers answer.
-    drop(conn);
-    let outcomes = futures_util::future::join_all(sends).await;
-    let mut conn = state.pool.get().await?;
-    for (d, outcome) in due.iter().zip(&outcomes) {
-        if let Some(error) = &outcome.error {
-            tracing::info!(generation = %d.generation_id.0, attempt = d.attempts, url = %d.url,
-                error = %error, "webhook not delivered");
-        }
-        let name = record_outcome(&mut conn, &state.config.generation.webhooks, d, outcome).await?;
-        state.metrics.observe_webhook(name);
-    }
-    Ok(due.len())
+    Ok(started)
 }
 
 /// The body of a delivery.
