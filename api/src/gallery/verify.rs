@@ -15,6 +15,21 @@ const PAGE: i64 = 500;
 /// Files looked up at once (a local stat is quick; an S3 `HEAD` is a round trip).
 const AT_ONCE: usize = 16;
 
+/// Live images' files a page at a time, in id order.
+#[derive(Default)]
+struct Pages {
+    after: Option<ImageId>,
+}
+
+impl Pages {
+    async fn next(&mut self, state: &AppState) -> anyhow::Result<Option<Vec<ImageFiles>>> {
+        let mut conn = state.pool.get().await?;
+        let page = store::live_image_files(&mut conn, self.after, PAGE).await?;
+        self.after = page.last().map(|image| image.id);
+        Ok(Some(page).filter(|page| !page.is_empty()))
+    }
+}
+
 /// A live image's file that storage does not have.
 #[derive(Debug, Clone)]
 pub struct MissingFile {
@@ -39,16 +54,8 @@ pub struct Report {
 /// there is made again.
 pub async fn verify_files(state: &AppState, repair: bool) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    let mut after = None;
-    loop {
-        let page = {
-            let mut conn = state.pool.get().await?;
-            store::live_image_files(&mut conn, after, PAGE).await?
-        };
-        let Some(last) = page.last() else {
-            return Ok(report);
-        };
-        after = Some(last.id);
+    let mut pages = Pages::default();
+    while let Some(page) = pages.next(state).await? {
         report.images += page.len() as u64;
         // A file shared by images of one page is looked up once (a store-wide set would grow with
         // the store).
@@ -77,6 +84,7 @@ pub async fn verify_files(state: &AppState, repair: bool) -> anyhow::Result<Repo
             }
         }
     }
+    Ok(report)
 }
 
 /// The file of `image` still missing under its lock while a live image uses it; repaired when it
@@ -169,16 +177,8 @@ pub struct Remade {
 /// not made from its original: those are left too.
 pub async fn remake_thumbnails(state: &AppState) -> anyhow::Result<Remade> {
     let mut report = Remade::default();
-    let mut after = None;
-    loop {
-        let page = {
-            let mut conn = state.pool.get().await?;
-            store::live_image_files(&mut conn, after, PAGE).await?
-        };
-        let Some(last) = page.last() else {
-            return Ok(report);
-        };
-        after = Some(last.id);
+    let mut pages = Pages::default();
+    while let Some(page) = pages.next(state).await? {
         report.images += page.len() as u64;
         // Images of one page that shared a thumbnail were all moved by the first of them.
         let mut replaced = HashSet::new();
@@ -210,6 +210,7 @@ pub async fn remake_thumbnails(state: &AppState) -> anyhow::Result<Remade> {
             replaced.insert(image.thumb_hash.clone());
         }
     }
+    Ok(report)
 }
 
 /// Stores thumbnail `new` and points the live images using `old` at it; then removes `old` if no
