@@ -143,13 +143,18 @@ pub fn plan(state: &AppState, body: &CreateGenerationRequest) -> Result<Plan, Ap
     {
         field(&mut errors, "guidance", "must be between 0 and 30");
     }
-    if let Some(why) = body
+    let webhook_url = match body
         .webhook_url
         .as_deref()
-        .and_then(|url| super::webhooks::refusal(&state.config.generation.webhooks, url))
+        .map(|url| super::webhooks::accept_url(&state.config.generation.webhooks, url))
     {
-        field(&mut errors, "webhook_url", why);
-    }
+        Some(Ok(url)) => Some(url),
+        Some(Err(why)) => {
+            field(&mut errors, "webhook_url", why);
+            None
+        }
+        None => None,
+    };
     match (model.image_input, body.image_input.is_some()) {
         (crate::catalog::ImageInput::None, true) => field(
             &mut errors,
@@ -193,7 +198,7 @@ pub fn plan(state: &AppState, body: &CreateGenerationRequest) -> Result<Plan, Ap
         visibility: body.visibility.unwrap_or_default(),
         cost: model.cost_per_image * i64::from(num_outputs),
         input: None,
-        webhook_url: body.webhook_url.clone(),
+        webhook_url,
     })
 }
 

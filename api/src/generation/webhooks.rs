@@ -49,26 +49,28 @@ fn policy(config: &WebhookConfig) -> Policy {
     }
 }
 
-/// Why a submission's `webhook_url` is refused, in words for its field error; `None` when it is
-/// taken. Addresses a name resolves to are checked again at every delivery.
-pub fn refusal(config: &WebhookConfig, raw: &str) -> Option<String> {
+/// A submission's `webhook_url` as it is kept (parsed and written out again, escaped as it will be
+/// sent), or why it is refused, in words for its field error. Addresses a name
+/// resolves to are checked again at every delivery.
+pub fn accept_url(config: &WebhookConfig, raw: &str) -> Result<String, String> {
     if raw.chars().count() > MAX_URL_LEN {
-        return Some(format!("must be at most {MAX_URL_LEN} characters"));
+        return Err(format!("must be at most {MAX_URL_LEN} characters"));
     }
-    let url = match reqwest::Url::parse(raw) {
-        Ok(url) => url,
-        Err(e) => return Some(format!("must be an absolute https URL ({e})")),
-    };
+    let url =
+        reqwest::Url::parse(raw).map_err(|e| format!("must be an absolute https URL ({e})"))?;
     let local_name = url
         .host_str()
         .is_some_and(|h| h == "localhost" || h.ends_with(".localhost"));
     if local_name && !config.allow_loopback {
-        return Some("must not point at this machine (localhost)".to_owned());
+        return Err("must not point at this machine (localhost)".to_owned());
     }
     match policy(config).check_url(&url) {
-        Ok(()) => None,
-        Err(DownloadError::Refused(why)) => Some(format!("must be a public https URL: {why}")),
-        Err(other) => Some(other.to_string()),
+        Ok(()) if url.as_str().len() > MAX_URL_LEN => Err(format!(
+            "must be at most {MAX_URL_LEN} characters once escaped"
+        )),
+        Ok(()) => Ok(url.into()),
+        Err(DownloadError::Refused(why)) => Err(format!("must be a public https URL: {why}")),
+        Err(other) => Err(other.to_string()),
     }
 }
 
@@ -469,7 +471,13 @@ mod tests {
 
     #[test]
     fn urls_must_be_public_https() {
+        let refusal = |config: &WebhookConfig, url: &str| accept_url(config, url).err();
         let strict = config(false);
+        // Kept as written out again, escaped as it will be sent.
+        assert_eq!(
+            accept_url(&strict, "https://Hooks.Example.com/a b"),
+            Ok("https://hooks.example.com/a%20b".to_owned())
+        );
         assert_eq!(
             refusal(&strict, "https://hooks.example.com/easel?x=1"),
             None
