@@ -880,6 +880,22 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_to_loopback_are_refused_in_production() {
+        let production = [
+            ("EASEL_ENV", "production"),
+            (
+                "EASEL_JWT_SECRET",
+                "a-production-secret-of-enough-length-0123456789",
+            ),
+            ("EASEL_WEBHOOK_ALLOW_LOOPBACK", "true"),
+        ];
+        let err = config(&production).err().map(|e| e.variable);
+        assert_eq!(err, Some("EASEL_WEBHOOK_ALLOW_LOOPBACK"));
+        let allowed = config(&[("EASEL_WEBHOOK_ALLOW_LOOPBACK", "true")]);
+        assert!(allowed.is_ok_and(|c| c.generation.webhooks.allow_loopback));
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug_output() -> Result<(), ConfigError> {
         let c = config(&[("DATABASE_URL", "postgres://u:hunter2@db/easel")])?;
         assert!(!format!("{c:?}").contains("hunter2"));
