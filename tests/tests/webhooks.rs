@@ -304,3 +304,34 @@ async fn a_slow_receiver_holds_up_only_its_own_delivery() {
     );
     assert!(!slow_state["next_attempt_at"].is_null(), "{slow_state}");
 }
+
+#[tokio::test]
+async fn secrets_are_read_for_many_accounts_at_once_and_made_once() {
+    let app = TestApp::spawn().await;
+    let user_of = |signed_up: serde_json::Value| {
+        easel::identity::UserId(
+            signed_up["user"]["id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("a user id"),
+        )
+    };
+    let ada = app.signup("ada").await;
+    let ada_token = ada["access_token"].as_str().unwrap_or_default().to_owned();
+    let (ada, bob) = (user_of(ada), user_of(app.signup("bob").await));
+    let kept = secret_of(&app, &ada_token).await;
+    let mut conn = app.db().await;
+    // Ada twice (two deliveries of one batch), Bob for the first time.
+    let mut secrets = easel::generation::webhooks::secrets_of(&mut conn, &[ada, bob, ada])
+        .await
+        .expect("secrets");
+    secrets.sort_by_key(|(user, _)| *user == bob);
+    assert_eq!(secrets.len(), 2, "{secrets:?}");
+    assert_eq!(secrets[0], (ada, kept), "an existing secret is kept");
+    assert!(secrets[1].1.starts_with("whsec_"));
+    let again = easel::generation::webhooks::secret_of(&mut conn, bob)
+        .await
+        .expect("secret");
+    assert_eq!(again, secrets[1].1, "made once");
+    assert_eq!(app.count("webhook_secrets").await, 2);
+}

@@ -147,20 +147,48 @@ struct SecretRow {
     secret: String,
 }
 
+#[derive(QueryableByName)]
+struct UserSecret {
+    #[diesel(sql_type = Uuid)]
+    user_id: UserId,
+    #[diesel(sql_type = Text)]
+    secret: String,
+}
+
 /// `user`'s signing secret, made on first need.
 pub async fn secret_of(conn: &mut AsyncPgConnection, user: UserId) -> diesel::QueryResult<String> {
-    // Made and read in one statement; of two first callers, the one that loses reads the winner's.
+    secrets_of(conn, &[user])
+        .await?
+        .pop()
+        .map(|(_, secret)| secret)
+        .ok_or(diesel::result::Error::NotFound)
+}
+
+/// The signing secrets of `users`, made for those who have none yet: two statements however many
+/// users. Of two first callers for one user, the one whose insert loses reads the winner's.
+pub async fn secrets_of(
+    conn: &mut AsyncPgConnection,
+    users: &[UserId],
+) -> diesel::QueryResult<Vec<(UserId, String)>> {
+    use diesel::sql_types::Array;
+    let mut ids: Vec<uuid::Uuid> = users.iter().map(|u| u.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let fresh: Vec<String> = ids.iter().map(|_| new_secret()).collect();
     diesel::sql_query(
-        "WITH made AS (INSERT INTO webhook_secrets (user_id, secret) VALUES ($1, $2) \
-                       ON CONFLICT (user_id) DO NOTHING RETURNING secret) \
-         SELECT secret FROM made UNION ALL \
-         SELECT secret FROM webhook_secrets WHERE user_id = $1 AND NOT EXISTS (SELECT 1 FROM made)",
+        "INSERT INTO webhook_secrets (user_id, secret) SELECT * FROM unnest($1::uuid[], $2::text[]) \
+         ON CONFLICT (user_id) DO NOTHING",
     )
-    .bind::<Uuid, _>(user.0)
-    .bind::<Text, _>(new_secret())
-    .get_result::<SecretRow>(conn)
-    .await
-    .map(|row| row.secret)
+    .bind::<Array<Uuid>, _>(&ids)
+    .bind::<Array<Text>, _>(&fresh)
+    .execute(conn)
+    .await?;
+    let rows: Vec<UserSecret> =
+        diesel::sql_query("SELECT user_id, secret FROM webhook_secrets WHERE user_id = ANY($1)")
+            .bind::<Array<Uuid>, _>(&ids)
+            .load(conn)
+            .await?;
+    Ok(rows.into_iter().map(|r| (r.user_id, r.secret)).collect())
 }
 
 /// Replaces `user`'s signing secret; deliveries from now on are signed with the new one.
@@ -305,9 +333,15 @@ async fn start_due(
     let views = service::present(rows, &state.catalog, &mut conn)
         .await
         .map_err(|e| anyhow::anyhow!("presenting generations: {e:?}"))?;
+    let users: Vec<UserId> = due.iter().map(|d| d.user_id).collect();
+    let secrets = secrets_of(&mut conn, &users).await?;
     let mut ready = Vec::with_capacity(due.len());
     for d in due {
-        let secret = secret_of(&mut conn, d.user_id).await?;
+        let secret = secrets
+            .iter()
+            .find(|(user, _)| *user == d.user_id)
+            .map(|(_, secret)| secret.clone())
+            .ok_or_else(|| anyhow::anyhow!("no webhook secret for {}", d.user_id.0))?;
         let view = views.iter().find(|v| v.id == d.generation_id).cloned();
         ready.push((d, view, secret));
     }
