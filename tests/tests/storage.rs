@@ -332,4 +332,18 @@ async fn remake_thumbnails_replaces_an_older_encoders_thumbnails_once() {
         .await
         .expect("verify");
     assert!(verified.missing.is_empty(), "{:?}", verified.missing);
+
+    // An image whose original is gone keeps its thumbnail, row and file alike.
+    let original = app
+        .text(&format!(
+            "SELECT content_hash FROM images WHERE id = '{}'",
+            ids[0]
+        ))
+        .await
+        .unwrap_or_default();
+    std::fs::remove_file(stored(&app, "originals", &original)).expect("lose an original");
+    let without = remake().await;
+    assert_eq!((without.remade, without.without_original), (0, 1));
+    assert_eq!(thumb_of(&ids[0]).await, current[0]);
+    assert!(stored(&app, "thumbs", &current[0]).exists());
 }
