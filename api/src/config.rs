@@ -48,6 +48,8 @@ impl fmt::Debug for Secret {
 pub struct Config {
     pub environment: Environment,
     pub bind: SocketAddr,
+    /// Where `easel worker` answers `/healthz` and `/metrics`; `None`: it listens nowhere.
+    pub worker_bind: Option<SocketAddr>,
     pub database_url: Secret,
     pub data_dir: PathBuf,
     /// The built single-page app (`frontend/dist`), served at `/` for every path the API does not own.
@@ -249,6 +251,14 @@ impl Config {
             v.parse::<SocketAddr>()
                 .map_err(|_| "expected host:port, for example 127.0.0.1:8080".to_owned())
         })?;
+        let worker_bind = get("EASEL_WORKER_BIND")
+            .map(|v| {
+                parse_with("EASEL_WORKER_BIND", Some(v), "", |v| {
+                    v.parse::<SocketAddr>()
+                        .map_err(|_| "expected host:port, for example 127.0.0.1:9464".to_owned())
+                })
+            })
+            .transpose()?;
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
             // The value may carry a password: say what is wrong without repeating it.
@@ -395,6 +405,7 @@ impl Config {
         Ok(Self {
             environment,
             bind,
+            worker_bind,
             database_url: Secret::new(database_url),
             data_dir,
             web_dir,
@@ -792,6 +803,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from(".data"));
         assert_eq!(c.database_url.expose(), DEFAULT_DATABASE_URL);
         assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert_eq!(c.worker_bind, None);
         assert_eq!(c.log_format, LogFormat::Pretty);
         Ok(())
     }
@@ -806,6 +818,10 @@ mod tests {
                 .is_some_and(|e| e.starts_with("invalid EASEL_BIND")),
             "{err:?}"
         );
+        let err = config(&[("EASEL_WORKER_BIND", "9464")])
+            .err()
+            .map(|e| e.variable);
+        assert_eq!(err, Some("EASEL_WORKER_BIND"));
         let err = config(&[("EASEL_DB_POOL_SIZE", "0")])
             .err()
             .map(|e| e.variable);

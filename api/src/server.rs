@@ -108,22 +108,86 @@ fn spawn_housekeeping(pool: db::Pool) {
     });
 }
 
-/// `easel worker`: job workers and the watchdog, without HTTP, until Ctrl-C or SIGTERM. A job
-/// interrupted here is picked up again once its heartbeat goes stale.
+/// `easel worker`: job workers and the watchdog, without the API, until Ctrl-C or SIGTERM. A job
+/// interrupted here is picked up again once its heartbeat goes stale. With `EASEL_WORKER_BIND` it
+/// answers `/healthz` and `/metrics` there, for a liveness probe and for its jobs' counters.
 pub async fn work(config: Config) -> anyhow::Result<()> {
-    db::migrate::run_pending(config.database_url.expose()).await?;
-    let pool = db::pool(config.database_url.expose(), config.db_pool_size)?;
-    let workers = config.generation.workers.max(1);
-    let shared = Shared::new(config, pool)?;
-    crate::generation::runner::spawn(shared.state.clone().into_inner(), workers);
-    tracing::info!(workers, "job workers running");
+    let running = start_worker(config).await?;
+    if let Some(addr) = running.addr {
+        tracing::info!(%addr, "worker metrics listening");
+    }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
     }
     tracing::info!("stopping");
+    if let Some(handle) = running.handle {
+        handle.stop(true).await;
+    }
     Ok(())
+}
+
+/// A started `easel worker`: where its health and metrics listener is, if it has one.
+pub struct Worker {
+    pub addr: Option<SocketAddr>,
+    pub handle: Option<ServerHandle>,
+    pub shared: Shared,
+}
+
+/// Runs pending migrations, starts the job workers and the watchdog, and binds `EASEL_WORKER_BIND`
+/// when set (port 0 picks a free port).
+pub async fn start_worker(config: Config) -> anyhow::Result<Worker> {
+    db::migrate::run_pending(config.database_url.expose()).await?;
+    let pool = db::pool(config.database_url.expose(), config.db_pool_size)?;
+    let workers = config.generation.workers.max(1);
+    let bind = config.worker_bind;
+    let shared = Shared::new(config, pool)?;
+    crate::generation::runner::spawn(shared.state.clone().into_inner(), workers);
+    tracing::info!(workers, "job workers running");
+    let Some(bind) = bind else {
+        return Ok(Worker {
+            addr: None,
+            handle: None,
+            shared,
+        });
+    };
+    let listener = std::net::TcpListener::bind(bind)
+        .map_err(|e| anyhow::anyhow!("cannot listen on EASEL_WORKER_BIND {bind}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let state = shared.state.clone();
+    let server = HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .service(crate::ops::health::get_health)
+            .service(crate::ops::metrics::get_metrics)
+            .default_service(actix_web::web::to(worker_no_route))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok(Worker {
+        addr: Some(addr),
+        handle: Some(handle),
+        shared,
+    })
+}
+
+/// A worker serves only its health and metrics: anything else is a problem+json 404.
+async fn worker_no_route(
+    req: actix_web::HttpRequest,
+) -> Result<actix_web::HttpResponse, crate::error::ApiError> {
+    Err(crate::error::ApiError::new(
+        crate::error::ErrorCode::NotFound,
+        format!(
+            "no route matches {} {}; a worker serves only /healthz and /metrics",
+            req.method(),
+            req.path()
+        ),
+    ))
 }
 
 /// Serves until a shutdown signal. actix handles SIGINT/SIGTERM itself: it stops accepting, lets

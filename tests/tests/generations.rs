@@ -18,7 +18,7 @@ pub(crate) async fn generate(app: &TestApp, token: &str, body: serde_json::Value
 }
 
 /// Polls a generation until `done` holds (at most 20 s).
-async fn wait_until(
+pub(crate) async fn wait_until(
     app: &TestApp,
     token: &str,
     id: &str,
@@ -43,7 +43,7 @@ async fn wait_until(
     }
 }
 
-fn terminal(g: &serde_json::Value) -> bool {
+pub(crate) fn terminal(g: &serde_json::Value) -> bool {
     matches!(
         g["status"].as_str(),
         Some("succeeded" | "failed" | "canceled")
@@ -1283,18 +1283,38 @@ fn start_server(
     port: u16,
     render_ms: &str,
 ) -> std::process::Child {
+    let bind = format!("127.0.0.1:{port}");
+    easel_process(
+        "serve",
+        database_url,
+        data_dir,
+        &[
+            ("EASEL_BIND", bind.as_str()),
+            ("EASEL_LOCAL_RENDER_MS", render_ms),
+            ("EASEL_JOB_WORKERS", "1"),
+        ],
+    )
+}
+
+/// A real `easel <command>` process against `database_url`, with the test catalog, a quick
+/// watchdog, and `vars` on top.
+pub(crate) fn easel_process(
+    command: &str,
+    database_url: &str,
+    data_dir: &std::path::Path,
+    vars: &[(&str, &str)],
+) -> std::process::Child {
     let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/easel");
     assert!(
         std::path::Path::new(binary).exists(),
         "build the binary first: cargo build --bin easel (make test does)"
     );
     std::process::Command::new(binary)
-        .arg("serve")
+        .arg(command)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("EASEL_ENV", "test")
         .env("DATABASE_URL", database_url)
-        .env("EASEL_BIND", format!("127.0.0.1:{port}"))
         .env("EASEL_DATA_DIR", data_dir)
         .env(
             "EASEL_JWT_SECRET",
@@ -1312,15 +1332,14 @@ fn start_server(
             "EASEL_PACKAGES_PATH",
             concat!(env!("CARGO_MANIFEST_DIR"), "/../config/packages.toml"),
         )
-        .env("EASEL_LOCAL_RENDER_MS", render_ms)
-        .env("EASEL_JOB_WORKERS", "1")
         .env("EASEL_JOB_HEARTBEAT_TIMEOUT_SECS", "2")
         .env("EASEL_WATCHDOG_INTERVAL_SECS", "1")
         .env("EASEL_LOG", "warn")
+        .envs(vars.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("start easel serve")
+        .unwrap_or_else(|e| panic!("start easel {command}: {e}"))
 }
 
 async fn ready(client: &reqwest::Client, base: &str) {
@@ -1338,7 +1357,7 @@ async fn ready(client: &reqwest::Client, base: &str) {
     panic!("server at {base} did not become ready");
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

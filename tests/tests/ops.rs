@@ -214,3 +214,284 @@ async fn docs_ui_is_served_from_the_binary() {
         .await;
     assert!(init.text.contains("/openapi.json"), "{}", init.text);
 }
+
+/// The value of the series of `name` carrying every one of `labels` (`key="value"`), if present.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find(|line| {
+            let (series, _) = line.rsplit_once(' ').unwrap_or_default();
+            let base = series.split('{').next().unwrap_or_default();
+            base == name && labels.iter().all(|label| series.contains(label))
+        })
+        .and_then(|line| line.rsplit_once(' '))
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+/// The queue an operator alerts on (what waits, and for how long) and how generations end, through
+/// every path: success, a model failure, a cancel, and a job whose worker died.
+#[tokio::test]
+async fn metrics_show_the_job_queue_and_how_generations_end() {
+    use crate::generations::{generate, signup, terminal, wait_until};
+    let app = TestApp::spawn_with(&[
+        ("EASEL_JOB_WORKERS", "0"),
+        ("EASEL_JOB_HEARTBEAT_TIMEOUT_SECS", "2"),
+        ("EASEL_MAX_IN_FLIGHT", "8"),
+    ])
+    .await;
+    let token = signup(&app, "watched").await;
+    let mut ids = Vec::new();
+    for prompt in [
+        "an old one",
+        "a failure [[fail]]",
+        "canceled",
+        "orphaned",
+        "not due",
+    ] {
+        let reply = generate(
+            &app,
+            &token,
+            serde_json::json!({"prompt": prompt, "model": "easel-sketch"}),
+        )
+        .await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        ids.push(reply.json["id"].as_str().unwrap_or_default().to_owned());
+    }
+    // The first has waited an hour; the last is a retry not yet due, so it waits for no worker.
+    app.execute(&format!(
+        "UPDATE generations SET created_at = now() - interval '1 hour', \
+         run_after = now() - interval '1 hour' WHERE id = '{}'",
+        ids[0]
+    ))
+    .await;
+    app.execute(&format!(
+        "UPDATE generations SET run_after = now() + interval '1 hour' WHERE id = '{}'",
+        ids[4]
+    ))
+    .await;
+    let cancel = app
+        .call(
+            Method::POST,
+            &format!("/v1/generations/{}/cancel", ids[2]),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(cancel.status, 200, "{}", cancel.text);
+
+    let text = app.send(app.request(Method::GET, "/metrics")).await.text;
+    assert_eq!(
+        sample(&text, "generation_jobs", &[r#"status="queued""#]),
+        Some(4.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "generation_jobs", &[r#"status="processing""#]),
+        Some(0.0),
+        "{text}"
+    );
+    let oldest = sample(&text, "generation_oldest_due_seconds", &[]).unwrap_or_default();
+    assert!((3600.0..3700.0).contains(&oldest), "{oldest} in {text}");
+    let canceled = [
+        r#"model="easel-sketch""#,
+        r#"status="canceled""#,
+        r#"error="canceled""#,
+    ];
+    assert_eq!(
+        sample(&text, "generations_finished_total", &canceled),
+        Some(1.0),
+        "{text}"
+    );
+
+    // A worker claims the orphan and dies; the watchdog puts it back.
+    app.execute(&format!(
+        "UPDATE generations SET run_after = now() + interval '1 hour' WHERE id <> '{}' AND status = 'queued'",
+        ids[3]
+    ))
+    .await;
+    let claimed = easel::generation::store::claim(&mut app.db().await, "dead-worker", 8)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    app.execute(
+        "UPDATE generations SET heartbeat_at = now() - interval '1 hour' WHERE status = 'starting'",
+    )
+    .await;
+    let text = app.send(app.request(Method::GET, "/metrics")).await.text;
+    assert_eq!(
+        sample(&text, "generation_jobs", &[r#"status="starting""#]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "generation_oldest_due_seconds", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    let state = app.shared.state.clone().into_inner();
+    easel::generation::runner::sweep(&state)
+        .await
+        .expect("sweep");
+
+    // Everything comes due, and a worker runs it all.
+    app.execute(
+        "UPDATE generations SET run_after = now() - interval '1 hour' WHERE status = 'queued'",
+    )
+    .await;
+    easel::generation::runner::spawn(state, 2);
+    for id in &ids {
+        wait_until(&app, &token, id, terminal).await;
+    }
+    let text = app.send(app.request(Method::GET, "/metrics")).await.text;
+    assert_eq!(
+        sample(
+            &text,
+            "generation_requeues_total",
+            &[r#"reason="worker_lost""#]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    let succeeded = [
+        r#"model="easel-sketch""#,
+        r#"status="succeeded""#,
+        r#"error="none""#,
+    ];
+    assert_eq!(
+        sample(&text, "generations_finished_total", &succeeded),
+        Some(3.0),
+        "{text}"
+    );
+    let failed = [r#"status="failed""#, r#"error="model_failed""#];
+    assert_eq!(
+        sample(&text, "generations_finished_total", &failed),
+        Some(1.0),
+        "{text}"
+    );
+    let model = r#"model="easel-sketch""#;
+    assert_eq!(
+        sample(
+            &text,
+            "generation_duration_seconds_count",
+            &[model, r#"status="succeeded""#]
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    // Three first attempts were taken up by this process (the orphan's first was the dead
+    // worker's), one of them after an hour in the queue.
+    assert_eq!(
+        sample(&text, "generation_queue_wait_seconds_count", &[model]),
+        Some(3.0),
+        "{text}"
+    );
+    let waited = sample(&text, "generation_queue_wait_seconds_sum", &[model]).unwrap_or_default();
+    assert!(waited >= 3600.0, "{waited} in {text}");
+    assert_eq!(
+        sample(&text, "generation_jobs", &[r#"status="queued""#]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "generation_oldest_due_seconds", &[]),
+        Some(0.0),
+        "{text}"
+    );
+}
+
+/// `easel worker` runs the jobs an `easel serve` without workers queues, and answers its health and
+/// its jobs' metrics on `EASEL_WORKER_BIND`, nothing else; SIGTERM stops it cleanly.
+#[tokio::test]
+async fn a_worker_process_runs_jobs_and_serves_its_metrics() {
+    use crate::generations::{easel_process, free_port, generate, signup, terminal, wait_until};
+    let app = TestApp::spawn_with(&[("EASEL_JOB_WORKERS", "0")]).await;
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut worker = easel_process(
+        "worker",
+        &app.database_url,
+        &app.data_dir,
+        &[
+            ("EASEL_WORKER_BIND", bind.as_str()),
+            ("EASEL_LOCAL_RENDER_MS", "50"),
+        ],
+    );
+    let token = signup(&app, "offloaded").await;
+    let created = generate(
+        &app,
+        &token,
+        serde_json::json!({"prompt": "made elsewhere", "model": "easel-sketch"}),
+    )
+    .await;
+    assert_eq!(created.status, 202, "{}", created.text);
+    let id = created.json["id"].as_str().unwrap_or_default().to_owned();
+    let done = wait_until(&app, &token, &id, terminal).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+
+    let client = reqwest::Client::new();
+    let base = format!("http://{bind}");
+    let health = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let succeeded = [r#"model="easel-sketch""#, r#"status="succeeded""#];
+    assert_eq!(
+        sample(&text, "generations_finished_total", &succeeded),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "generation_jobs", &[r#"status="queued""#]),
+        Some(0.0),
+        "{text}"
+    );
+    // The API is not there.
+    let other = client
+        .get(format!("{base}/v1/models"))
+        .send()
+        .await
+        .expect("other");
+    assert_eq!(other.status(), 404);
+    assert_eq!(
+        other
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    // The server's own metrics did not count the worker's job.
+    let own = app.send(app.request(Method::GET, "/metrics")).await.text;
+    assert_eq!(
+        sample(&own, "generations_finished_total", &succeeded),
+        None,
+        "{own}"
+    );
+
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(stopped.success());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = worker.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the worker did not stop on SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+}

@@ -104,6 +104,14 @@ async fn claim_loop(runner: Arc<Runner>, slots: usize) {
         match claimed {
             Ok(jobs) => {
                 let all = jobs.len() == wanted;
+                for row in jobs.iter().filter(|row| row.attempts == 1) {
+                    if let Some(started) = row.started_at {
+                        runner
+                            .state
+                            .metrics
+                            .observe_claimed(&row.model, started - row.created_at);
+                    }
+                }
                 for (row, permit) in jobs.into_iter().zip(permits.drain(..)) {
                     tokio::spawn(start(Arc::clone(&runner), row, permit));
                 }
@@ -604,70 +612,82 @@ async fn commit(runner: &Runner, batch: &[Finished]) -> anyhow::Result<Vec<Gener
     // The batch's files were staged unsynced: on disk before any row points to them.
     state.storage.flush().await?;
     let mut conn = state.pool.get().await?;
-    conn.transaction::<_, anyhow::Error, _>(async |conn| {
-        let succeeded = store::finish_success(conn, &ids, &runner.name).await?;
-        let kept: Vec<&Finished> = batch
-            .iter()
-            .filter(|job| succeeded.contains(&job.row.id))
-            .collect();
-        if kept.is_empty() {
-            return Ok(succeeded);
-        }
-        // Content-addressed files are shared: the sweep may have removed one of these for a deleted
-        // image a moment ago. Under the files' locks, make sure they are there.
-        let files: Vec<(&str, &String, &Vec<u8>)> = kept
-            .iter()
-            .flat_map(|job| job.stored.iter())
-            .flat_map(|item| {
-                [
-                    ("originals", &item.content_hash, &item.bytes),
-                    ("thumbs", &item.thumb_hash, &item.thumb),
-                ]
-            })
-            .collect();
-        let hashes: Vec<&str> = files.iter().map(|(_, hash, _)| hash.as_str()).collect();
-        crate::gallery::store::lock_files(conn, &hashes).await?;
-        futures_util::future::try_join_all(files.iter().map(|(kind, hash, bytes)| async move {
-            if !state.storage.exists(kind, hash).await? {
-                state.storage.put(kind, (*bytes).clone()).await?;
+    let succeeded = conn
+        .transaction::<_, anyhow::Error, _>(async |conn| {
+            let succeeded = store::finish_success(conn, &ids, &runner.name).await?;
+            let kept: Vec<&Finished> = batch
+                .iter()
+                .filter(|job| succeeded.contains(&job.row.id))
+                .collect();
+            if kept.is_empty() {
+                return Ok(succeeded);
             }
-            anyhow::Ok(())
-        }))
+            // Content-addressed files are shared: the sweep may have removed one of these for a deleted
+            // image a moment ago. Under the files' locks, make sure they are there.
+            let files: Vec<(&str, &String, &Vec<u8>)> = kept
+                .iter()
+                .flat_map(|job| job.stored.iter())
+                .flat_map(|item| {
+                    [
+                        ("originals", &item.content_hash, &item.bytes),
+                        ("thumbs", &item.thumb_hash, &item.thumb),
+                    ]
+                })
+                .collect();
+            let hashes: Vec<&str> = files.iter().map(|(_, hash, _)| hash.as_str()).collect();
+            crate::gallery::store::lock_files(conn, &hashes).await?;
+            futures_util::future::try_join_all(files.iter().map(
+                |(kind, hash, bytes)| async move {
+                    if !state.storage.exists(kind, hash).await? {
+                        state.storage.put(kind, (*bytes).clone()).await?;
+                    }
+                    anyhow::Ok(())
+                },
+            ))
+            .await?;
+            let mut images = Vec::new();
+            for job in &kept {
+                let row = &job.row;
+                for (index, item) in job.stored.iter().enumerate() {
+                    images.push(NewImage {
+                        id: ImageId::new(),
+                        user_id: row.user_id,
+                        generation_id: row.id,
+                        output_index: i32::try_from(index)?,
+                        model: &row.model,
+                        prompt: &row.prompt,
+                        width: i32::try_from(item.width)?,
+                        height: i32::try_from(item.height)?,
+                        seed: row.seed + i64::try_from(index)?,
+                        visibility: &row.visibility,
+                        content_hash: &item.content_hash,
+                        thumb_hash: &item.thumb_hash,
+                        content_type: item.content_type,
+                        byte_size: i64::try_from(item.size)?,
+                        nsfw: item.nsfw,
+                        kind: item.kind,
+                        vertex_count: item.vertex_count,
+                    });
+                }
+            }
+            store::insert_images(conn, &images).await?;
+            Ok(succeeded)
+        })
         .await?;
-        let mut images = Vec::new();
-        for job in &kept {
-            let row = &job.row;
-            for (index, item) in job.stored.iter().enumerate() {
-                images.push(NewImage {
-                    id: ImageId::new(),
-                    user_id: row.user_id,
-                    generation_id: row.id,
-                    output_index: i32::try_from(index)?,
-                    model: &row.model,
-                    prompt: &row.prompt,
-                    width: i32::try_from(item.width)?,
-                    height: i32::try_from(item.height)?,
-                    seed: row.seed + i64::try_from(index)?,
-                    visibility: &row.visibility,
-                    content_hash: &item.content_hash,
-                    thumb_hash: &item.thumb_hash,
-                    content_type: item.content_type,
-                    byte_size: i64::try_from(item.size)?,
-                    nsfw: item.nsfw,
-                    kind: item.kind,
-                    vertex_count: item.vertex_count,
-                });
-            }
-        }
-        store::insert_images(conn, &images).await?;
-        Ok(succeeded)
-    })
-    .await
+    let now = Utc::now();
+    for job in batch.iter().filter(|job| succeeded.contains(&job.row.id)) {
+        let row = &job.row;
+        state
+            .metrics
+            .observe_finished(&row.model, "succeeded", None, now - row.created_at);
+    }
+    Ok(succeeded)
 }
 
 async fn fail(state: &AppState, row: &GenerationRow, code: &str, message: &str, retryable: bool) {
     let result = match state.pool.get().await {
         Ok(mut conn) => end_with_refund(
+            &state.metrics,
             &mut conn,
             row.id,
             Status::Failed,
@@ -692,12 +712,21 @@ async fn retry_or_fail(state: &AppState, row: &GenerationRow, code: &str, messag
     let backoff = Duration::from_secs(1 << row.attempts.clamp(0, 6));
     let run_after =
         Utc::now() + chrono::Duration::from_std(backoff).unwrap_or(chrono::Duration::seconds(1));
-    if let Ok(mut conn) = state.pool.get().await
-        && let Err(e) = store::requeue(&mut conn, row.id, run_after).await
-    {
-        tracing::error!(generation.id = %row.id, error = %e, "could not requeue");
+    let requeued = match state.pool.get().await {
+        Ok(mut conn) => store::requeue(&mut conn, row.id, run_after)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    };
+    // If this fails the job stays claimed without heartbeats, and the watchdog requeues it.
+    match requeued {
+        Ok(0) => {}
+        Ok(_) => {
+            state.metrics.observe_requeue("transient");
+            tracing::warn!(generation.id = %row.id, code, attempt = row.attempts, "transient failure; retrying");
+        }
+        Err(e) => tracing::error!(generation.id = %row.id, error = %e, "could not requeue"),
     }
-    tracing::warn!(generation.id = %row.id, code, attempt = row.attempts, "transient failure; retrying");
 }
 
 async fn watchdog(state: Arc<AppState>) {
@@ -726,6 +755,7 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
     let mut conn = state.pool.get().await?;
     for id in store::overdue(&mut conn).await? {
         end_with_refund(
+            &state.metrics,
             &mut conn,
             id,
             Status::Failed,
@@ -743,6 +773,7 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
     for (id, attempts) in store::stale(&mut conn, silent_since).await? {
         if attempts >= state.config.generation.max_attempts {
             end_with_refund(
+                &state.metrics,
                 &mut conn,
                 id,
                 Status::Failed,
@@ -750,8 +781,8 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
             )
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        } else {
-            store::requeue(&mut conn, id, Utc::now()).await?;
+        } else if store::requeue(&mut conn, id, Utc::now()).await? > 0 {
+            state.metrics.observe_requeue("worker_lost");
             tracing::warn!(generation.id = %id, "worker stopped heartbeating; job requeued");
         }
     }

@@ -458,26 +458,40 @@ pub async fn create(
 }
 
 /// Ends an active generation as failed or canceled and refunds its reservation, all in one
-/// transaction. Exactly once: only the call that moves it out of an active state refunds.
+/// transaction. Exactly once: only the call that moves it out of an active state refunds (and
+/// counts it in `metrics`).
 pub async fn end_with_refund(
+    metrics: &crate::ops::metrics::Metrics,
     conn: &mut AsyncPgConnection,
     id: GenerationId,
     status: Status,
     error: Option<(&str, &str, bool)>,
 ) -> Result<bool, ApiError> {
-    conn.transaction::<_, ApiError, _>(async |conn| {
-        let Some(row) = store::end(conn, id, status, error).await? else {
-            return Ok(false);
-        };
-        if let Some(reservation) = row.reservation_id
-            && let Some(refund) = credits::refund(conn, reservation).await?
-        {
-            store::set_refunded(conn, id, refund.free_delta + refund.purchased_delta).await?;
-        }
-        tracing::info!(generation.id = %id, status = status.as_str(), error = ?error.map(|e| e.0), "generation ended and refunded");
-        Ok(true)
-    })
-    .await
+    let ended = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            let Some(row) = store::end(conn, id, status, error).await? else {
+                return Ok(None);
+            };
+            if let Some(reservation) = row.reservation_id
+                && let Some(refund) = credits::refund(conn, reservation).await?
+            {
+                store::set_refunded(conn, id, refund.free_delta + refund.purchased_delta).await?;
+            }
+            Ok(Some(row))
+        })
+        .await?;
+    let Some(row) = ended else {
+        return Ok(false);
+    };
+    tracing::info!(generation.id = %id, status = status.as_str(), error = ?error.map(|e| e.0), "generation ended and refunded");
+    let ended_at = row.completed_at.unwrap_or_else(chrono::Utc::now);
+    metrics.observe_finished(
+        &row.model,
+        status.as_str(),
+        error.map(|e| e.0),
+        ended_at - row.created_at,
+    );
+    Ok(true)
 }
 
 /// Cancels an active generation of the caller's and refunds it; on a finished one it changes nothing.
@@ -491,6 +505,7 @@ pub async fn cancel(
         .await?
         .ok_or_else(|| ApiError::not_found("generation"))?;
     end_with_refund(
+        &state.metrics,
         &mut conn,
         id,
         Status::Canceled,

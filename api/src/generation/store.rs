@@ -503,6 +503,51 @@ pub async fn stale(
         .await
 }
 
+/// The queue across every process: active generations by status, and how long the oldest queued
+/// one that is due has waited for a worker (0 when none waits).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueState {
+    pub queued: i64,
+    pub starting: i64,
+    pub processing: i64,
+    pub oldest_due_seconds: f64,
+}
+
+#[derive(QueryableByName)]
+struct StatusCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    jobs: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    oldest_due: f64,
+}
+
+/// Reads [`QueueState`]: one pass over the active jobs' partial index.
+pub async fn queue_state(conn: &mut AsyncPgConnection) -> QueryResult<QueueState> {
+    // The earliest `run_after` is the oldest due job's when it has passed; when it has not, no job
+    // is due and the difference is negative, so 0.
+    let rows: Vec<StatusCount> = diesel::sql_query(
+        "SELECT status, count(*) AS jobs, \
+                GREATEST(EXTRACT(EPOCH FROM now() - min(run_after)), 0)::float8 AS oldest_due \
+         FROM generations WHERE status IN ('queued', 'starting', 'processing') GROUP BY status",
+    )
+    .load(conn)
+    .await?;
+    let mut state = QueueState::default();
+    for row in rows {
+        match row.status.as_str() {
+            "queued" => {
+                state.queued = row.jobs;
+                state.oldest_due_seconds = row.oldest_due;
+            }
+            "starting" => state.starting = row.jobs,
+            _ => state.processing = row.jobs,
+        }
+    }
+    Ok(state)
+}
+
 // ---- remote providers ----
 
 /// Records the remote prediction a job started (and Cog's webhook token for it).

@@ -1,11 +1,12 @@
-//! Prometheus metrics: request counts and latency by route and status, database pool usage, and
-//! the generation change listener.
+//! Prometheus metrics: request counts and latency by route and status, database pool usage, the
+//! generation change listener, and the job queue: how generations end, how long they wait and take,
+//! and (read from the database when scraped) what is in the queue now.
 
 use crate::app::AppState;
 use actix_web::{HttpResponse, get, web};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::time::Duration;
 
@@ -20,6 +21,19 @@ pub struct Metrics {
     /// Webhook attempts by outcome: `delivered`, `retrying` (failed, tried again later) or
     /// `given_up` (failed for the last time, or refused).
     webhooks: IntCounterVec,
+    /// Generations this process ended, by model, status and error code (`none` when it succeeded).
+    finished: IntCounterVec,
+    /// Submission to end, by model and status.
+    run_time: HistogramVec,
+    /// Submission to first claim (the wait for a free worker), by model.
+    queue_wait: HistogramVec,
+    /// Jobs this process put back in the queue, by reason: `transient` (a provider error worth
+    /// another attempt) or `worker_lost` (the process running it stopped heartbeating).
+    requeues: IntCounterVec,
+    /// The whole queue, as the database has it when scraped: active jobs by status, and how long the
+    /// oldest job that is due has waited for a worker.
+    queue: IntGaugeVec,
+    oldest_due: Gauge,
     /// The pools reported, each with its role: every HTTP worker has one (`http`, summed), and the
     /// process has one for the job runner, the watchdog and housekeeping (`jobs`).
     pools: std::sync::Mutex<Vec<(&'static str, crate::db::Pool)>>,
@@ -71,6 +85,62 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let finished = IntCounterVec::new(
+            Opts::new(
+                "generations_finished_total",
+                "Generations this process ended, by model, status (succeeded, failed, canceled) and \
+                 error code (none when it succeeded)",
+            ),
+            &["model", "status", "error"],
+        )?;
+        let run_time = HistogramVec::new(
+            HistogramOpts::new(
+                "generation_duration_seconds",
+                "Time from a generation's submission to its end, by model and status",
+            )
+            .buckets(vec![
+                0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+            ]),
+            &["model", "status"],
+        )?;
+        let queue_wait = HistogramVec::new(
+            HistogramOpts::new(
+                "generation_queue_wait_seconds",
+                "Time from a generation's submission until a worker of this process took it up, \
+                 by model",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+            ]),
+            &["model"],
+        )?;
+        let requeues = IntCounterVec::new(
+            Opts::new(
+                "generation_requeues_total",
+                "Jobs this process put back in the queue, by reason: transient (a provider error \
+                 worth another attempt) or worker_lost (its process stopped heartbeating)",
+            ),
+            &["reason"],
+        )?;
+        let queue = IntGaugeVec::new(
+            Opts::new(
+                "generation_jobs",
+                "Generations not yet ended, by status (queued, starting, processing), across every \
+                 process (read from the database when scraped)",
+            ),
+            &["status"],
+        )?;
+        let oldest_due = Gauge::new(
+            "generation_oldest_due_seconds",
+            "How long the oldest queued generation that is due has waited for a worker, across \
+             every process (0 when none waits; read from the database when scraped)",
+        )?;
+        registry.register(Box::new(finished.clone()))?;
+        registry.register(Box::new(run_time.clone()))?;
+        registry.register(Box::new(queue_wait.clone()))?;
+        registry.register(Box::new(requeues.clone()))?;
+        registry.register(Box::new(queue.clone()))?;
+        registry.register(Box::new(oldest_due.clone()))?;
         registry.register(Box::new(webhooks.clone()))?;
         registry.register(Box::new(changes_heard.clone()))?;
         registry.register(Box::new(changes_watched.clone()))?;
@@ -85,6 +155,12 @@ impl Metrics {
             changes_heard,
             changes_watched,
             webhooks,
+            finished,
+            run_time,
+            queue_wait,
+            requeues,
+            queue,
+            oldest_due,
             pools: std::sync::Mutex::default(),
         })
     }
@@ -116,6 +192,47 @@ impl Metrics {
     /// Counts one webhook attempt under `outcome`.
     pub fn observe_webhook(&self, outcome: &str) {
         self.webhooks.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts a generation this process ended, `run_time` after its submission.
+    pub fn observe_finished(
+        &self,
+        model: &str,
+        status: &str,
+        error: Option<&str>,
+        run_time: chrono::TimeDelta,
+    ) {
+        self.finished
+            .with_label_values(&[model, status, error.unwrap_or("none")])
+            .inc();
+        self.run_time
+            .with_label_values(&[model, status])
+            .observe(seconds(run_time));
+    }
+
+    /// A worker took up a generation `waited` after its submission (its first attempt only: a
+    /// retry's wait is mostly its backoff).
+    pub fn observe_claimed(&self, model: &str, waited: chrono::TimeDelta) {
+        self.queue_wait
+            .with_label_values(&[model])
+            .observe(seconds(waited));
+    }
+
+    /// Counts a job put back in the queue, for `reason` (`transient` or `worker_lost`).
+    pub fn observe_requeue(&self, reason: &str) {
+        self.requeues.with_label_values(&[reason]).inc();
+    }
+
+    /// The queue as the database has it now: active jobs by status, and the oldest due job's wait.
+    pub fn observe_queue(&self, queue: &crate::generation::store::QueueState) {
+        for (status, jobs) in [
+            ("queued", queue.queued),
+            ("starting", queue.starting),
+            ("processing", queue.processing),
+        ] {
+            self.queue.with_label_values(&[status]).set(jobs);
+        }
+        self.oldest_due.set(queue.oldest_due_seconds);
     }
 
     pub fn render(&self) -> String {
@@ -150,6 +267,11 @@ impl Metrics {
     }
 }
 
+/// A duration in seconds, 0 when negative (clocks of different hosts).
+fn seconds(delta: chrono::TimeDelta) -> f64 {
+    delta.to_std().map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// Prometheus text exposition format.
 #[utoipa::path(
     tag = "ops",
@@ -160,8 +282,19 @@ pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
     state
         .metrics
         .observe_changes(state.changes.heard(), state.changes.watched_count());
+    // The queue is read fresh; if the database does not answer, the last reading stays and the
+    // rest of the metrics are still served.
+    match queue_state(&state).await {
+        Ok(queue) => state.metrics.observe_queue(&queue),
+        Err(e) => tracing::warn!(error = %e, "metrics could not read the job queue"),
+    }
     let body = state.metrics.render();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(body)
+}
+
+async fn queue_state(state: &AppState) -> anyhow::Result<crate::generation::store::QueueState> {
+    let mut conn = state.pool.get().await?;
+    Ok(crate::generation::store::queue_state(&mut conn).await?)
 }
