@@ -264,6 +264,109 @@ async fn image_to_image_and_image_to_3d_work_on_the_built_in_provider() {
     .assert_problem(404, "not_found");
 }
 
+/// A generation names the input it was given, so it can be made again with the same one: an upload
+/// a generation used stays an input for later ones after an unused upload would have expired.
+#[tokio::test]
+async fn a_generation_names_its_input_and_the_input_serves_again() {
+    let app = TestApp::spawn().await;
+    let ada = person(&app, "ada").await;
+    let made = upload(&app, &ada, "teapot.png", &photo()).await;
+    let upload_id = made.json["id"].as_str().unwrap_or_default().to_owned();
+    let first = generate(
+        &app,
+        &ada,
+        json!({"prompt": "in autumn colours", "model": "easel-restyle", "image_input": upload_id}),
+    )
+    .await;
+    assert_eq!(first.json["status"], "succeeded", "{}", first.text);
+    assert_eq!(first.json["image_input"], upload_id.as_str());
+    let first_id = first.json["id"].as_str().unwrap_or_default().to_owned();
+    let image_id = first.json["images"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    // An image of mine as the input; and a model that takes none.
+    let from_image = generate(
+        &app,
+        &ada,
+        json!({"prompt": "in winter", "model": "easel-restyle", "image_input": image_id}),
+    )
+    .await;
+    assert_eq!(
+        from_image.json["status"], "succeeded",
+        "{}",
+        from_image.text
+    );
+    assert_eq!(from_image.json["image_input"], image_id.as_str());
+    let plain = generate(
+        &app,
+        &ada,
+        json!({"prompt": "no input", "model": "easel-sketch"}),
+    )
+    .await;
+    assert!(plain.json["image_input"].is_null(), "{}", plain.text);
+
+    // Read back, one by one and listed.
+    let read = app
+        .call(
+            Method::GET,
+            &format!("/v1/generations/{first_id}"),
+            Some(&ada.token),
+            None,
+        )
+        .await;
+    assert_eq!(read.json["image_input"], upload_id.as_str());
+    let listed = app
+        .call(Method::GET, "/v1/generations", Some(&ada.token), None)
+        .await;
+    let inputs: Vec<serde_json::Value> = listed.json["data"]
+        .as_array()
+        .map(|page| page.iter().map(|g| g["image_input"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        inputs,
+        [json!(null), json!(image_id), json!(upload_id)],
+        "{}",
+        listed.text
+    );
+
+    // Two days on, long past an unused upload's expiry, the same input makes the same image again.
+    app.execute("UPDATE uploads SET created_at = now() - interval '2 days'")
+        .await;
+    let again = generate(
+        &app,
+        &ada,
+        json!({"prompt": "in autumn colours", "model": "easel-restyle", "image_input": upload_id, "seed": first.json["seed"]}),
+    )
+    .await;
+    assert_eq!(again.json["status"], "succeeded", "{}", again.text);
+    assert_eq!(again.json["image_input"], upload_id.as_str());
+    let bytes = |reply: &Reply| {
+        let url = reply.json["images"][0]["url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let app = &app;
+        let token = ada.token.clone();
+        async move {
+            app.request(Method::GET, &url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("file")
+                .bytes()
+                .await
+                .expect("bytes")
+        }
+    };
+    assert_eq!(
+        bytes(&again).await,
+        bytes(&first).await,
+        "the same image again"
+    );
+}
+
 #[tokio::test]
 async fn nobody_uses_another_persons_private_image_or_upload() {
     let app = TestApp::spawn().await;

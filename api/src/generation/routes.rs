@@ -78,9 +78,10 @@ pub async fn create_generation(
         }
         // The generation as accepted: a worker may already have picked it up since.
         let settings = plan.settings;
+        let input = plan.input.as_ref().map(|input| input.source_id);
         let row = service::create(&state, &principal, plan).await?;
         let id = row.id;
-        let generation = service::present_queued(row, settings);
+        let generation = service::present_queued(row, settings, input);
         Ok(HttpResponse::Accepted()
             .insert_header((header::LOCATION, format!("/v1/generations/{id}")))
             .json(generation))

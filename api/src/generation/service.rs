@@ -569,6 +569,21 @@ pub async fn present(
     } else {
         store::settings_of(conn, &tunable).await?
     };
+    // Likewise only models that take an input image can have had one.
+    let fed: Vec<uuid::Uuid> = rows
+        .iter()
+        .filter(|r| {
+            catalog
+                .get(&r.model)
+                .is_none_or(|m| m.image_input != crate::catalog::ImageInput::None)
+        })
+        .map(|r| r.id.0)
+        .collect();
+    let inputs = if fed.is_empty() {
+        Vec::new()
+    } else {
+        crate::inputs::store::sources_of(conn, &fed).await?
+    };
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -577,18 +592,32 @@ pub async fn present(
                 .find(|(id, _)| *id == row.id)
                 .map(|(_, s)| *s)
                 .unwrap_or_default();
-            view(row, &images, settings)
+            let input = inputs
+                .iter()
+                .find(|(id, _)| *id == row.id.0)
+                .map(|(_, source)| *source);
+            view(row, &images, settings, input)
         })
         .collect())
 }
 
-/// A generation just accepted with `settings`, as the API shows it: queued, so without images yet.
-pub fn present_queued(row: GenerationRow, settings: store::Settings) -> Generation {
-    view(row, &[], settings)
+/// A generation just accepted with `settings` and `input` (the upload or image it was given), as
+/// the API shows it: queued, so without images yet.
+pub fn present_queued(
+    row: GenerationRow,
+    settings: store::Settings,
+    input: Option<uuid::Uuid>,
+) -> Generation {
+    view(row, &[], settings, input)
 }
 
 /// A generation as the API shows it, with its images among `images`.
-fn view(row: GenerationRow, images: &[ImageRow], settings: store::Settings) -> Generation {
+fn view(
+    row: GenerationRow,
+    images: &[ImageRow],
+    settings: store::Settings,
+    input: Option<uuid::Uuid>,
+) -> Generation {
     let error = row.error_code.clone().map(|code| GenerationError {
         code,
         message: row.error_message.clone().unwrap_or_default(),
@@ -613,6 +642,7 @@ fn view(row: GenerationRow, images: &[ImageRow], settings: store::Settings) -> G
         style: row.style,
         steps: settings.steps.map(i32::from),
         guidance: settings.guidance,
+        image_input: input,
         visibility: Visibility::from_db(&row.visibility),
         credits_charged: row.credits_charged,
         credits_refunded: row.credits_refunded,

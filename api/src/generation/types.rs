@@ -121,6 +121,8 @@ pub struct Generation {
     pub steps: Option<i32>,
     /// As asked; null when the model's default was used.
     pub guidance: Option<f64>,
+    /// The upload or image given as `image_input`; null when none was.
+    pub image_input: Option<uuid::Uuid>,
     pub visibility: Visibility,
     pub credits_charged: i64,
     pub credits_refunded: i64,

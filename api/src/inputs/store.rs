@@ -137,6 +137,21 @@ pub async fn input_of(
         .optional()
 }
 
+/// The upload or image each of `generations` that had an input was given.
+pub async fn sources_of(
+    conn: &mut AsyncPgConnection,
+    generations: &[uuid::Uuid],
+) -> QueryResult<Vec<(uuid::Uuid, uuid::Uuid)>> {
+    generation_inputs::table
+        .filter(generation_inputs::generation_id.eq_any(generations))
+        .select((
+            generation_inputs::generation_id,
+            generation_inputs::source_id,
+        ))
+        .load(conn)
+        .await
+}
+
 /// Up to `limit` uploads made before `before` and never used, with their files' hashes.
 pub async fn unused_before(
     conn: &mut AsyncPgConnection,

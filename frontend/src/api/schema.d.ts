@@ -1181,6 +1181,11 @@ export interface components {
             /** Format: int32 */
             height: number;
             id: components["schemas"]["GenerationId"];
+            /**
+             * Format: uuid
+             * @description The upload or image given as `image_input`; null when none was.
+             */
+            image_input?: string | null;
             images: components["schemas"]["GeneratedImage"][];
             model: string;
             negative_prompt?: string | null;
