@@ -178,6 +178,67 @@ export const tests = {
     await page.getByText("Lighthouses, mostly.").waitFor();
   },
 
+  async "use the settings of an earlier generation, or of one image, again"({ newPage, shot }) {
+    const page = await newPage();
+    const signedUp = page.waitForResponse((r) => r.url().endsWith("/v1/auth/signup"));
+    await signUp(page, `re${unique()}`);
+    const token = (await (await signedUp).json()).access_token;
+    const auth = { headers: { Authorization: `Bearer ${token}` } };
+    /** The stored files behind a generation's images, by their ETags (content hashes). */
+    const filesOf = async (generation) =>
+      Promise.all(generation.images.map(async (image) => (await page.request.get(image.url, auth)).headers().etag));
+
+    // Restyle an uploaded photo: two images, 4:3, in ink.
+    await page.getByRole("radio", { name: /Easel Restyle/ }).check();
+    await page.getByLabel("Upload a photo").setInputFiles({
+      name: "dome.png",
+      mimeType: "image/png",
+      buffer: readFileSync(new URL("./fixtures/dome.png", import.meta.url)),
+    });
+    await page.getByRole("img", { name: "Input: dome.png" }).waitFor();
+    await page.getByLabel("Aspect ratio").selectOption("4:3");
+    await page.getByLabel(/^Images/).selectOption("2");
+    await page.getByText("Advanced").click();
+    await page.getByLabel(/^Style/).selectOption("ink");
+    let accepted = page.waitForResponse((r) => r.url().endsWith("/v1/generations") && r.request().method() === "POST" && r.status() === 202);
+    assert.equal((await generate(page, "a dome in the rain")).status, "succeeded");
+    const first = await (await page.request.get(`/v1/generations/${(await (await accepted).json()).id}`, auth)).json();
+    assert.ok(first.image_input, "the generation names its input");
+
+    // From History, every choice comes back, the input image included.
+    await page.getByRole("link", { name: "History" }).click();
+    await page.getByRole("link", { name: "Use the settings of “a dome in the rain” again" }).click();
+    await page.getByTestId("start").getByText("Settings from your generation of").waitFor();
+    assert.equal(await page.getByLabel("Prompt", { exact: true }).inputValue(), "a dome in the rain");
+    assert.ok(await page.getByRole("radio", { name: /Easel Restyle/ }).isChecked());
+    assert.equal(await page.getByLabel("Aspect ratio").inputValue(), "4:3");
+    assert.equal(await page.getByLabel(/^Images/).inputValue(), "2");
+    assert.equal(await page.getByLabel(/^Style/).inputValue(), "ink");
+    assert.equal(await page.getByLabel(/^Seed/).inputValue(), String(first.seed));
+    await page.getByRole("img", { name: "Input: The earlier input" }).waitFor();
+    await page.waitForFunction(() => document.querySelector(".input-preview")?.naturalWidth > 0);
+    await shot(page, "generate-again");
+    accepted = page.waitForResponse((r) => r.url().endsWith("/v1/generations") && r.request().method() === "POST" && r.status() === 202);
+    assert.equal((await generate(page, "a dome in the rain")).status, "succeeded");
+    const again = await (await page.request.get(`/v1/generations/${(await (await accepted).json()).id}`, auth)).json();
+    assert.notEqual(again.id, first.id);
+    assert.equal(again.image_input, first.image_input);
+    assert.deepEqual(await filesOf(again), await filesOf(first), "the same settings make the same images");
+
+    // From one image: that image again, alone, with its own seed.
+    const second = first.images[1];
+    await page.goto(`/images/${second.id}`);
+    await page.getByRole("link", { name: "Use these settings" }).click();
+    await page.getByTestId("start").waitFor();
+    assert.equal(await page.getByLabel(/^Images/).inputValue(), "1");
+    assert.equal(await page.getByLabel(/^Seed/).inputValue(), String(first.seed + 1));
+    assert.equal(await page.getByLabel(/^Style/).inputValue(), "ink");
+    accepted = page.waitForResponse((r) => r.url().endsWith("/v1/generations") && r.request().method() === "POST" && r.status() === 202);
+    assert.equal((await generate(page, "a dome in the rain")).status, "succeeded");
+    const one = await (await page.request.get(`/v1/generations/${(await (await accepted).json()).id}`, auth)).json();
+    assert.deepEqual(await filesOf(one), [(await filesOf(first))[1]], "the one image again");
+  },
+
   async "a failing generation shows the refund"({ newPage, shot }) {
     const page = await newPage();
     await signUp(page, `cy${unique()}`);

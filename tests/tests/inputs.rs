@@ -280,6 +280,16 @@ async fn a_generation_names_its_input_and_the_input_serves_again() {
     .await;
     assert_eq!(first.json["status"], "succeeded", "{}", first.text);
     assert_eq!(first.json["image_input"], upload_id.as_str());
+    // Its owner sees the input where the generation says.
+    let input_url = first.json["image_input_url"].as_str().unwrap_or_default();
+    assert_eq!(input_url, format!("/v1/uploads/{upload_id}/file"));
+    let input = app
+        .request(Method::GET, input_url)
+        .bearer_auth(&ada.token)
+        .send()
+        .await
+        .expect("input");
+    assert_eq!(input.bytes().await.expect("bytes").to_vec(), photo());
     let first_id = first.json["id"].as_str().unwrap_or_default().to_owned();
     let image_id = first.json["images"][0]["id"]
         .as_str()
@@ -299,6 +309,10 @@ async fn a_generation_names_its_input_and_the_input_serves_again() {
         from_image.text
     );
     assert_eq!(from_image.json["image_input"], image_id.as_str());
+    assert_eq!(
+        from_image.json["image_input_url"],
+        format!("/v1/images/{image_id}/file")
+    );
     let plain = generate(
         &app,
         &ada,
@@ -306,6 +320,7 @@ async fn a_generation_names_its_input_and_the_input_serves_again() {
     )
     .await;
     assert!(plain.json["image_input"].is_null(), "{}", plain.text);
+    assert!(plain.json["image_input_url"].is_null(), "{}", plain.text);
 
     // Read back, one by one and listed.
     let read = app
@@ -317,6 +332,7 @@ async fn a_generation_names_its_input_and_the_input_serves_again() {
         )
         .await;
     assert_eq!(read.json["image_input"], upload_id.as_str());
+    assert_eq!(read.json["image_input_url"], input_url);
     let listed = app
         .call(Method::GET, "/v1/generations", Some(&ada.token), None)
         .await;

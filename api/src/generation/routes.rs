@@ -78,10 +78,13 @@ pub async fn create_generation(
         }
         // The generation as accepted: a worker may already have picked it up since.
         let settings = plan.settings;
-        let input = plan.input.as_ref().map(|input| input.source_id);
+        let input = plan
+            .input
+            .as_ref()
+            .map(crate::inputs::store::InputRow::source);
         let row = service::create(&state, &principal, plan).await?;
         let id = row.id;
-        let generation = service::present_queued(row, settings, input);
+        let generation = service::present_queued(row, settings, input.as_ref());
         Ok(HttpResponse::Accepted()
             .insert_header((header::LOCATION, format!("/v1/generations/{id}")))
             .json(generation))

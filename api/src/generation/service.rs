@@ -595,7 +595,7 @@ pub async fn present(
             let input = inputs
                 .iter()
                 .find(|(id, _)| *id == row.id.0)
-                .map(|(_, source)| *source);
+                .map(|(_, source)| source);
             view(row, &images, settings, input)
         })
         .collect())
@@ -606,7 +606,7 @@ pub async fn present(
 pub fn present_queued(
     row: GenerationRow,
     settings: store::Settings,
-    input: Option<uuid::Uuid>,
+    input: Option<&crate::inputs::store::Source>,
 ) -> Generation {
     view(row, &[], settings, input)
 }
@@ -616,7 +616,7 @@ fn view(
     row: GenerationRow,
     images: &[ImageRow],
     settings: store::Settings,
-    input: Option<uuid::Uuid>,
+    input: Option<&crate::inputs::store::Source>,
 ) -> Generation {
     let error = row.error_code.clone().map(|code| GenerationError {
         code,
@@ -642,7 +642,8 @@ fn view(
         style: row.style,
         steps: settings.steps.map(i32::from),
         guidance: settings.guidance,
-        image_input: input,
+        image_input: input.map(|source| source.id),
+        image_input_url: input.map(crate::inputs::store::Source::url),
         visibility: Visibility::from_db(&row.visibility),
         credits_charged: row.credits_charged,
         credits_refunded: row.credits_refunded,

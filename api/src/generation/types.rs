@@ -123,6 +123,8 @@ pub struct Generation {
     pub guidance: Option<f64>,
     /// The upload or image given as `image_input`; null when none was.
     pub image_input: Option<uuid::Uuid>,
+    /// Where its owner sees that input: the upload's file, or the image's.
+    pub image_input_url: Option<String>,
     pub visibility: Visibility,
     pub credits_charged: i64,
     pub credits_refunded: i64,

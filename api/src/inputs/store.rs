@@ -137,19 +137,51 @@ pub async fn input_of(
         .optional()
 }
 
+/// Where an input came from: an upload or an image, and its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub kind: String,
+    pub id: uuid::Uuid,
+}
+
+impl Source {
+    /// Where the owner of a generation fetches this input.
+    pub fn url(&self) -> String {
+        if self.kind == "upload" {
+            format!("/v1/uploads/{}/file", self.id)
+        } else {
+            format!("/v1/images/{}/file", self.id)
+        }
+    }
+}
+
+impl InputRow {
+    pub fn source(&self) -> Source {
+        Source {
+            kind: self.source.clone(),
+            id: self.source_id,
+        }
+    }
+}
+
 /// The upload or image each of `generations` that had an input was given.
 pub async fn sources_of(
     conn: &mut AsyncPgConnection,
     generations: &[uuid::Uuid],
-) -> QueryResult<Vec<(uuid::Uuid, uuid::Uuid)>> {
-    generation_inputs::table
+) -> QueryResult<Vec<(uuid::Uuid, Source)>> {
+    let rows: Vec<(uuid::Uuid, String, uuid::Uuid)> = generation_inputs::table
         .filter(generation_inputs::generation_id.eq_any(generations))
         .select((
             generation_inputs::generation_id,
+            generation_inputs::source,
             generation_inputs::source_id,
         ))
         .load(conn)
-        .await
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(generation, kind, id)| (generation, Source { kind, id }))
+        .collect())
 }
 
 /// Up to `limit` uploads made before `before` and never used, with their files' hashes.

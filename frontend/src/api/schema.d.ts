@@ -1186,6 +1186,8 @@ export interface components {
              * @description The upload or image given as `image_input`; null when none was.
              */
             image_input?: string | null;
+            /** @description Where its owner sees that input: the upload's file, or the image's. */
+            image_input_url?: string | null;
             images: components["schemas"]["GeneratedImage"][];
             model: string;
             negative_prompt?: string | null;

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useRef, useState, type FormEvent } from "react";
-import { api, call, idempotencyKey } from "../api/client";
+import { api, call, idempotencyKey, session } from "../api/client";
 import { ApiError, credits } from "../api/problem";
 import type { components } from "../api/schema";
 import { followGeneration, isTerminal, type Generation } from "../api/sse";
@@ -7,33 +7,57 @@ import { ApiImage, ErrorBox, Loading, ProgressBar, download } from "../component
 import { AddToCollection } from "./ImageDetail";
 import { ModelView } from "../components/model";
 import { useLoad } from "../lib/hooks";
-import { PROMPT_MAX, promptLength } from "../lib/format";
-import { Link } from "../lib/router";
+import { PROMPT_MAX, dateTime, promptLength } from "../lib/format";
+import { Link, useLocation } from "../lib/router";
+import { aspectFor, startFromGeneration, startFromImage, type Start } from "../lib/start";
 
 type Model = components["schemas"]["Model"];
 type Quote = components["schemas"]["Quote"];
 type Visibility = components["schemas"]["Visibility"];
 
 export function Generate() {
+  const { query } = useLocation();
+  const from = query.get("from");
+  const image = query.get("image");
   const models = useLoad(() => call(api.GET("/v1/models")).then((list) => list.data), []);
+  const start = useLoad(() => startingPoint(from, image), [from, image]);
   if (models.error) return <ErrorBox error={models.error} onRetry={models.reload} />;
-  if (!models.data) return <Loading />;
-  return <GenerateForm models={models.data} />;
+  if (!models.data || start.loading) return <Loading />;
+  // A new starting point is a new form.
+  return <GenerateForm key={`${from}:${image}`} models={models.data} start={start.data} startError={start.error} />;
 }
 
-function GenerateForm({ models }: { models: Model[] }) {
-  const [modelId, setModelId] = useState(models[0]?.id ?? "");
+/** The settings to start from: a generation of mine, or an image (with its generation when mine). */
+async function startingPoint(from: string | null, imageId: string | null): Promise<Start | undefined> {
+  const generation = (id: string) => call(api.GET("/v1/generations/{id}", { params: { path: { id } } }));
+  if (from) {
+    const g = await generation(from);
+    return startFromGeneration(g, `your generation of ${dateTime(g.created_at)}`);
+  }
+  if (imageId) {
+    const image = await call(api.GET("/v1/images/{id}", { params: { path: { id: imageId } } }));
+    const mine = session.user?.username === image.owner.username;
+    return startFromImage(image, mine ? await generation(image.generation_id) : undefined);
+  }
+  return undefined;
+}
+
+function GenerateForm({ models, start, startError }: { models: Model[]; start?: Start; startError: unknown }) {
+  const offered = models.find((m) => m.id === start?.model);
+  const [modelId, setModelId] = useState(offered?.id ?? models[0]?.id ?? "");
   const model = models.find((m) => m.id === modelId) ?? models[0];
-  const [prompt, setPrompt] = useState("");
-  const [aspect, setAspect] = useState(model?.default_aspect_ratio ?? "1:1");
-  const [count, setCount] = useState(model?.min_outputs ?? 1);
-  const [negative, setNegative] = useState("");
-  const [seed, setSeed] = useState("");
-  const [style, setStyle] = useState("");
-  const [steps, setSteps] = useState("");
-  const [guidance, setGuidance] = useState("");
-  const [visibility, setVisibility] = useState<Visibility>("private");
-  const [input, setInput] = useState<Chosen>();
+  const [prompt, setPrompt] = useState(start?.prompt ?? "");
+  const [aspect, setAspect] = useState(model ? aspectFor(model, start) : "1:1");
+  const [count, setCount] = useState(start?.numOutputs ?? model?.min_outputs ?? 1);
+  const [negative, setNegative] = useState(start?.negativePrompt ?? "");
+  const [seed, setSeed] = useState(start?.seed ?? "");
+  const [style, setStyle] = useState(start?.style ?? "");
+  const [steps, setSteps] = useState(start?.steps ?? "");
+  const [guidance, setGuidance] = useState(start?.guidance ?? "");
+  const [visibility, setVisibility] = useState<Visibility>(start?.visibility ?? "private");
+  const [input, setInput] = useState<Chosen | undefined>(
+    start?.input && { id: start.input.id, preview: start.input.url, label: "The earlier input" },
+  );
   const [quote, setQuote] = useState<Quote>();
   const [quoteError, setQuoteError] = useState<unknown>();
   const [error, setError] = useState<unknown>();
@@ -122,6 +146,13 @@ function GenerateForm({ models }: { models: Model[] }) {
   return (
     <section>
       <h1>Generate</h1>
+      <ErrorBox error={startError} />
+      {start && (
+        <p className="hint" data-testid="start">
+          Settings from <Link to={start.source.to}>{start.source.label}</Link>.{" "}
+          {offered ? "Change anything, then generate." : `${start.model} is no longer offered; choose another model.`}
+        </p>
+      )}
       <form onSubmit={(e) => void submit(e)} className="generate">
         <div className="field">
           <label htmlFor="prompt">Prompt</label>
@@ -198,7 +229,7 @@ function GenerateForm({ models }: { models: Model[] }) {
           </label>
         </div>
         {(["negative_prompt", "seed", "style", "steps", "guidance"] as const).some(accepts) && (
-          <details>
+          <details open={Boolean(start)}>
             <summary>Advanced</summary>
             {accepts("negative_prompt") && (
               <label>
@@ -210,6 +241,7 @@ function GenerateForm({ models }: { models: Model[] }) {
               <label>
                 Seed
                 <input type="number" min={0} step={1} value={seed} onChange={(e) => setSeed(e.target.value)} placeholder="Random" />
+                {start && seed === start.seed && <span className="hint">The same seed makes the same images again; clear it for new ones.</span>}
               </label>
             )}
             {accepts("steps") && (

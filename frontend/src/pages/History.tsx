@@ -70,6 +70,11 @@ function Row({ generation: g }: { generation: Generation }) {
       <td>
         {g.images[0] ? <Link to={`/images/${g.images[0].id}`}>{g.prompt}</Link> : g.prompt}
         {g.error && <div className="muted small">{g.error.message}</div>}
+        <div className="small">
+          <Link to={`/generate?from=${g.id}`} aria-label={`Use the settings of “${g.prompt}” again`}>
+            Use these settings
+          </Link>
+        </div>
       </td>
       <td>{g.model}</td>
       <td data-testid="generation-status">

@@ -75,6 +75,11 @@ function Detail({ image, onChange }: { image: Image; onChange: (image: Image) =>
           >
             {image.kind === "model3d" ? "Download .glb" : "Download"}
           </button>
+          {session.user && (
+            <Link className="button secondary" to={`/generate?image=${image.id}`}>
+              Use these settings
+            </Link>
+          )}
         </div>
         <ErrorBox error={error} />
         <dl>
