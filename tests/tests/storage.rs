@@ -347,3 +347,95 @@ async fn remake_thumbnails_replaces_an_older_encoders_thumbnails_once() {
     assert_eq!(thumb_of(&ids[0]).await, current[0]);
     assert!(stored(&app, "thumbs", &current[0]).exists());
 }
+
+/// A thumbnail lost from storage is made again from its original when it is fetched, the same
+/// file as before; one whose original is gone too answers 500 and changes nothing.
+#[tokio::test]
+async fn a_lost_thumbnail_is_made_again_when_fetched() {
+    let app = TestApp::spawn().await;
+    let token = app.signup("mender").await["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let done = app
+        .send(
+            app.request(Method::POST, "/v1/generations")
+                .bearer_auth(&token)
+                .header("prefer", "wait=20")
+                .json(
+                    &json!({"prompt": "a mended fence", "model": "easel-sketch", "num_outputs": 2}),
+                ),
+        )
+        .await;
+    assert_eq!(done.json["status"], "succeeded", "{}", done.text);
+    let ids: Vec<String> = (0..2)
+        .map(|i| {
+            done.json["images"][i]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let column = async |column: &str, id: &str| {
+        app.text(&format!("SELECT {column} FROM images WHERE id = '{id}'"))
+            .await
+            .unwrap_or_default()
+    };
+    let fetch_thumb = async |id: &str| {
+        app.client
+            .get(app.url(&format!("/v1/images/{id}/file?variant=thumb")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("thumb")
+    };
+
+    // Lost: made again, the same bytes under the same name.
+    let hash = column("thumb_hash", &ids[0]).await;
+    let file = stored(&app, "thumbs", &hash);
+    let bytes = std::fs::read(&file).expect("thumb");
+    std::fs::remove_file(&file).expect("lose it");
+    let served = fetch_thumb(&ids[0]).await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        served.headers().get("etag").and_then(|v| v.to_str().ok()),
+        Some(format!("\"{hash}\"").as_str())
+    );
+    assert_eq!(served.bytes().await.expect("bytes").to_vec(), bytes);
+    assert_eq!(std::fs::read(&file).expect("stored again"), bytes);
+
+    // Lost, and made by an older encoder: the image moves to this version's thumbnail.
+    let older = "0".repeat(64);
+    app.execute(&format!(
+        "UPDATE images SET thumb_hash = '{older}' WHERE id = '{}'",
+        ids[0]
+    ))
+    .await;
+    let served = fetch_thumb(&ids[0]).await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        served.headers().get("etag").and_then(|v| v.to_str().ok()),
+        Some(format!("\"{hash}\"").as_str())
+    );
+    assert_eq!(column("thumb_hash", &ids[0]).await, hash);
+
+    // Its original gone too: nothing to make it from.
+    let lost_thumb = column("thumb_hash", &ids[1]).await;
+    std::fs::remove_file(stored(&app, "thumbs", &lost_thumb)).expect("lose the thumbnail");
+    std::fs::remove_file(stored(
+        &app,
+        "originals",
+        &column("content_hash", &ids[1]).await,
+    ))
+    .expect("lose the original");
+    app.call(
+        Method::GET,
+        &format!("/v1/images/{}/file?variant=thumb", ids[1]),
+        Some(&token),
+        None,
+    )
+    .await
+    .assert_problem(500, "internal_error");
+    assert_eq!(column("thumb_hash", &ids[1]).await, lost_thumb);
+    assert!(!stored(&app, "thumbs", &lost_thumb).exists());
+}

@@ -1,6 +1,6 @@
 //! `easel admin verify-files`: every live image's original and thumbnail are in storage. A row
-//! whose file is gone answers 500 when fetched; this finds them all at once, and can make a lost
-//! thumbnail again from its original. `easel admin remake-thumbnails`: every live image's
+//! whose original is gone answers 500 when fetched; this finds them all at once, and can make a lost
+//! thumbnail again from its original (as the file route does when it finds one gone). `easel admin remake-thumbnails`: every live image's
 //! thumbnail made again with this version's encoder.
 
 use super::store::{self, ImageFiles};
@@ -85,6 +85,22 @@ pub async fn verify_files(state: &AppState, repair: bool) -> anyhow::Result<Repo
         }
     }
     Ok(report)
+}
+
+/// Makes a live image's lost thumbnail again from its original, as `verify-files --repair` does,
+/// for the file route that found it gone: true when it was made (or another request made it
+/// meanwhile), false when it cannot be (a 3D model's preview, or the original is gone too).
+pub async fn heal_thumb(state: &AppState, image: ImageFiles) -> anyhow::Result<bool> {
+    if image.kind != "image" {
+        return Ok(false);
+    }
+    let thumb = image.thumb_hash.clone();
+    Ok(
+        match confirm(state, &image, "thumbs", &thumb, true).await? {
+            Some(missing) => missing.repaired,
+            None => true,
+        },
+    )
 }
 
 /// The file of `image` still missing under its lock while a live image uses it; repaired when it

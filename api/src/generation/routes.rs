@@ -363,26 +363,50 @@ pub async fn get_image_file(
             return Err(ApiError::not_found("image"));
         }
     }
-    let (kind, hash, content_type, name) = match query.variant.unwrap_or(Variant::Original) {
-        Variant::Original => (
-            "originals",
-            &image.content_hash,
-            image.content_type.as_str(),
-            format!("easel-{}", image.id.0),
-        ),
-        Variant::Thumb => (
-            "thumbs",
-            &image.thumb_hash,
-            "image/webp",
-            format!("easel-{}-thumb", image.id.0),
-        ),
-    };
     let cache = if visibility == Visibility::Public && !image.nsfw {
         "public, max-age=31536000, immutable"
     } else {
         "private, max-age=3600"
     };
-    serve_file(&req, &state, (kind, hash), content_type, &name, cache).await
+    if query.variant == Some(Variant::Thumb) {
+        let name = format!("easel-{}-thumb", image.id.0);
+        let file = ("thumbs", image.thumb_hash.as_str());
+        if let Some(response) =
+            try_serve_file(&req, &state, file, "image/webp", &name, cache).await?
+        {
+            return Ok(response);
+        }
+        // A lost thumbnail is made again from the original, and this request served from it (its
+        // hash changes when this version's encoder differs from the one that made it).
+        let files = crate::gallery::store::ImageFiles {
+            id: image.id,
+            content_hash: image.content_hash.clone(),
+            thumb_hash: image.thumb_hash.clone(),
+            kind: image.kind.clone(),
+        };
+        if !crate::gallery::verify::heal_thumb(&state, files)
+            .await
+            .map_err(ApiError::internal)?
+        {
+            return Err(missing_file(file));
+        }
+        tracing::warn!(image.id = %image.id.0, hash = %image.thumb_hash, "a lost thumbnail was made again from its original");
+        let mut conn = state.pool.get().await?;
+        let image = store::find_image(&mut conn, image.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("image"))?;
+        drop(conn);
+        let file = ("thumbs", image.thumb_hash.as_str());
+        return serve_file(&req, &state, file, "image/webp", &name, cache).await;
+    }
+    let name = format!("easel-{}", image.id.0);
+    let file = ("originals", image.content_hash.as_str());
+    serve_file(&req, &state, file, &image.content_type, &name, cache).await
+}
+
+/// A row whose file is gone is our fault, not the caller's: logged with its key.
+fn missing_file((kind, hash): (&str, &str)) -> ApiError {
+    ApiError::internal(anyhow::anyhow!("stored file {kind}/{hash} is missing"))
 }
 
 /// A stored file (`kind` and hash) with its hash as ETag (304 when it matches) and single byte
@@ -391,11 +415,25 @@ pub async fn get_image_file(
 pub async fn serve_file(
     req: &HttpRequest,
     state: &AppState,
-    (kind, hash): (&str, &str),
+    file: (&str, &str),
     content_type: &str,
     name: &str,
     cache: &'static str,
 ) -> Result<HttpResponse, ApiError> {
+    try_serve_file(req, state, file, content_type, name, cache)
+        .await?
+        .ok_or_else(|| missing_file(file))
+}
+
+/// [`serve_file`], or `None` when storage does not have the file.
+pub async fn try_serve_file(
+    req: &HttpRequest,
+    state: &AppState,
+    (kind, hash): (&str, &str),
+    content_type: &str,
+    name: &str,
+    cache: &'static str,
+) -> Result<Option<HttpResponse>, ApiError> {
     let etag = format!("\"{hash}\"");
     if req
         .headers()
@@ -403,25 +441,26 @@ pub async fn serve_file(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
     {
-        return Ok(HttpResponse::NotModified()
-            .insert_header((header::ETAG, etag))
-            .insert_header((header::CACHE_CONTROL, cache))
-            .finish());
+        return Ok(Some(
+            HttpResponse::NotModified()
+                .insert_header((header::ETAG, etag))
+                .insert_header((header::CACHE_CONTROL, cache))
+                .finish(),
+        ));
     }
     let range = req
         .headers()
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .and_then(crate::storage::ByteRange::parse);
-    let reading = state
+    let Some(reading) = state
         .storage
         .open(kind, hash, range)
         .await
         .map_err(ApiError::internal)?
-        // A row whose file is gone is our fault, not the caller's: logged with its key.
-        .ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!("stored file {kind}/{hash} is missing"))
-        })?;
+    else {
+        return Ok(None);
+    };
     let mut response = match reading.range {
         Some((start, end)) => {
             let mut r = HttpResponse::PartialContent();
@@ -434,22 +473,24 @@ pub async fn serve_file(
         None => HttpResponse::Ok(),
     };
     let len = reading.len();
-    Ok(response
-        .content_type(content_type)
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, cache))
-        .insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")))
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!(
-                "inline; filename=\"{name}.{}\"",
-                crate::storage::extension_of(content_type)
-            ),
-        ))
-        // The type was judged from the bytes when they were stored; a browser must not guess again.
-        .insert_header((
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .body(actix_web::body::SizedStream::new(len, reading.body)))
+    Ok(Some(
+        response
+            .content_type(content_type)
+            .insert_header((header::ETAG, etag))
+            .insert_header((header::CACHE_CONTROL, cache))
+            .insert_header((header::ACCEPT_RANGES, HeaderValue::from_static("bytes")))
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "inline; filename=\"{name}.{}\"",
+                    crate::storage::extension_of(content_type)
+                ),
+            ))
+            // The type was judged from the bytes when they were stored; a browser must not guess again.
+            .insert_header((
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .body(actix_web::body::SizedStream::new(len, reading.body)),
+    ))
 }
