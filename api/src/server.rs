@@ -14,6 +14,8 @@ pub struct Running {
     pub handle: ServerHandle,
     pub server: Server,
     pub shared: Shared,
+    /// The job runner, when this process runs jobs.
+    pub jobs: Option<crate::generation::runner::Jobs>,
 }
 
 /// Runs pending migrations, builds the pool and binds `config.bind` (port 0 picks a free port).
@@ -60,9 +62,8 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         std::sync::Arc::clone(&shared.state.changes),
         shared.state.config.database_url.expose().to_owned(),
     );
-    if job_workers > 0 {
-        crate::generation::runner::spawn(shared.state.clone().into_inner(), job_workers);
-    }
+    let jobs = (job_workers > 0)
+        .then(|| crate::generation::runner::spawn(shared.state.clone().into_inner(), job_workers));
     let factory_shared = shared.clone();
     let server = HttpServer::new(move || {
         // actix builds one App per worker (again for a worker it restarts, which then shares the
@@ -84,6 +85,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         handle: server.handle(),
         server,
         shared,
+        jobs,
     })
 }
 
@@ -122,9 +124,12 @@ pub async fn work(config: Config) -> anyhow::Result<()> {
         _ = terminate.recv() => {}
     }
     tracing::info!("stopping");
+    let grace = running.shared.state.config.shutdown_timeout;
+    running.jobs.drain(grace).await;
     if let Some(handle) = running.handle {
         handle.stop(true).await;
     }
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -133,6 +138,7 @@ pub struct Worker {
     pub addr: Option<SocketAddr>,
     pub handle: Option<ServerHandle>,
     pub shared: Shared,
+    pub jobs: crate::generation::runner::Jobs,
 }
 
 /// Runs pending migrations, starts the job workers and the watchdog, and binds `EASEL_WORKER_BIND`
@@ -143,13 +149,14 @@ pub async fn start_worker(config: Config) -> anyhow::Result<Worker> {
     let workers = config.generation.workers.max(1);
     let bind = config.worker_bind;
     let shared = Shared::new(config, pool)?;
-    crate::generation::runner::spawn(shared.state.clone().into_inner(), workers);
+    let jobs = crate::generation::runner::spawn(shared.state.clone().into_inner(), workers);
     tracing::info!(workers, "job workers running");
     let Some(bind) = bind else {
         return Ok(Worker {
             addr: None,
             handle: None,
             shared,
+            jobs,
         });
     };
     let listener = std::net::TcpListener::bind(bind)
@@ -173,6 +180,7 @@ pub async fn start_worker(config: Config) -> anyhow::Result<Worker> {
         addr: Some(addr),
         handle: Some(handle),
         shared,
+        jobs,
     })
 }
 
@@ -192,8 +200,10 @@ async fn worker_no_route(
 
 /// Serves until a shutdown signal. actix handles SIGINT/SIGTERM itself: it stops accepting, lets
 /// in-flight requests finish (up to `EASEL_SHUTDOWN_TIMEOUT_SECS`) and then the future resolves.
+/// Running jobs then get as long again to finish (see [`crate::generation::runner::Jobs::drain`]).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let public_url = config.public_url.clone();
+    let shutdown_timeout = config.shutdown_timeout;
     let running = start(config).await?;
     tracing::info!(addr = %running.addr, "listening");
     println!(
@@ -201,6 +211,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         running.addr
     );
     running.server.await?;
+    // Requests are done; running jobs finish, or go back to the queue for another process.
+    if let Some(jobs) = running.jobs {
+        jobs.drain(shutdown_timeout).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

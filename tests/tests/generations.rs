@@ -1342,6 +1342,151 @@ pub(crate) fn easel_process(
         .unwrap_or_else(|e| panic!("start easel {command}: {e}"))
 }
 
+/// Sends SIGTERM to `child` and waits for it to exit, at most `within`.
+pub(crate) async fn terminate(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> std::process::ExitStatus {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(sent.success());
+    let until = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            panic!("the process did not stop within {within:?} of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls the database until generation `id` has `status` (at most 20 s).
+async fn wait_for_status(app: &TestApp, id: &str, status: &str) {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = app
+            .text(&format!("SELECT status FROM generations WHERE id = '{id}'"))
+            .await
+            .unwrap_or_default();
+        if now == status {
+            return;
+        }
+        assert!(Instant::now() < until, "{id} stayed {now}, never {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A worker stopped (a deploy) while its job runs lets it finish within the grace period; past it,
+/// the job goes straight back to the queue, its attempt not counted, and the next worker runs it.
+#[tokio::test]
+async fn a_stopping_worker_finishes_its_jobs_or_hands_them_back() {
+    let app = TestApp::spawn_with(&[("EASEL_JOB_WORKERS", "0")]).await;
+    let token = signup(&app, "deployer").await;
+    let worker = |render_ms: &'static str, grace: &'static str| {
+        easel_process(
+            "worker",
+            &app.database_url,
+            &app.data_dir,
+            &[
+                ("EASEL_LOCAL_RENDER_MS", render_ms),
+                ("EASEL_SHUTDOWN_TIMEOUT_SECS", grace),
+                // Without the drain, the job would wait out this before anyone took it up again.
+                ("EASEL_JOB_HEARTBEAT_TIMEOUT_SECS", "600"),
+            ],
+        )
+    };
+    let submit = async |prompt: &str| {
+        let reply = generate(
+            &app,
+            &token,
+            json!({"prompt": prompt, "model": "easel-sketch"}),
+        )
+        .await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        id_of(&reply)
+    };
+
+    // Within the grace: finished before the process exits.
+    let quick = submit("finished before the exit").await;
+    let mut first = worker("1500", "20");
+    wait_for_status(&app, &quick, "processing").await;
+    let exited = terminate(&mut first, Duration::from_secs(15)).await;
+    assert!(exited.success(), "{exited}");
+    wait_for_status(&app, &quick, "succeeded").await;
+    assert_eq!(app.count("images").await, 1);
+
+    // Past the grace: back in the queue at once, unclaimed, attempt not counted.
+    let slow = submit("handed back").await;
+    let mut second = worker("60000", "1");
+    wait_for_status(&app, &slow, "processing").await;
+    let exited = terminate(&mut second, Duration::from_secs(15)).await;
+    assert!(exited.success(), "{exited}");
+    let row = app
+        .text(&format!(
+            "SELECT status || ' ' || attempts || ' ' || (claimed_by IS NULL) || ' ' || (run_after <= now()) \
+             FROM generations WHERE id = '{slow}'"
+        ))
+        .await;
+    assert_eq!(row.as_deref(), Some("queued 0 true true"));
+
+    let mut third = worker("50", "5");
+    wait_for_status(&app, &slow, "succeeded").await;
+    let _ = terminate(&mut third, Duration::from_secs(15)).await;
+    assert_eq!(
+        app.count(&format!("generations WHERE id = '{slow}' AND attempts = 1"))
+            .await,
+        1
+    );
+    assert_eq!(app.count("images").await, 2);
+    assert_eq!(
+        app.count("credit_entries WHERE kind = 'reservation'").await,
+        2
+    );
+    assert_eq!(app.count("credit_entries WHERE kind = 'refund'").await, 0);
+    assert_in_flight_counted(&app).await;
+}
+
+/// `easel serve` stopped while a job runs: requests end, then the job finishes before the exit.
+#[tokio::test]
+async fn a_stopping_server_finishes_its_running_job() {
+    let app = TestApp::spawn_with(&[("EASEL_JOB_WORKERS", "0")]).await;
+    let token = signup(&app, "restarter").await;
+    let reply = generate(
+        &app,
+        &token,
+        json!({"prompt": "one more", "model": "easel-sketch"}),
+    )
+    .await;
+    let id = id_of(&reply);
+    let bind = format!("127.0.0.1:{}", free_port());
+    let mut server = easel_process(
+        "serve",
+        &app.database_url,
+        &app.data_dir,
+        &[
+            ("EASEL_BIND", bind.as_str()),
+            ("EASEL_LOCAL_RENDER_MS", "1500"),
+            ("EASEL_JOB_WORKERS", "1"),
+            ("EASEL_SHUTDOWN_TIMEOUT_SECS", "20"),
+        ],
+    );
+    wait_for_status(&app, &id, "processing").await;
+    let exited = terminate(&mut server, Duration::from_secs(15)).await;
+    assert!(exited.success(), "{exited}");
+    assert_eq!(
+        app.text(&format!("SELECT status FROM generations WHERE id = '{id}'"))
+            .await
+            .as_deref(),
+        Some("succeeded"),
+        "finished before the exit"
+    );
+}
+
 async fn ready(client: &reqwest::Client, base: &str) {
     for _ in 0..100 {
         if client

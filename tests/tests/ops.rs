@@ -403,7 +403,9 @@ async fn metrics_show_the_job_queue_and_how_generations_end() {
 /// its jobs' metrics on `EASEL_WORKER_BIND`, nothing else; SIGTERM stops it cleanly.
 #[tokio::test]
 async fn a_worker_process_runs_jobs_and_serves_its_metrics() {
-    use crate::generations::{easel_process, free_port, generate, signup, terminal, wait_until};
+    use crate::generations::{
+        easel_process, free_port, generate, signup, terminal, terminate, wait_until,
+    };
     let app = TestApp::spawn_with(&[("EASEL_JOB_WORKERS", "0")]).await;
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
@@ -477,21 +479,6 @@ async fn a_worker_process_runs_jobs_and_serves_its_metrics() {
         "{own}"
     );
 
-    let stopped = std::process::Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status()
-        .expect("kill -TERM");
-    assert!(stopped.success());
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = worker.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < until,
-            "the worker did not stop on SIGTERM"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let status = terminate(&mut worker, std::time::Duration::from_secs(10)).await;
     assert!(status.success(), "{status}");
 }

@@ -3,7 +3,7 @@
 //! provider, stores the outputs content-addressed, and finishes the jobs that end together in one
 //! transaction. One statement reports the progress and liveness of all of them. A watchdog fails and
 //! refunds jobs past their deadline and puts back in the queue jobs whose process stopped
-//! heartbeating (it died, or was killed).
+//! heartbeating (it died, or was killed). A process told to stop drains: see [`Jobs::drain`].
 
 use super::service::end_with_refund;
 use super::store::{self, GenerationRow, NewImage};
@@ -30,6 +30,8 @@ struct Runner {
     name: String,
     running: Mutex<HashMap<GenerationId, Running>>,
     commits: mpsc::UnboundedSender<Finished>,
+    /// Set when the process is stopping: no more claims (see [`Jobs::drain`]).
+    draining: watch::Sender<bool>,
 }
 
 /// A running job as the heartbeat sees it.
@@ -55,9 +57,75 @@ impl Runner {
     }
 }
 
+/// This process's runner, to stop it cleanly (see [`Jobs::drain`]).
+pub struct Jobs {
+    runner: Arc<Runner>,
+    claims: tokio::task::JoinHandle<()>,
+}
+
+/// How long jobs told to stop at the end of a drain get to let go before they are released anyway.
+const LET_GO: Duration = Duration::from_secs(5);
+
+impl Jobs {
+    /// Stops claiming jobs, gives the running ones up to `grace` to finish, then stops those left
+    /// and puts them straight back in the queue for another process, their attempt not counted: a
+    /// deploy is not the job's fault, and another process picks them up at once rather than after
+    /// the heartbeat timeout. A remote prediction is left running, and followed from there.
+    pub async fn drain(self, grace: Duration) {
+        let runner = self.runner;
+        runner.draining.send_replace(true);
+        // A claim under way finishes, and registers its jobs, before the loop ends.
+        let _ = self.claims.await;
+        let running = runner.running().len();
+        if running > 0 {
+            tracing::info!(
+                jobs = running,
+                grace_secs = grace.as_secs(),
+                "waiting for running jobs to finish"
+            );
+        }
+        let until = tokio::time::Instant::now() + grace;
+        while !runner.running().is_empty() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let left: Vec<GenerationId> = {
+            let running = runner.running();
+            for job in running.values() {
+                job.stop.send_replace(true);
+            }
+            running.keys().copied().collect()
+        };
+        if left.is_empty() {
+            return;
+        }
+        let until = tokio::time::Instant::now() + LET_GO;
+        while !runner.running().is_empty() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let released = match runner.state.pool.get().await {
+            Ok(mut conn) => store::release(&mut conn, &left, &runner.name)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        };
+        match released {
+            Ok(ids) => {
+                for _ in &ids {
+                    runner.state.metrics.observe_requeue("released");
+                }
+                tracing::info!(jobs = ids.len(), "unfinished jobs put back in the queue");
+            }
+            // The watchdog requeues them once their heartbeats are missed.
+            Err(e) => {
+                tracing::error!(error = %e, "could not put unfinished jobs back in the queue")
+            }
+        }
+    }
+}
+
 /// Starts this process's runner, with up to `count` jobs at once, and one watchdog, on the current
 /// runtime.
-pub fn spawn(state: Arc<AppState>, count: usize) {
+pub fn spawn(state: Arc<AppState>, count: usize) -> Jobs {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "easel".to_owned());
     let name = format!(
         "{host}:{}:{}",
@@ -70,19 +138,27 @@ pub fn spawn(state: Arc<AppState>, count: usize) {
         name,
         running: Mutex::new(HashMap::new()),
         commits,
+        draining: watch::Sender::new(false),
     });
-    tokio::spawn(claim_loop(Arc::clone(&runner), count.max(1)));
+    let claims = tokio::spawn(claim_loop(Arc::clone(&runner), count.max(1)));
     tokio::spawn(heartbeats(Arc::clone(&runner)));
-    tokio::spawn(commit_loop(runner, queue));
+    tokio::spawn(commit_loop(Arc::clone(&runner), queue));
     super::webhooks::spawn(Arc::clone(&state));
     tokio::spawn(watchdog(state));
+    Jobs { runner, claims }
 }
 
-/// Claims as many due jobs as there are free slots, in one statement, and starts each.
+/// Claims as many due jobs as there are free slots, in one statement, and starts each; ends when
+/// the runner drains.
 async fn claim_loop(runner: Arc<Runner>, slots: usize) {
     let slots = Arc::new(Semaphore::new(slots));
+    let mut draining = runner.draining.subscribe();
     loop {
-        let Ok(first) = Arc::clone(&slots).acquire_owned().await else {
+        let first = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => permit,
+            _ = draining.wait_for(|draining| *draining) => return,
+        };
+        let Ok(first) = first else {
             return;
         };
         let mut permits = vec![first];
@@ -113,17 +189,28 @@ async fn claim_loop(runner: Arc<Runner>, slots: usize) {
                     }
                 }
                 for (row, permit) in jobs.into_iter().zip(permits.drain(..)) {
-                    tokio::spawn(start(Arc::clone(&runner), row, permit));
+                    // Registered before the task starts, so that a drain sees every claimed job.
+                    let (progress_tx, progress) = watch::channel(0_u8);
+                    let (stop, stopped) = watch::channel(false);
+                    runner.running().insert(row.id, Running { progress, stop });
+                    tokio::spawn(start(
+                        Arc::clone(&runner),
+                        row,
+                        (progress_tx, stopped),
+                        permit,
+                    ));
                 }
                 drop(permits);
                 if !all {
                     // Woken at once by a submission in this process; otherwise poll for other
                     // processes' jobs, and for retries coming due.
-                    let _ = tokio::time::timeout(
-                        Duration::from_millis(500),
-                        runner.state.jobs_waiting.notified(),
-                    )
-                    .await;
+                    tokio::select! {
+                        _ = tokio::time::timeout(
+                            Duration::from_millis(500),
+                            runner.state.jobs_waiting.notified(),
+                        ) => {}
+                        _ = draining.wait_for(|draining| *draining) => return,
+                    }
                 }
             }
             Err(e) => {
@@ -136,12 +223,14 @@ async fn claim_loop(runner: Arc<Runner>, slots: usize) {
 }
 
 /// Runs one claimed job, registered for heartbeats while it runs; its slot frees when it ends.
-async fn start(runner: Arc<Runner>, row: GenerationRow, _slot: OwnedSemaphorePermit) {
+async fn start(
+    runner: Arc<Runner>,
+    row: GenerationRow,
+    (progress, stopped): (watch::Sender<u8>, watch::Receiver<bool>),
+    _slot: OwnedSemaphorePermit,
+) {
     let id = row.id;
-    let (progress_tx, progress) = watch::channel(0_u8);
-    let (stop, stopped) = watch::channel(false);
-    runner.running().insert(id, Running { progress, stop });
-    run(&runner, row, progress_tx, stopped).await;
+    run(&runner, row, progress, stopped).await;
     runner.running().remove(&id);
 }
 

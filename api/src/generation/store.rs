@@ -478,6 +478,35 @@ pub async fn requeue(
     .await
 }
 
+/// Puts `worker`'s unfinished jobs among `ids` back in the queue, due now, their attempt not
+/// counted (the worker is stopping; the job did nothing wrong). The remote prediction a job started
+/// is kept, for the next attempt to follow. Returns the jobs it released.
+pub async fn release(
+    conn: &mut AsyncPgConnection,
+    ids: &[GenerationId],
+    worker: &str,
+) -> QueryResult<Vec<GenerationId>> {
+    diesel::update(
+        generations::table
+            .filter(generations::id.eq_any(ids))
+            .filter(generations::claimed_by.eq(worker))
+            .filter(generations::status.ne("queued"))
+            .filter(generations::completed_at.is_null()),
+    )
+    .set((
+        generations::status.eq("queued"),
+        generations::claimed_by.eq(None::<String>),
+        generations::heartbeat_at.eq(None::<DateTime<Utc>>),
+        generations::run_after.eq(diesel::dsl::now),
+        generations::attempts.eq(diesel::dsl::sql::<diesel::sql_types::Integer>(
+            "GREATEST(attempts - 1, 0)",
+        )),
+    ))
+    .returning(generations::id)
+    .get_results(conn)
+    .await
+}
+
 /// Active jobs past their deadline.
 pub async fn overdue(conn: &mut AsyncPgConnection) -> QueryResult<Vec<GenerationId>> {
     generations::table

@@ -28,7 +28,8 @@ pub struct Metrics {
     /// Submission to first claim (the wait for a free worker), by model.
     queue_wait: HistogramVec,
     /// Jobs this process put back in the queue, by reason: `transient` (a provider error worth
-    /// another attempt) or `worker_lost` (the process running it stopped heartbeating).
+    /// another attempt), `worker_lost` (the process running it stopped heartbeating) or `released`
+    /// (this process was stopping).
     requeues: IntCounterVec,
     /// The whole queue, as the database has it when scraped: active jobs by status, and how long the
     /// oldest job that is due has waited for a worker.
@@ -118,7 +119,8 @@ impl Metrics {
             Opts::new(
                 "generation_requeues_total",
                 "Jobs this process put back in the queue, by reason: transient (a provider error \
-                 worth another attempt) or worker_lost (its process stopped heartbeating)",
+                 worth another attempt), worker_lost (its process stopped heartbeating) or \
+                 released (this process was stopping)",
             ),
             &["reason"],
         )?;
@@ -218,7 +220,7 @@ impl Metrics {
             .observe(seconds(waited));
     }
 
-    /// Counts a job put back in the queue, for `reason` (`transient` or `worker_lost`).
+    /// Counts a job put back in the queue, for `reason` (`transient`, `worker_lost` or `released`).
     pub fn observe_requeue(&self, reason: &str) {
         self.requeues.with_label_values(&[reason]).inc();
     }
