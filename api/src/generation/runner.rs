@@ -66,6 +66,9 @@ pub struct Jobs {
 /// How long jobs told to stop at the end of a drain get to let go before they are released anyway.
 const LET_GO: Duration = Duration::from_secs(5);
 
+/// How long a job that met a busy provider waits before it asks again (plus up to a second).
+const BUSY_RETRY: Duration = Duration::from_secs(2);
+
 impl Jobs {
     /// Stops claiming jobs, gives the running ones up to `grace` to finish, then stops those left
     /// and puts them straight back in the queue for another process, their attempt not counted: a
@@ -103,7 +106,7 @@ impl Jobs {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let released = match runner.state.pool.get().await {
-            Ok(mut conn) => store::release(&mut conn, &left, &runner.name)
+            Ok(mut conn) => store::release(&mut conn, &left, &runner.name, Utc::now())
                 .await
                 .map_err(anyhow::Error::from),
             Err(e) => Err(anyhow::anyhow!("{e}")),
@@ -358,6 +361,7 @@ async fn run(
         Some(Err(ProviderError::Transient { code, message })) => {
             retry_or_fail(state, &row, &code, &message).await
         }
+        Some(Err(ProviderError::Busy { message })) => wait_for_room(runner, &row, &message).await,
     }
 }
 
@@ -814,6 +818,31 @@ async fn retry_or_fail(state: &AppState, row: &GenerationRow, code: &str, messag
             state.metrics.observe_requeue("transient");
             tracing::warn!(generation.id = %row.id, code, attempt = row.attempts, "transient failure; retrying");
         }
+        Err(e) => tracing::error!(generation.id = %row.id, error = %e, "could not requeue"),
+    }
+}
+
+/// The provider has no room for the job now: back to the queue for a moment, the attempt not
+/// counted. It waits as long as that lasts, up to its deadline (then the watchdog fails it with a
+/// refund). The jitter spreads out jobs that met a full provider together.
+async fn wait_for_room(runner: &Runner, row: &GenerationRow, message: &str) {
+    let state = runner.state.as_ref();
+    let wait = BUSY_RETRY + Duration::from_millis(rand::random_range(0..1000));
+    let run_after =
+        Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(2));
+    let requeued = match state.pool.get().await {
+        Ok(mut conn) => store::release(&mut conn, &[row.id], &runner.name, run_after)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    };
+    match requeued {
+        Ok(ids) if !ids.is_empty() => {
+            state.metrics.observe_requeue("busy");
+            tracing::info!(generation.id = %row.id, message, "the provider is busy; the job waits");
+        }
+        Ok(_) => {}
+        // It stays claimed without heartbeats, and the watchdog requeues it.
         Err(e) => tracing::error!(generation.id = %row.id, error = %e, "could not requeue"),
     }
 }

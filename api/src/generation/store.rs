@@ -478,13 +478,15 @@ pub async fn requeue(
     .await
 }
 
-/// Puts `worker`'s unfinished jobs among `ids` back in the queue, due now, their attempt not
-/// counted (the worker is stopping; the job did nothing wrong). The remote prediction a job started
-/// is kept, for the next attempt to follow. Returns the jobs it released.
+/// Puts `worker`'s unfinished jobs among `ids` back in the queue, due at `run_after`, their attempt
+/// not counted: the worker is stopping, or the provider had no room, and the job did nothing wrong.
+/// The remote prediction a job started is kept, for the next attempt to follow. Returns the jobs it
+/// released.
 pub async fn release(
     conn: &mut AsyncPgConnection,
     ids: &[GenerationId],
     worker: &str,
+    run_after: DateTime<Utc>,
 ) -> QueryResult<Vec<GenerationId>> {
     diesel::update(
         generations::table
@@ -497,7 +499,7 @@ pub async fn release(
         generations::status.eq("queued"),
         generations::claimed_by.eq(None::<String>),
         generations::heartbeat_at.eq(None::<DateTime<Utc>>),
-        generations::run_after.eq(diesel::dsl::now),
+        generations::run_after.eq(run_after),
         generations::attempts.eq(diesel::dsl::sql::<diesel::sql_types::Integer>(
             "GREATEST(attempts - 1, 0)",
         )),

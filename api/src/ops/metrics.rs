@@ -28,8 +28,8 @@ pub struct Metrics {
     /// Submission to first claim (the wait for a free worker), by model.
     queue_wait: HistogramVec,
     /// Jobs this process put back in the queue, by reason: `transient` (a provider error worth
-    /// another attempt), `worker_lost` (the process running it stopped heartbeating) or `released`
-    /// (this process was stopping).
+    /// another attempt), `worker_lost` (the process running it stopped heartbeating), `released`
+    /// (this process was stopping) or `busy` (the provider had no room).
     requeues: IntCounterVec,
     /// The whole queue, as the database has it when scraped: active jobs by status, and how long the
     /// oldest job that is due has waited for a worker.
@@ -119,8 +119,8 @@ impl Metrics {
             Opts::new(
                 "generation_requeues_total",
                 "Jobs this process put back in the queue, by reason: transient (a provider error \
-                 worth another attempt), worker_lost (its process stopped heartbeating) or \
-                 released (this process was stopping)",
+                 worth another attempt), worker_lost (its process stopped heartbeating), \
+                 released (this process was stopping) or busy (the provider had no room)",
             ),
             &["reason"],
         )?;
@@ -220,7 +220,8 @@ impl Metrics {
             .observe(seconds(waited));
     }
 
-    /// Counts a job put back in the queue, for `reason` (`transient`, `worker_lost` or `released`).
+    /// Counts a job put back in the queue, for `reason` (`transient`, `worker_lost`, `released` or
+    /// `busy`).
     pub fn observe_requeue(&self, reason: &str) {
         self.requeues.with_label_values(&[reason]).inc();
     }

@@ -78,9 +78,13 @@ pub enum ProviderError {
     /// Retrying will not help (the model rejected the input, or failed on it).
     #[error("{code}: {message}")]
     Permanent { code: String, message: String },
-    /// Worth retrying with backoff (timeouts, 5xx, the provider is busy).
+    /// Worth retrying with backoff (timeouts, 5xx).
     #[error("{code}: {message}")]
     Transient { code: String, message: String },
+    /// The provider has no room for it now (a Cog server runs one prediction at a time; a rate
+    /// limit): the job waits in the queue without spending an attempt, until its deadline.
+    #[error("provider_busy: {message}")]
+    Busy { message: String },
 }
 
 impl ProviderError {

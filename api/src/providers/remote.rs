@@ -134,16 +134,17 @@ pub fn http_error(status: reqwest::StatusCode, body: &str) -> ProviderError {
                 .find_map(|k| v[*k].as_str().map(str::to_owned))
         })
         .unwrap_or_else(|| body.chars().take(300).collect());
-    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+    if status.is_server_error() {
         ProviderError::transient(
             "provider_unavailable",
             format!("the provider answered {status}: {detail}"),
         )
-    } else if status == reqwest::StatusCode::CONFLICT {
-        ProviderError::transient(
-            "provider_unavailable",
-            format!("the provider is at capacity: {detail}"),
-        )
+    } else if status == reqwest::StatusCode::CONFLICT
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+    {
+        ProviderError::Busy {
+            message: format!("the provider is at capacity ({status}): {detail}"),
+        }
     } else {
         ProviderError::permanent(
             "provider_rejected",
@@ -505,7 +506,11 @@ mod tests {
         );
         assert!(matches!(
             http_error(reqwest::StatusCode::CONFLICT, "{\"error\":\"At capacity\"}"),
-            ProviderError::Transient { .. }
+            ProviderError::Busy { ref message } if message.contains("At capacity")
+        ));
+        assert!(matches!(
+            http_error(reqwest::StatusCode::TOO_MANY_REQUESTS, ""),
+            ProviderError::Busy { .. }
         ));
         assert!(
             matches!(http_error(reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{\"detail\":\"bad width\"}"), ProviderError::Permanent { ref code, ref message } if code == "provider_rejected" && message.contains("bad width"))
