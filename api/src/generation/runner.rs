@@ -676,6 +676,7 @@ async fn commit_loop(runner: Arc<Runner>, mut queue: mpsc::UnboundedReceiver<Fin
 async fn commit_batch(runner: Arc<Runner>, mut batch: Vec<Finished>, _lane: OwnedSemaphorePermit) {
     match commit(&runner, &batch).await {
         Ok(succeeded) => {
+            observe_succeeded(&runner, &batch, &succeeded);
             for job in batch.drain(..) {
                 let _ = job.done.send(Ok(succeeded.contains(&job.row.id)));
             }
@@ -688,12 +689,26 @@ async fn commit_batch(runner: Arc<Runner>, mut batch: Vec<Finished>, _lane: Owne
         Err(e) => {
             tracing::warn!(error = %e, jobs = batch.len(), "a batch commit failed; committing its jobs one by one");
             for job in batch.drain(..) {
-                let one = commit(&runner, std::slice::from_ref(&job))
-                    .await
-                    .map(|succeeded| succeeded.contains(&job.row.id));
-                let _ = job.done.send(one);
+                let one = std::slice::from_ref(&job);
+                let committed = commit(&runner, one).await.map(|succeeded| {
+                    observe_succeeded(&runner, one, &succeeded);
+                    succeeded.contains(&job.row.id)
+                });
+                let _ = job.done.send(committed);
             }
         }
+    }
+}
+
+/// Counts the jobs of `batch` that a commit marked succeeded.
+fn observe_succeeded(runner: &Runner, batch: &[Finished], succeeded: &[GenerationId]) {
+    let now = Utc::now();
+    for job in batch.iter().filter(|job| succeeded.contains(&job.row.id)) {
+        let row = &job.row;
+        runner
+            .state
+            .metrics
+            .observe_finished(&row.model, "succeeded", None, now - row.created_at);
     }
 }
 
@@ -705,76 +720,65 @@ async fn commit(runner: &Runner, batch: &[Finished]) -> anyhow::Result<Vec<Gener
     // The batch's files were staged unsynced: on disk before any row points to them.
     state.storage.flush().await?;
     let mut conn = state.pool.get().await?;
-    let succeeded = conn
-        .transaction::<_, anyhow::Error, _>(async |conn| {
-            let succeeded = store::finish_success(conn, &ids, &runner.name).await?;
-            let kept: Vec<&Finished> = batch
-                .iter()
-                .filter(|job| succeeded.contains(&job.row.id))
-                .collect();
-            if kept.is_empty() {
-                return Ok(succeeded);
+    conn.transaction::<_, anyhow::Error, _>(async |conn| {
+        let succeeded = store::finish_success(conn, &ids, &runner.name).await?;
+        let kept: Vec<&Finished> = batch
+            .iter()
+            .filter(|job| succeeded.contains(&job.row.id))
+            .collect();
+        if kept.is_empty() {
+            return Ok(succeeded);
+        }
+        // Content-addressed files are shared: the sweep may have removed one of these for a deleted
+        // image a moment ago. Under the files' locks, make sure they are there.
+        let files: Vec<(&str, &String, &Vec<u8>)> = kept
+            .iter()
+            .flat_map(|job| job.stored.iter())
+            .flat_map(|item| {
+                [
+                    ("originals", &item.content_hash, &item.bytes),
+                    ("thumbs", &item.thumb_hash, &item.thumb),
+                ]
+            })
+            .collect();
+        let hashes: Vec<&str> = files.iter().map(|(_, hash, _)| hash.as_str()).collect();
+        crate::gallery::store::lock_files(conn, &hashes).await?;
+        futures_util::future::try_join_all(files.iter().map(|(kind, hash, bytes)| async move {
+            if !state.storage.exists(kind, hash).await? {
+                state.storage.put(kind, (*bytes).clone()).await?;
             }
-            // Content-addressed files are shared: the sweep may have removed one of these for a deleted
-            // image a moment ago. Under the files' locks, make sure they are there.
-            let files: Vec<(&str, &String, &Vec<u8>)> = kept
-                .iter()
-                .flat_map(|job| job.stored.iter())
-                .flat_map(|item| {
-                    [
-                        ("originals", &item.content_hash, &item.bytes),
-                        ("thumbs", &item.thumb_hash, &item.thumb),
-                    ]
-                })
-                .collect();
-            let hashes: Vec<&str> = files.iter().map(|(_, hash, _)| hash.as_str()).collect();
-            crate::gallery::store::lock_files(conn, &hashes).await?;
-            futures_util::future::try_join_all(files.iter().map(
-                |(kind, hash, bytes)| async move {
-                    if !state.storage.exists(kind, hash).await? {
-                        state.storage.put(kind, (*bytes).clone()).await?;
-                    }
-                    anyhow::Ok(())
-                },
-            ))
-            .await?;
-            let mut images = Vec::new();
-            for job in &kept {
-                let row = &job.row;
-                for (index, item) in job.stored.iter().enumerate() {
-                    images.push(NewImage {
-                        id: ImageId::new(),
-                        user_id: row.user_id,
-                        generation_id: row.id,
-                        output_index: i32::try_from(index)?,
-                        model: &row.model,
-                        prompt: &row.prompt,
-                        width: i32::try_from(item.width)?,
-                        height: i32::try_from(item.height)?,
-                        seed: row.seed + i64::try_from(index)?,
-                        visibility: &row.visibility,
-                        content_hash: &item.content_hash,
-                        thumb_hash: &item.thumb_hash,
-                        content_type: item.content_type,
-                        byte_size: i64::try_from(item.size)?,
-                        nsfw: item.nsfw,
-                        kind: item.kind,
-                        vertex_count: item.vertex_count,
-                    });
-                }
-            }
-            store::insert_images(conn, &images).await?;
-            Ok(succeeded)
-        })
+            anyhow::Ok(())
+        }))
         .await?;
-    let now = Utc::now();
-    for job in batch.iter().filter(|job| succeeded.contains(&job.row.id)) {
-        let row = &job.row;
-        state
-            .metrics
-            .observe_finished(&row.model, "succeeded", None, now - row.created_at);
-    }
-    Ok(succeeded)
+        let mut images = Vec::new();
+        for job in &kept {
+            let row = &job.row;
+            for (index, item) in job.stored.iter().enumerate() {
+                images.push(NewImage {
+                    id: ImageId::new(),
+                    user_id: row.user_id,
+                    generation_id: row.id,
+                    output_index: i32::try_from(index)?,
+                    model: &row.model,
+                    prompt: &row.prompt,
+                    width: i32::try_from(item.width)?,
+                    height: i32::try_from(item.height)?,
+                    seed: row.seed + i64::try_from(index)?,
+                    visibility: &row.visibility,
+                    content_hash: &item.content_hash,
+                    thumb_hash: &item.thumb_hash,
+                    content_type: item.content_type,
+                    byte_size: i64::try_from(item.size)?,
+                    nsfw: item.nsfw,
+                    kind: item.kind,
+                    vertex_count: item.vertex_count,
+                });
+            }
+        }
+        store::insert_images(conn, &images).await?;
+        Ok(succeeded)
+    })
+    .await
 }
 
 async fn fail(state: &AppState, row: &GenerationRow, code: &str, message: &str, retryable: bool) {
