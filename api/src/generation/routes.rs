@@ -376,28 +376,10 @@ pub async fn get_image_file(
         {
             return Ok(response);
         }
-        // A lost thumbnail is made again from the original, and this request served from it (its
-        // hash changes when this version's encoder differs from the one that made it).
-        let files = crate::gallery::store::ImageFiles {
-            id: image.id,
-            content_hash: image.content_hash.clone(),
-            thumb_hash: image.thumb_hash.clone(),
-            kind: image.kind.clone(),
-        };
-        if !crate::gallery::verify::heal_thumb(&state, files)
-            .await
-            .map_err(ApiError::internal)?
-        {
-            return Err(missing_file(file));
-        }
-        tracing::warn!(image.id = %image.id.0, hash = %image.thumb_hash, "a lost thumbnail was made again from its original");
-        let mut conn = state.pool.get().await?;
-        let image = store::find_image(&mut conn, image.id)
+        let hash = service::remake_lost_thumb(&state, &image)
             .await?
-            .ok_or_else(|| ApiError::not_found("image"))?;
-        drop(conn);
-        let file = ("thumbs", image.thumb_hash.as_str());
-        return serve_file(&req, &state, file, "image/webp", &name, cache).await;
+            .ok_or_else(|| missing_file(file))?;
+        return serve_file(&req, &state, ("thumbs", &hash), "image/webp", &name, cache).await;
     }
     let name = format!("easel-{}", image.id.0);
     let file = ("originals", image.content_hash.as_str());

@@ -521,6 +521,32 @@ pub async fn cancel(
         .ok_or_else(|| ApiError::not_found("generation"))
 }
 
+/// Makes a lost thumbnail of `image` again from its original (see `verify::heal_thumb`), and
+/// returns the hash to serve it under: a different one when this version's encoder differs from
+/// the one that made it. `None` when it cannot be made (a 3D model, or the original is gone too).
+pub async fn remake_lost_thumb(
+    state: &AppState,
+    image: &ImageRow,
+) -> Result<Option<String>, ApiError> {
+    let files = crate::gallery::store::ImageFiles {
+        id: image.id,
+        content_hash: image.content_hash.clone(),
+        thumb_hash: image.thumb_hash.clone(),
+        kind: image.kind.clone(),
+    };
+    if !crate::gallery::verify::heal_thumb(state, files)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Ok(None);
+    }
+    tracing::warn!(image.id = %image.id.0, hash = %image.thumb_hash, "a lost thumbnail was made again from its original");
+    let mut conn = state.pool.get().await?;
+    Ok(store::find_image(&mut conn, image.id)
+        .await?
+        .map(|image| image.thumb_hash))
+}
+
 pub fn image_view(image: &ImageRow) -> GeneratedImage {
     GeneratedImage {
         id: image.id,
