@@ -110,8 +110,9 @@ fn spawn_housekeeping(pool: db::Pool) {
     });
 }
 
-/// `easel worker`: job workers and the watchdog, without the API, until Ctrl-C or SIGTERM. A job
-/// interrupted here is picked up again once its heartbeat goes stale. With `EASEL_WORKER_BIND` it
+/// `easel worker`: job workers and the watchdog, without the API, until Ctrl-C or SIGTERM, when it
+/// drains its jobs (a worker killed outright has its jobs picked up again once their heartbeats go
+/// stale). With `EASEL_WORKER_BIND` it
 /// answers `/healthz` and `/metrics` there, for a liveness probe and for its jobs' counters.
 pub async fn work(config: Config) -> anyhow::Result<()> {
     let running = start_worker(config).await?;

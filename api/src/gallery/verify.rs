@@ -1,7 +1,8 @@
 //! `easel admin verify-files`: every live image's original and thumbnail are in storage. A row
-//! whose original is gone answers 500 when fetched; this finds them all at once, and can make a lost
-//! thumbnail again from its original (as the file route does when it finds one gone). `easel admin remake-thumbnails`: every live image's
-//! thumbnail made again with this version's encoder.
+//! whose original is gone answers 500 when fetched; this finds them all at once, and can make a
+//! lost thumbnail again from its original (as the file route does when it finds one gone).
+//! `easel admin remake-thumbnails`: every live image's thumbnail made again with this version's
+//! encoder.
 
 use super::store::{self, ImageFiles};
 use crate::app::AppState;
