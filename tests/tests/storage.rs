@@ -223,10 +223,9 @@ async fn verify_files_finds_lost_files_and_makes_a_lost_thumbnail_again() {
     assert_eq!(left.missing[0].variant, "original");
 }
 
-#[tokio::test]
-async fn remake_thumbnails_replaces_an_older_encoders_thumbnails_once() {
-    let app = TestApp::spawn().await;
-    let token = app.signup("upgrader").await["access_token"]
+/// A new account's token, and the images of one finished generation of `outputs` it made.
+async fn generated(app: &TestApp, name: &str, prompt: &str, outputs: u32) -> (String, Vec<String>) {
+    let token = app.signup(name).await["access_token"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -235,18 +234,26 @@ async fn remake_thumbnails_replaces_an_older_encoders_thumbnails_once() {
             app.request(Method::POST, "/v1/generations")
                 .bearer_auth(&token)
                 .header("prefer", "wait=20")
-                .json(&json!({"prompt": "an old thumbnail", "model": "easel-sketch", "num_outputs": 2})),
+                .json(&json!({"prompt": prompt, "model": "easel-sketch", "num_outputs": outputs})),
         )
         .await;
     assert_eq!(done.json["status"], "succeeded", "{}", done.text);
-    let ids: Vec<String> = (0..2)
-        .map(|i| {
-            done.json["images"][i]["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
+    let ids = done.json["images"]
+        .as_array()
+        .map(|images| {
+            images
+                .iter()
+                .map(|image| image["id"].as_str().unwrap_or_default().to_owned())
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
+    (token, ids)
+}
+
+#[tokio::test]
+async fn remake_thumbnails_replaces_an_older_encoders_thumbnails_once() {
+    let app = TestApp::spawn().await;
+    let (token, ids) = generated(&app, "upgrader", "an old thumbnail", 2).await;
     let thumb_of = async |id: &str| {
         app.text(&format!("SELECT thumb_hash FROM images WHERE id = '{id}'"))
             .await
@@ -353,29 +360,7 @@ async fn remake_thumbnails_replaces_an_older_encoders_thumbnails_once() {
 #[tokio::test]
 async fn a_lost_thumbnail_is_made_again_when_fetched() {
     let app = TestApp::spawn().await;
-    let token = app.signup("mender").await["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let done = app
-        .send(
-            app.request(Method::POST, "/v1/generations")
-                .bearer_auth(&token)
-                .header("prefer", "wait=20")
-                .json(
-                    &json!({"prompt": "a mended fence", "model": "easel-sketch", "num_outputs": 2}),
-                ),
-        )
-        .await;
-    assert_eq!(done.json["status"], "succeeded", "{}", done.text);
-    let ids: Vec<String> = (0..2)
-        .map(|i| {
-            done.json["images"][i]["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
+    let (token, ids) = generated(&app, "mender", "a mended fence", 2).await;
     let column = async |column: &str, id: &str| {
         app.text(&format!("SELECT {column} FROM images WHERE id = '{id}'"))
             .await

@@ -350,7 +350,7 @@ struct Id {
 
 /// Records the progress of `worker`'s running jobs and that it is alive, in one statement; returns
 /// the jobs still the worker's. One missing was canceled, or reclaimed after a missed heartbeat,
-/// which tells the worker to stop it. Running is written as in [`finish_success`], for the same
+/// which tells the worker to stop it. Running is written as in [`running_for`], for the same
 /// reason.
 ///
 /// A job whose row another transaction holds (it is being committed, or canceled) is skipped, not
@@ -389,6 +389,20 @@ pub async fn heartbeat(
     Ok(rows.into_iter().map(|row| row.id).collect())
 }
 
+/// `worker`'s running jobs among `ids`. Running is "not queued and not ended" (ended rows have
+/// `completed_at`, by the table's check), rather than `status IN ('starting', 'processing')`: that
+/// form matches the in-flight partial index, and with statistics taken while the queue was short
+/// the planner ANDs the whole index (every job in flight) into each commit's bitmap, a cost that
+/// grows with the queue.
+#[diesel::dsl::auto_type]
+fn running_for<'a>(ids: &'a [GenerationId], worker: &'a str) -> _ {
+    generations::id
+        .eq_any(ids)
+        .and(generations::claimed_by.eq(worker))
+        .and(generations::status.ne("queued"))
+        .and(generations::completed_at.is_null())
+}
+
 /// Marks `worker`'s running jobs among `ids` succeeded; returns those it did. A job missing was no
 /// longer the worker's (canceled, or reclaimed), and its outputs must be discarded.
 pub async fn finish_success(
@@ -396,25 +410,15 @@ pub async fn finish_success(
     ids: &[GenerationId],
     worker: &str,
 ) -> QueryResult<Vec<GenerationId>> {
-    // Running is "not queued and not ended" (ended rows have `completed_at`, by the table's check),
-    // rather than `status IN ('starting', 'processing')`: that form matches the in-flight partial
-    // index, and with statistics taken while the queue was short the planner ANDs the whole index
-    // (every job in flight) into each commit's bitmap, a cost that grows with the queue.
     crate::db::Prepared(
-        diesel::update(
-            generations::table
-                .filter(generations::id.eq_any(ids))
-                .filter(generations::claimed_by.eq(worker))
-                .filter(generations::status.ne("queued"))
-                .filter(generations::completed_at.is_null()),
-        )
-        .set((
-            generations::status.eq("succeeded"),
-            generations::progress.eq(100_i16),
-            generations::completed_at.eq(diesel::dsl::now),
-            generations::heartbeat_at.eq(None::<DateTime<Utc>>),
-        ))
-        .returning(generations::id),
+        diesel::update(generations::table.filter(running_for(ids, worker)))
+            .set((
+                generations::status.eq("succeeded"),
+                generations::progress.eq(100_i16),
+                generations::completed_at.eq(diesel::dsl::now),
+                generations::heartbeat_at.eq(None::<DateTime<Utc>>),
+            ))
+            .returning(generations::id),
     )
     .get_results(conn)
     .await
@@ -488,25 +492,19 @@ pub async fn release(
     worker: &str,
     run_after: DateTime<Utc>,
 ) -> QueryResult<Vec<GenerationId>> {
-    diesel::update(
-        generations::table
-            .filter(generations::id.eq_any(ids))
-            .filter(generations::claimed_by.eq(worker))
-            .filter(generations::status.ne("queued"))
-            .filter(generations::completed_at.is_null()),
-    )
-    .set((
-        generations::status.eq("queued"),
-        generations::claimed_by.eq(None::<String>),
-        generations::heartbeat_at.eq(None::<DateTime<Utc>>),
-        generations::run_after.eq(run_after),
-        generations::attempts.eq(diesel::dsl::sql::<diesel::sql_types::Integer>(
-            "GREATEST(attempts - 1, 0)",
-        )),
-    ))
-    .returning(generations::id)
-    .get_results(conn)
-    .await
+    diesel::update(generations::table.filter(running_for(ids, worker)))
+        .set((
+            generations::status.eq("queued"),
+            generations::claimed_by.eq(None::<String>),
+            generations::heartbeat_at.eq(None::<DateTime<Utc>>),
+            generations::run_after.eq(run_after),
+            generations::attempts.eq(diesel::dsl::sql::<diesel::sql_types::Integer>(
+                "GREATEST(attempts - 1, 0)",
+            )),
+        ))
+        .returning(generations::id)
+        .get_results(conn)
+        .await
 }
 
 /// Active jobs past their deadline.
