@@ -76,7 +76,10 @@ impl Shared {
         let identity = identity::Identity::new(&config)?;
         let signer =
             crate::inputs::Signer::new(identity::tokens::load_or_create_secret(&config)?.expose());
-        let catalog = crate::catalog::Catalog::load(&config.generation.models_path)?;
+        let catalog = crate::catalog::Catalog::load(
+            &config.generation.models_path,
+            config.generation.deadline,
+        )?;
         let moderation =
             crate::generation::moderation::Moderation::load(&config.generation.moderation_path)?;
         let storage = crate::storage::Storage::from_config(&config.generation)?;

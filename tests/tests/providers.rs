@@ -207,6 +207,33 @@ async fn local_provider_gives_the_same_guarantees() {
     same_guarantees(&app).await;
 }
 
+/// A model may name its own deadline: shown in the catalog, and kept, here shorter than the
+/// server's, so a job that takes longer fails with a refund.
+#[tokio::test]
+async fn a_model_keeps_its_own_deadline() {
+    let catalog = catalog_with("local", "sketch", "deadline_secs = 5");
+    let app = spawn(&catalog, vec![]).await;
+    let model = app
+        .call(Method::GET, "/v1/models/painter", None, None)
+        .await;
+    assert_eq!(model.json["deadline_secs"], 5, "{}", model.text);
+    let token = token(&app, "impatient").await;
+    let before = balance(&app, &token).await;
+    // `[[slow]]` takes 10 s.
+    let id = generate(&app, &token, "a long wait [[slow]]", 1).await;
+    let deadline = app
+        .text(&format!(
+            "SELECT round(extract(epoch FROM deadline_at - created_at)) FROM generations WHERE id = '{id}'"
+        ))
+        .await;
+    assert_eq!(deadline.as_deref(), Some("5"));
+    let done = wait_for(&app, &token, &id, ended).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "deadline_exceeded");
+    assert_eq!(done["credits_refunded"], 2);
+    assert_eq!(balance(&app, &token).await, before);
+}
+
 #[tokio::test]
 async fn replicate_works_through_signed_webhooks() {
     let fake = FakeReplicate::start().await;

@@ -73,6 +73,9 @@ struct ModelEntry {
     /// What the model makes: `image` (default) or `model3d` (a glTF binary, `.glb`).
     #[serde(default)]
     output_kind: OutputKind,
+    /// How long one of its generations may take, submission to end, in seconds (default
+    /// `EASEL_GENERATION_DEADLINE_SECS`): a slow model (video, 3D) may need more than most.
+    deadline_secs: Option<u64>,
 }
 
 /// Whether a model takes an input image.
@@ -170,6 +173,9 @@ pub struct Model {
     pub image_max_bytes: u64,
     /// `image` or `model3d`.
     pub output_kind: OutputKind,
+    /// Seconds one of its generations may take from submission to end; past it, it fails with a
+    /// refund (`deadline_exceeded`).
+    pub deadline_secs: u64,
     #[serde(skip)]
     pub remote: RemoteOptions,
 }
@@ -188,17 +194,19 @@ pub struct Catalog {
 const PROVIDERS: [&str; 3] = ["local", "replicate", "cog"];
 
 impl Catalog {
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    /// The catalog at `path`; a model that names no deadline gets `default_deadline`.
+    pub fn load(path: &Path, default_deadline: std::time::Duration) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             anyhow::anyhow!(
                 "cannot read the model catalog {} (EASEL_MODELS_PATH): {e}",
                 path.display()
             )
         })?;
-        Self::parse(&text).map_err(|e| anyhow::anyhow!("model catalog {}: {e}", path.display()))
+        Self::parse(&text, default_deadline.as_secs())
+            .map_err(|e| anyhow::anyhow!("model catalog {}: {e}", path.display()))
     }
 
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
+    pub fn parse(text: &str, default_deadline_secs: u64) -> anyhow::Result<Self> {
         let file: CatalogFile = toml::from_str(text)?;
         let mut models: Vec<Model> = Vec::new();
         for entry in file.models {
@@ -286,6 +294,11 @@ impl Catalog {
                         .all(|f| IMAGE_FORMATS.contains(&f.as_str())),
                 "{at}: image_formats must be some of {IMAGE_FORMATS:?}"
             );
+            let deadline_secs = entry.deadline_secs.unwrap_or(default_deadline_secs);
+            anyhow::ensure!(
+                (5..=86_400).contains(&deadline_secs),
+                "{at}: deadline_secs must be 5 to 86400 seconds"
+            );
             let image_max_bytes = entry.image_max_bytes.unwrap_or(DEFAULT_IMAGE_MAX_BYTES);
             anyhow::ensure!(image_max_bytes > 0, "{at}: image_max_bytes must be above 0");
             let extra_input = match serde_json::to_value(&entry.extra_input)? {
@@ -330,6 +343,7 @@ impl Catalog {
                 image_formats,
                 image_max_bytes,
                 output_kind: entry.output_kind,
+                deadline_secs,
                 remote: RemoteOptions {
                     size_input: entry.size_input,
                     extra_input,
@@ -383,10 +397,13 @@ mod tests {
 
     #[test]
     fn the_shipped_catalog_is_valid() -> anyhow::Result<()> {
-        let catalog = Catalog::load(Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../config/models.toml"
-        )))?;
+        let catalog = Catalog::load(
+            Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../config/models.toml"
+            )),
+            std::time::Duration::from_secs(600),
+        )?;
         assert!(catalog.all().iter().all(|m| m.provider == "local"));
         assert!(catalog.get("easel-sketch").is_some());
         let relief = catalog
@@ -415,7 +432,7 @@ mod tests {
             })
             .map(|line| format!("{line}\n"))
             .collect();
-        let catalog = Catalog::parse(&uncommented)?;
+        let catalog = Catalog::parse(&uncommented, 600)?;
         let providers: Vec<&str> = catalog.all().iter().map(|m| m.provider.as_str()).collect();
         assert_eq!(providers, ["replicate", "cog", "replicate", "replicate"]);
         let trellis = catalog
@@ -424,6 +441,7 @@ mod tests {
         assert_eq!(trellis.output_kind, OutputKind::Model3d);
         assert_eq!(trellis.image_input, ImageInput::Required);
         assert_eq!(trellis.remote.image_input_name, "images[]");
+        assert_eq!(trellis.deadline_secs, 1800);
         let kontext = catalog
             .get("flux-kontext")
             .ok_or_else(|| anyhow::anyhow!("kontext"))?;
@@ -466,7 +484,7 @@ mod tests {
             max_outputs = 1
             aspect_ratios = { "1:1" = [512, 512] }
         "#;
-        let err = Catalog::parse(bad)
+        let err = Catalog::parse(bad, 600)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -474,13 +492,36 @@ mod tests {
             err.contains("\"x\"") && err.contains("cost_per_image"),
             "{err}"
         );
+        let slow = bad.replace(
+            "cost_per_image = 0",
+            "cost_per_image = 1\ndeadline_secs = 3",
+        );
+        let err = Catalog::parse(&slow, 600)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("deadline_secs must be 5 to 86400"), "{err}");
+        let timed = bad.replace(
+            "cost_per_image = 0",
+            "cost_per_image = 1\ndeadline_secs = 90",
+        );
+        let untimed = bad.replace("cost_per_image = 0", "cost_per_image = 1");
+        let deadline = |text: &str| {
+            Catalog::parse(text, 600)
+                .ok()
+                .and_then(|c| c.all().first().map(|m| m.deadline_secs))
+        };
+        assert_eq!(
+            (deadline(&timed), deadline(&untimed)),
+            (Some(90), Some(600))
+        );
         let unknown = bad.replace("cost_per_image = 0", "cost_per_image = 1\ncolour = \"red\"");
-        assert!(Catalog::parse(&unknown).is_err());
+        assert!(Catalog::parse(&unknown, 600).is_err());
         let provider = bad
             .replace("cost_per_image = 0", "cost_per_image = 1")
             .replace("\"local\"", "\"dalle\"");
         assert!(
-            Catalog::parse(&provider)
+            Catalog::parse(&provider, 600)
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default()

@@ -927,10 +927,13 @@ mod tests {
 
     #[test]
     fn outputs_must_be_the_kind_the_model_promises() -> anyhow::Result<()> {
-        let catalog = crate::catalog::Catalog::load(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../config/models.toml"
-        )))?;
+        let catalog = crate::catalog::Catalog::load(
+            std::path::Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../config/models.toml"
+            )),
+            Duration::from_secs(600),
+        )?;
         let image_model = catalog
             .get("easel-sketch")
             .ok_or_else(|| anyhow::anyhow!("sketch"))?;

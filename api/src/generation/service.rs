@@ -345,9 +345,8 @@ pub async fn create(
         check_pro(&mut conn, &plan, principal, purchased).await?;
     }
     let now = Utc::now();
-    let deadline = now
-        + chrono::Duration::from_std(state.config.generation.deadline)
-            .unwrap_or(chrono::Duration::minutes(10));
+    let deadline =
+        now + chrono::Duration::seconds(i64::try_from(plan.model.deadline_secs).unwrap_or(600));
     let id = GenerationId::new();
     let today = credits::service::today(now);
     let max_in_flight = state.config.generation.max_in_flight;

@@ -1339,6 +1339,12 @@ export interface components {
              * @description Credits per output image.
              */
             cost_per_image: number;
+            /**
+             * Format: int64
+             * @description Seconds one of its generations may take from submission to end; past it, it fails with a
+             *     refund (`deadline_exceeded`).
+             */
+            deadline_secs: number;
             /** @description Used when a request names none. */
             default_aspect_ratio: string;
             description: string;
