@@ -53,6 +53,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     crate::credits::routes::routes(cfg);
     crate::catalog::routes::routes(cfg);
     crate::generation::routes::routes(cfg);
+    crate::generation::admin::routes(cfg);
     crate::providers::routes::routes(cfg);
     crate::gallery::routes::routes(cfg);
     crate::billing::routes::routes(cfg);

@@ -4,6 +4,7 @@
     reason = "test helpers: a failed setup step should fail the test at once"
 )]
 
+mod admin;
 mod billing;
 mod credits;
 mod downloads;

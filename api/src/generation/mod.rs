@@ -1,6 +1,7 @@
 //! Generations: a request becomes a job (the `generations` row), the job becomes images, and
 //! whatever happens in between the user ends with either images or their credits back.
 
+pub mod admin;
 pub mod changes;
 pub mod events;
 pub mod moderation;

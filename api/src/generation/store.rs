@@ -311,6 +311,57 @@ pub async fn list(
     query.load(conn).await
 }
 
+/// What [`list_all`] filters by; `None` is any.
+#[derive(Debug, Default)]
+pub struct AdminQuery<'a> {
+    pub user_id: Option<UserId>,
+    pub status: Option<Status>,
+    pub model: Option<&'a str>,
+    pub error_code: Option<&'a str>,
+}
+
+/// Every account's generations, newest first, after `after`: support's search.
+pub async fn list_all(
+    conn: &mut AsyncPgConnection,
+    filter: &AdminQuery<'_>,
+    after: Option<GenerationId>,
+    limit: i64,
+) -> QueryResult<Vec<GenerationRow>> {
+    let mut query = generations::table
+        .select(GenerationRow::as_select())
+        .order(generations::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(user) = filter.user_id {
+        query = query.filter(generations::user_id.eq(user));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(generations::status.eq(status.as_str()));
+    }
+    if let Some(model) = filter.model {
+        query = query.filter(generations::model.eq(model));
+    }
+    if let Some(code) = filter.error_code {
+        query = query.filter(generations::error_code.eq(code));
+    }
+    if let Some(after) = after {
+        query = query.filter(generations::id.lt(after));
+    }
+    query.load(conn).await
+}
+
+/// The process that holds each of `ids` (null when none does).
+pub async fn workers_of(
+    conn: &mut AsyncPgConnection,
+    ids: &[GenerationId],
+) -> QueryResult<Vec<(GenerationId, Option<String>)>> {
+    generations::table
+        .filter(generations::id.eq_any(ids))
+        .select((generations::id, generations::claimed_by))
+        .load(conn)
+        .await
+}
+
 /// Claims the next due queued job for `worker`: `FOR UPDATE SKIP LOCKED`, so any number of workers
 /// in any number of processes share the queue without taking the same job. The statement stays
 /// prepared, so it names its columns: with `RETURNING *`, a column added by a newer server's

@@ -96,6 +96,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every account's generations, newest first, by owner, state, model or error. */
+        get: operations["list_admin_generations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/generations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Any account's generation, with how its job went. */
+        get: operations["get_admin_generation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/generations/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancels any account's active generation and refunds it (a job its owner cannot stop, or one
+         *     support must stop); on a finished one it changes nothing.
+         */
+        post: operations["create_admin_generation_cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/users/{id}/credits": {
         parameters: {
             query?: never;
@@ -901,6 +955,32 @@ export interface components {
              * @example compensation for an outage
              */
             reason: string;
+        };
+        /** @description A generation as support sees it: as its owner does, and how its job went. */
+        AdminGeneration: components["schemas"]["Generation"] & {
+            /**
+             * Format: int32
+             * @description Times a worker took it up (a retry after a provider error counts; a busy provider or a
+             *     stopping worker does not).
+             */
+            attempts: number;
+            /**
+             * Format: date-time
+             * @description When it fails with a refund unless it has ended.
+             */
+            deadline_at: string;
+            /** @description The provider's id for its prediction (Replicate's, or Cog's), to look it up there. */
+            provider_ref?: string | null;
+            /** @description Its owner. */
+            user_id: components["schemas"]["UserId"];
+            /** @description The process running it now (`host:pid:…`); null unless it is running. */
+            worker?: string | null;
+        };
+        /** @description A page of [`AdminGeneration`]s (the shape of every list). */
+        AdminGenerationPage: {
+            data: components["schemas"]["AdminGeneration"][];
+            has_more: boolean;
+            next_cursor?: string | null;
         };
         /** @description An API key as listed: never the secret. */
         ApiKey: {
@@ -1892,6 +1972,133 @@ export interface operations {
             };
             /** @description Uploads are not configured (EASEL_COG_UPLOAD_SECRET) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    list_admin_generations: {
+        parameters: {
+            query?: {
+                /** @description Only this account's. */
+                user_id?: components["schemas"]["UserId"];
+                /** @description Only generations in this state. */
+                status?: components["schemas"]["Status"];
+                /** @description Only this model's. */
+                model?: string;
+                /** @description Only those that failed with this code (`provider_unavailable`, `deadline_exceeded` …). */
+                error_code?: string;
+                /** @description How many items to return, 1–100 (default 20). */
+                limit?: number;
+                /** @description `next_cursor` from the previous page; omit for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of generations */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminGenerationPage"];
+                };
+            };
+            /** @description Not an admin, or an API key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    get_admin_generation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The generation */
+                id: components["schemas"]["GenerationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The generation */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminGeneration"];
+                };
+            };
+            /** @description Not an admin, or an API key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such generation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_admin_generation_cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The generation */
+                id: components["schemas"]["GenerationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The generation, canceled and refunded, or as it ended */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminGeneration"];
+                };
+            };
+            /** @description Not an admin, or an API key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such generation */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
