@@ -90,11 +90,14 @@ async fn support_finds_any_generation_sees_its_job_and_cancels_it() {
     assert!(failed["worker"].is_null(), "{failed}");
     assert_eq!(failed["error"]["code"], "model_failed");
 
+    // An account by its id, email or username; nobody's has none.
     let ada_id = user_id(&app, &ada).await;
-    assert_eq!(
-        ids(&list(&format!("?user_id={ada_id}")).await),
-        [made[1].clone(), made[0].clone()]
-    );
+    let adas = [made[1].clone(), made[0].clone()];
+    for user in [ada_id.as_str(), "ada@example.com", "ada"] {
+        assert_eq!(ids(&list(&format!("?user={user}")).await), adas, "{user}");
+    }
+    assert!(ids(&list("?user=nobody").await).is_empty());
+    assert_eq!(all["data"][1]["username"], "ada");
     assert_eq!(ids(&list("?status=failed").await), [made[1].clone()]);
     assert_eq!(
         ids(&list("?error_code=model_failed").await),

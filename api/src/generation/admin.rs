@@ -26,8 +26,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
 pub struct AdminGeneration {
     #[serde(flatten)]
     pub generation: Generation,
-    /// Its owner.
+    /// Its owner, and the owner's username.
     pub user_id: UserId,
+    pub username: String,
     /// Times a worker took it up (a retry after a provider error counts; a busy provider or a
     /// stopping worker does not).
     pub attempts: i32,
@@ -51,8 +52,8 @@ pub struct AdminGenerationPage {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AdminGenerationFilter {
-    /// Only this account's.
-    pub user_id: Option<UserId>,
+    /// Only this account's: its id, email or username.
+    pub user: Option<String>,
     /// Only generations in this state.
     pub status: Option<Status>,
     /// Only this model's.
@@ -66,7 +67,8 @@ pub struct AdminGenerationFilter {
     pub cursor: Option<String>,
 }
 
-/// Every account's generations, newest first, by owner, state, model or error.
+/// Every account's generations, newest first, by owner (id, email or username), state, model or
+/// error.
 #[utoipa::path(
     tag = "admin",
     security(("session" = [])),
@@ -87,7 +89,7 @@ pub async fn list_admin_generations(
     // The cursor belongs to this filter: another filter's cursor is `invalid_cursor`.
     let list = format!(
         "admin-generations:{}:{}:{}:{}",
-        filter.user_id.map(|u| u.to_string()).unwrap_or_default(),
+        filter.user.as_deref().unwrap_or_default(),
         filter.status.map_or("", Status::as_str),
         filter.model.as_deref().unwrap_or_default(),
         filter.error_code.as_deref().unwrap_or_default(),
@@ -98,8 +100,23 @@ pub async fn list_admin_generations(
     }
     .parse::<GenerationId>(&list)?;
     let mut conn = state.pool.get().await?;
+    let user_id = match filter.user.as_deref() {
+        None => None,
+        Some(user) => match account(&mut conn, user).await? {
+            Some(id) => Some(id),
+            // Nobody by that name has generations.
+            None => {
+                return Ok(web::Json(Page::from_rows(
+                    &list,
+                    Vec::new(),
+                    page.limit,
+                    |g: &AdminGeneration| g.generation.id,
+                )));
+            }
+        },
+    };
     let query = store::AdminQuery {
-        user_id: filter.user_id,
+        user_id,
         status: filter.status,
         model: filter.model.as_deref(),
         error_code: filter.error_code.as_deref(),
@@ -170,6 +187,20 @@ pub async fn create_admin_generation_cancel(
     Ok(web::Json(one(&state, id).await?))
 }
 
+/// The account `user` names: its id, its email (with an `@`) or its username.
+async fn account(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user: &str,
+) -> Result<Option<UserId>, ApiError> {
+    use crate::identity::store::{UserKey, find_user_by};
+    let key = match uuid::Uuid::parse_str(user) {
+        Ok(id) => UserKey::Id(UserId(id)),
+        Err(_) if user.contains('@') => UserKey::Email(user),
+        Err(_) => UserKey::Username(user),
+    };
+    Ok(find_user_by(conn, key).await?.map(|found| found.id))
+}
+
 /// An admin, signed in: support tools are not for API keys.
 fn require_support(principal: &Principal) -> Result<(), ApiError> {
     principal.require_person()?;
@@ -203,10 +234,17 @@ async fn present(
     } else {
         store::workers_of(conn, &running).await?
     };
+    let owners: Vec<UserId> = rows.iter().map(|row| row.user_id).collect();
+    let names = crate::identity::store::usernames_of(conn, &owners).await?;
     let facts: Vec<JobFacts> = rows
         .iter()
         .map(|row| JobFacts {
             user_id: row.user_id,
+            username: names
+                .iter()
+                .find(|(id, _)| *id == row.user_id)
+                .map(|(_, name)| name.clone())
+                .unwrap_or_default(),
             attempts: row.attempts,
             worker: workers
                 .iter()
@@ -223,6 +261,7 @@ async fn present(
         .map(|(generation, job)| AdminGeneration {
             generation,
             user_id: job.user_id,
+            username: job.username,
             attempts: job.attempts,
             worker: job.worker,
             provider_ref: job.provider_ref,
@@ -234,6 +273,7 @@ async fn present(
 /// What support sees of a job beyond what its owner does.
 struct JobFacts {
     user_id: UserId,
+    username: String,
     attempts: i32,
     worker: Option<String>,
     provider_ref: Option<String>,

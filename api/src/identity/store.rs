@@ -114,6 +114,18 @@ pub async fn find_user_by(
     query.first(conn).await.optional()
 }
 
+/// The usernames of `ids`.
+pub async fn usernames_of(
+    conn: &mut AsyncPgConnection,
+    ids: &[UserId],
+) -> QueryResult<Vec<(UserId, String)>> {
+    users::table
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::username))
+        .load(conn)
+        .await
+}
+
 pub async fn update_user(
     conn: &mut AsyncPgConnection,
     id: UserId,

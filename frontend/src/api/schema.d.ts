@@ -103,7 +103,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every account's generations, newest first, by owner, state, model or error. */
+        /**
+         * Every account's generations, newest first, by owner (id, email or username), state, model or
+         *     error.
+         */
         get: operations["list_admin_generations"];
         put?: never;
         post?: never;
@@ -971,8 +974,9 @@ export interface components {
             deadline_at: string;
             /** @description The provider's id for its prediction (Replicate's, or Cog's), to look it up there. */
             provider_ref?: string | null;
-            /** @description Its owner. */
+            /** @description Its owner, and the owner's username. */
             user_id: components["schemas"]["UserId"];
+            username: string;
             /** @description The process running it now (`host:pid:…`); null unless it is running. */
             worker?: string | null;
         };
@@ -1985,8 +1989,8 @@ export interface operations {
     list_admin_generations: {
         parameters: {
             query?: {
-                /** @description Only this account's. */
-                user_id?: components["schemas"]["UserId"];
+                /** @description Only this account's: its id, email or username. */
+                user?: string;
                 /** @description Only generations in this state. */
                 status?: components["schemas"]["Status"];
                 /** @description Only this model's. */
