@@ -44,8 +44,15 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "http://127.0.0.1:$app_port/readyz" >/dev/null || { cat "$log"; echo "server did not become ready" >&2; exit 1; }
 
+# An admin for the support journey, made the way an operator makes one.
+admin_password="support-password-for-e2e"
+EASEL_ENV=development DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/$db" EASEL_DATA_DIR=target/e2e-data \
+  EASEL_LOG=warn EASEL_NEW_USER_PASSWORD="$admin_password" \
+  target/debug/easel admin create-user --email support@example.com --username support --admin >/dev/null
+
 status=0
 E2E_BASE_URL="http://127.0.0.1:$app_port" CHROMIUM="$chromium" E2E_SCREENSHOTS=target/e2e \
+  E2E_ADMIN_EMAIL=support@example.com E2E_ADMIN_PASSWORD="$admin_password" \
   node frontend/e2e/run.mjs "${2:-}" || status=$?
 if [ "$status" != 0 ]; then tail -50 "$log"; fi
 echo "screenshots: target/e2e/"

@@ -239,6 +239,46 @@ export const tests = {
     assert.deepEqual(await filesOf(one), [(await filesOf(first))[1]], "the one image again");
   },
 
+  async "support finds a person's generations, sees why one failed, and cancels one with a refund"({ newPage, shot }) {
+    const user = `sp${unique()}`;
+    const page = await newPage();
+    const signup = await page.request.post("/v1/auth/signup", {
+      data: { email: `${user}@example.com`, username: user, password: `password-${user}` },
+    });
+    const token = (await signup.json()).access_token;
+    const auth = { headers: { Authorization: `Bearer ${token}` } };
+    const balance = async () => (await (await page.request.get("/v1/credits", auth)).json()).total;
+    const before = await balance();
+    const failed = await page.request.post("/v1/generations", {
+      headers: { ...auth.headers, Prefer: "wait=30" },
+      data: { prompt: "this breaks [[fail]]", model: "easel-sketch" },
+    });
+    assert.equal((await failed.json()).status, "failed");
+    await page.request.post("/v1/generations", { ...auth, data: { prompt: "a long one [[slow]]", model: "easel-sketch" } });
+
+    await page.goto("/login");
+    await page.getByLabel("Email").fill(process.env.E2E_ADMIN_EMAIL);
+    await page.getByLabel("Password").fill(process.env.E2E_ADMIN_PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("link", { name: "Support", exact: true }).click();
+    await page.getByLabel("Account").fill(user);
+    await page.getByRole("button", { name: "Find" }).click();
+    const rows = page.getByTestId("support-row");
+    await page.getByText("this breaks [[fail]]").waitFor();
+    assert.equal(await rows.count(), 2);
+    await rows.filter({ hasText: "this breaks" }).getByText("model_failed").waitFor();
+    page.once("dialog", (dialog) => void dialog.accept());
+    await rows.filter({ hasText: "a long one" }).getByRole("button", { name: "Cancel and refund" }).click();
+    await rows.filter({ hasText: "a long one" }).getByTestId("support-status").getByText("canceled").waitFor();
+    await shot(page, "support");
+    assert.equal(await balance(), before, "both refunded");
+
+    // Only admins have it.
+    const other = await newPage();
+    await signUp(other, `no${unique()}`);
+    assert.equal(await other.getByRole("link", { name: "Support", exact: true }).count(), 0);
+  },
+
   async "a failing generation shows the refund"({ newPage, shot }) {
     const page = await newPage();
     await signUp(page, `cy${unique()}`);

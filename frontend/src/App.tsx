@@ -14,9 +14,10 @@ import { Credits } from "./pages/Credits";
 import { Pricing } from "./pages/Pricing";
 import { Developer } from "./pages/Developer";
 import { History } from "./pages/History";
+import { Support } from "./pages/Support";
 
 /** Pages that need a signed-in person; the others work for anyone. */
-const PRIVATE = ["/generate", "/images", "/history", "/collections", "/credits", "/developer"];
+const PRIVATE = ["/generate", "/images", "/history", "/collections", "/credits", "/developer", "/support"];
 
 function Page() {
   const { path } = useLocation();
@@ -42,6 +43,7 @@ function Page() {
   if (path === "/credits") return <Credits />;
   if (path === "/pricing") return <Pricing />;
   if (path === "/developer") return <Developer />;
+  if (path === "/support") return <Support />;
   let params = matchPath("/images/:id", path);
   if (params?.id) return <ImageDetail id={params.id} />;
   params = matchPath("/u/:username", path);
@@ -93,6 +95,7 @@ function Nav() {
           {user && item("/credits", "Credits")}
           {item("/pricing", "Pricing")}
           {user && item("/developer", "Developer")}
+          {user?.role === "admin" && item("/support", "Support")}
         </ul>
         <div className="account">
           {user ? (

@@ -1,0 +1,169 @@
+import { useState, type FormEvent } from "react";
+import { api, call } from "../api/client";
+import type { components } from "../api/schema";
+import { Empty, ErrorBox, Loading, LoadMore } from "../components/ui";
+import { useLoad, usePaged } from "../lib/hooks";
+import { dateTime } from "../lib/format";
+import { Link } from "../lib/router";
+
+type AdminGeneration = components["schemas"]["AdminGeneration"];
+type Status = components["schemas"]["Status"];
+
+const STATUSES: Status[] = ["queued", "starting", "processing", "succeeded", "failed", "canceled"];
+
+interface Filter {
+  user: string;
+  status: Status | "";
+  model: string;
+  error_code: string;
+}
+
+const NO_FILTER: Filter = { user: "", status: "", model: "", error_code: "" };
+
+/** Support's view of every account's generations (admins only): find one, see how it went, stop it. */
+export function Support() {
+  const [draft, setDraft] = useState<Filter>(NO_FILTER);
+  const [filter, setFilter] = useState<Filter>(NO_FILTER);
+  const models = useLoad(() => call(api.GET("/v1/models")).then((list) => list.data), []);
+  const list = usePaged(
+    (cursor) =>
+      call(
+        api.GET("/v1/admin/generations", {
+          params: {
+            query: {
+              cursor,
+              limit: 50,
+              user: filter.user.trim() || undefined,
+              status: filter.status || undefined,
+              model: filter.model || undefined,
+              error_code: filter.error_code.trim() || undefined,
+            },
+          },
+        }),
+      ),
+    [filter],
+  );
+  const search = (event: FormEvent) => {
+    event.preventDefault();
+    setFilter({ ...draft });
+  };
+  const set = (key: keyof Filter) => (value: string) => setDraft((d) => ({ ...d, [key]: value }));
+  return (
+    <section>
+      <h1>Support</h1>
+      <p className="muted">Every account&apos;s generations, newest first.</p>
+      <form className="row" onSubmit={search} aria-label="Find generations">
+        <label className="grow">
+          Account
+          <input value={draft.user} onChange={(e) => set("user")(e.target.value)} placeholder="Username, email or id" />
+        </label>
+        <label>
+          Status
+          <select value={draft.status} onChange={(e) => set("status")(e.target.value)}>
+            <option value="">Any</option>
+            {STATUSES.map((s) => (
+              <option key={s} value={s}>
+                {s}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Model
+          <select value={draft.model} onChange={(e) => set("model")(e.target.value)}>
+            <option value="">Any</option>
+            {models.data?.map((m) => (
+              <option key={m.id} value={m.id}>
+                {m.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Error code
+          <input value={draft.error_code} onChange={(e) => set("error_code")(e.target.value)} placeholder="deadline_exceeded" />
+        </label>
+        <button type="submit">Find</button>
+      </form>
+      <ErrorBox error={list.error} onRetry={list.more} />
+      {list.items.length > 0 && (
+        <table className="ledger">
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">Account</th>
+              <th scope="col">Prompt</th>
+              <th scope="col">Status</th>
+              <th scope="col">Credits</th>
+              <th scope="col">Job</th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.items.map((g) => (
+              <Row key={g.id} generation={g} onChange={(next) => list.replace((items) => items.map((i) => (i.id === next.id ? next : i)))} />
+            ))}
+          </tbody>
+        </table>
+      )}
+      {list.loading && <Loading />}
+      {!list.loading && !list.error && list.items.length === 0 && <Empty>No generations match.</Empty>}
+      <LoadMore list={list} />
+    </section>
+  );
+}
+
+function Row({ generation: g, onChange }: { generation: AdminGeneration; onChange: (g: AdminGeneration) => void }) {
+  const [error, setError] = useState<unknown>();
+  const active = g.status === "queued" || g.status === "starting" || g.status === "processing";
+  const cancel = async () => {
+    if (!window.confirm(`Cancel @${g.username}'s generation and refund ${g.credits_charged} credits?`)) return;
+    try {
+      onChange(await call(api.POST("/v1/admin/generations/{id}/cancel", { params: { path: { id: g.id } } })));
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <tr data-testid="support-row">
+      <td>{dateTime(g.created_at)}</td>
+      <td>
+        <Link to={`/u/${g.username}`}>@{g.username}</Link>
+      </td>
+      <td>
+        {g.prompt}
+        <div className="muted small">{g.model}</div>
+      </td>
+      <td>
+        <span data-testid="support-status">{g.status}</span>
+        {active && g.progress > 0 && ` (${g.progress}%)`}
+        {g.error && (
+          <div className="muted small">
+            <code>{g.error.code}</code>: {g.error.message}
+          </div>
+        )}
+      </td>
+      <td>
+        {g.credits_charged}
+        {g.credits_refunded > 0 && <span className="pos"> (refunded {g.credits_refunded})</span>}
+      </td>
+      <td className="small">
+        {g.attempts} attempt{g.attempts === 1 ? "" : "s"}
+        {g.worker && <div className="muted">on {g.worker}</div>}
+        {g.provider_ref && (
+          <div className="muted">
+            provider <code>{g.provider_ref}</code>
+          </div>
+        )}
+        {active && (
+          <div className="muted">
+            deadline {dateTime(g.deadline_at)}{" "}
+            <button type="button" className="link" onClick={() => void cancel()}>
+              Cancel and refund
+            </button>
+          </div>
+        )}
+        <ErrorBox error={error} />
+      </td>
+    </tr>
+  );
+}
