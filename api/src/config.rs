@@ -50,6 +50,8 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Where `easel worker` answers `/healthz` and `/metrics`; `None`: it listens nowhere.
     pub worker_bind: Option<SocketAddr>,
+    /// When set, `/metrics` answers only a request with `Authorization: Bearer <it>`.
+    pub metrics_token: Option<Secret>,
     pub database_url: Secret,
     pub data_dir: PathBuf,
     /// The built single-page app (`frontend/dist`), served at `/` for every path the API does not own.
@@ -259,6 +261,16 @@ impl Config {
                 })
             })
             .transpose()?;
+        let metrics_token = get("EASEL_METRICS_TOKEN").map(Secret::new);
+        if metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            return Err(ConfigError {
+                variable: "EASEL_METRICS_TOKEN",
+                reason: "expected at least 16 characters".to_owned(),
+            });
+        }
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
             // The value may carry a password: say what is wrong without repeating it.
@@ -406,6 +418,7 @@ impl Config {
             environment,
             bind,
             worker_bind,
+            metrics_token,
             database_url: Secret::new(database_url),
             data_dir,
             web_dir,
@@ -818,6 +831,10 @@ mod tests {
                 .is_some_and(|e| e.starts_with("invalid EASEL_BIND")),
             "{err:?}"
         );
+        let err = config(&[("EASEL_METRICS_TOKEN", "short")])
+            .err()
+            .map(|e| e.variable);
+        assert_eq!(err, Some("EASEL_METRICS_TOKEN"));
         let err = config(&[("EASEL_WORKER_BIND", "9464")])
             .err()
             .map(|e| e.variable);

@@ -482,3 +482,24 @@ async fn a_worker_process_runs_jobs_and_serves_its_metrics() {
     let status = terminate(&mut worker, std::time::Duration::from_secs(10)).await;
     assert!(status.success(), "{status}");
 }
+
+/// With `EASEL_METRICS_TOKEN` set, `/metrics` answers only a request that carries it.
+#[tokio::test]
+async fn metrics_can_require_a_bearer_token() {
+    let token = "metrics-token-for-the-test";
+    let app = TestApp::spawn_with(&[("EASEL_METRICS_TOKEN", token)]).await;
+    app.send(app.request(Method::GET, "/metrics"))
+        .await
+        .assert_problem(401, "unauthorized");
+    app.send(
+        app.request(Method::GET, "/metrics")
+            .bearer_auth("metrics-token-for-the-tesT"),
+    )
+    .await
+    .assert_problem(401, "unauthorized");
+    let reply = app
+        .send(app.request(Method::GET, "/metrics").bearer_auth(token))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(reply.text.contains("generation_jobs"), "{}", reply.text);
+}

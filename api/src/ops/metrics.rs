@@ -275,13 +275,31 @@ fn seconds(delta: chrono::TimeDelta) -> f64 {
     delta.to_std().map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Prometheus text exposition format.
+/// Prometheus text exposition format. With `EASEL_METRICS_TOKEN` set, only for a request that
+/// carries it as a bearer token.
 #[utoipa::path(
     tag = "ops",
-    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"))
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain"),
+        (status = 401, description = "`EASEL_METRICS_TOKEN` is set and the request does not carry it", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
 )]
 #[get("/metrics")]
-pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn get_metrics(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    if let Some(token) = &state.config.metrics_token {
+        let given = crate::identity::principal::bearer(&req).unwrap_or_default();
+        let matches: bool =
+            subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.expose().as_bytes()).into();
+        if !matches {
+            return Err(crate::error::ApiError::new(
+                crate::error::ErrorCode::Unauthorized,
+                "metrics need the bearer token EASEL_METRICS_TOKEN names",
+            ));
+        }
+    }
     state
         .metrics
         .observe_changes(state.changes.heard(), state.changes.watched_count());
@@ -292,9 +310,9 @@ pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
         Err(e) => tracing::warn!(error = %e, "metrics could not read the job queue"),
     }
     let body = state.metrics.render();
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(body)
+        .body(body))
 }
 
 async fn queue_state(state: &AppState) -> anyhow::Result<crate::generation::store::QueueState> {

@@ -31,7 +31,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus text exposition format. */
+        /**
+         * Prometheus text exposition format. With `EASEL_METRICS_TOKEN` set, only for a request that
+         *     carries it as a bearer token.
+         */
         get: operations["get_metrics"];
         put?: never;
         post?: never;
@@ -1871,6 +1874,15 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+            /** @description `EASEL_METRICS_TOKEN` is set and the request does not carry it */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             default: components["responses"]["Problem"];
