@@ -77,8 +77,12 @@ impl Jobs {
     pub async fn drain(self, grace: Duration) {
         let runner = self.runner;
         runner.draining.send_replace(true);
-        // A claim under way finishes, and registers its jobs, before the loop ends.
-        let _ = self.claims.await;
+        // A claim under way finishes, and registers its jobs, before the loop ends. (One stuck past
+        // the grace is dropped: any jobs it took are reclaimed once their heartbeats are missed.)
+        let mut claims = self.claims;
+        if tokio::time::timeout(grace, &mut claims).await.is_err() {
+            claims.abort();
+        }
         let running = runner.running().len();
         if running > 0 {
             tracing::info!(
@@ -158,8 +162,10 @@ async fn claim_loop(runner: Arc<Runner>, slots: usize) {
     let mut draining = runner.draining.subscribe();
     loop {
         let first = tokio::select! {
-            permit = Arc::clone(&slots).acquire_owned() => permit,
+            // Checked first: a free slot must not start another claim once the drain began.
+            biased;
             _ = draining.wait_for(|draining| *draining) => return,
+            permit = Arc::clone(&slots).acquire_owned() => permit,
         };
         let Ok(first) = first else {
             return;
@@ -208,11 +214,12 @@ async fn claim_loop(runner: Arc<Runner>, slots: usize) {
                     // Woken at once by a submission in this process; otherwise poll for other
                     // processes' jobs, and for retries coming due.
                     tokio::select! {
+                        biased;
+                        _ = draining.wait_for(|draining| *draining) => return,
                         _ = tokio::time::timeout(
                             Duration::from_millis(500),
                             runner.state.jobs_waiting.notified(),
                         ) => {}
-                        _ = draining.wait_for(|draining| *draining) => return,
                     }
                 }
             }
