@@ -586,6 +586,14 @@ async fn cog_at_capacity_is_waited_for_and_data_uris_work() {
         Some("1"),
         "only the attempt that ran counted"
     );
+    // Each job's wait for a worker is observed once, however often the waiting one was handed back.
+    let metrics = app.send(app.request(Method::GET, "/metrics")).await.text;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == r#"generation_queue_wait_seconds_count{model="painter"} 2"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

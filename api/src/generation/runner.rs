@@ -179,17 +179,20 @@ async fn claim_loop(runner: Arc<Runner>, slots: usize) {
         }
         let wanted = permits.len();
         let claimed = match runner.state.pool.get().await {
-            Ok(mut conn) => {
-                store::claim(&mut conn, &runner.name, i32::try_from(wanted).unwrap_or(1))
-                    .await
-                    .map_err(anyhow::Error::from)
-            }
+            Ok(mut conn) => store::claim_noting_first(
+                &mut conn,
+                &runner.name,
+                i32::try_from(wanted).unwrap_or(1),
+            )
+            .await
+            .map_err(anyhow::Error::from),
             Err(e) => Err(anyhow::anyhow!("{e}")),
         };
         match claimed {
             Ok(jobs) => {
                 let all = jobs.len() == wanted;
-                for row in jobs.iter().filter(|row| row.attempts == 1) {
+                for claimed in jobs.iter().filter(|claimed| claimed.first_start) {
+                    let row = &claimed.job;
                     if let Some(started) = row.started_at {
                         runner
                             .state
@@ -197,7 +200,8 @@ async fn claim_loop(runner: Arc<Runner>, slots: usize) {
                             .observe_claimed(&row.model, started - row.created_at);
                     }
                 }
-                for (row, permit) in jobs.into_iter().zip(permits.drain(..)) {
+                let rows = jobs.into_iter().map(|claimed| claimed.job);
+                for (row, permit) in rows.zip(permits.drain(..)) {
                     // Registered before the task starts, so that a drain sees every claimed job.
                     let (progress_tx, progress) = watch::channel(0_u8);
                     let (stop, stopped) = watch::channel(false);

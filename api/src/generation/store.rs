@@ -371,8 +371,33 @@ pub async fn claim(
     worker: &str,
     limit: i32,
 ) -> QueryResult<Vec<GenerationRow>> {
+    Ok(claim_noting_first(conn, worker, limit)
+        .await?
+        .into_iter()
+        .map(|claimed| claimed.job)
+        .collect())
+}
+
+/// A job [`claim_noting_first`] took.
+#[derive(Debug, QueryableByName)]
+pub struct Claimed {
+    #[diesel(embed)]
+    pub job: GenerationRow,
+    /// This claim started it: no worker had taken it up before (a job handed back without
+    /// spending its attempt also has `attempts` 1 again, but started earlier).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub first_start: bool,
+}
+
+/// [`claim`], saying of each job whether this claim is the first to take it up.
+pub async fn claim_noting_first(
+    conn: &mut AsyncPgConnection,
+    worker: &str,
+    limit: i32,
+) -> QueryResult<Vec<Claimed>> {
     // The limit is hidden from the planner (a sub-select), so one generic plan serves every batch
-    // size instead of a fresh plan per claim.
+    // size instead of a fresh plan per claim. `now()` is the transaction's start, the value a first
+    // start writes to `started_at`.
     crate::db::Prepared(
         diesel::sql_query(
             "UPDATE generations \
@@ -384,7 +409,7 @@ pub async fn claim(
                        num_outputs, seed, style, visibility, status, progress, credits_charged, \
                        credits_refunded, reservation_id, error_code, error_message, error_retryable, \
                        attempts, deadline_at, created_at, started_at, completed_at, provider_ref, \
-                       webhook_token",
+                       webhook_token, started_at = now() AS first_start",
         )
         .bind::<diesel::sql_types::Text, _>(worker)
         .bind::<diesel::sql_types::Integer, _>(limit),

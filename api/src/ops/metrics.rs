@@ -212,8 +212,8 @@ impl Metrics {
             .observe(seconds(run_time));
     }
 
-    /// A worker took up a generation `waited` after its submission (its first attempt only: a
-    /// retry's wait is mostly its backoff).
+    /// A worker took up a generation for the first time, `waited` after its submission (a retry's
+    /// wait is mostly its backoff, and is not counted).
     pub fn observe_claimed(&self, model: &str, waited: chrono::TimeDelta) {
         self.queue_wait
             .with_label_values(&[model])
