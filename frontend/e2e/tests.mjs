@@ -303,6 +303,20 @@ export const tests = {
     await page.getByText("No succeeded generations.").waitFor();
     await page.getByLabel("Status").selectOption("failed");
     assert.equal(await page.getByTestId("generation-status").first().textContent(), "failed");
+
+    // One still running is canceled from History, and refunded.
+    await page.getByRole("link", { name: "Generate" }).click();
+    await page.getByLabel("Prompt", { exact: true }).fill("a long one [[slow]]");
+    await page.getByTestId("quote").getByText(/you have/).waitFor();
+    await page.getByRole("button", { name: "Generate", exact: true }).click();
+    await page.locator("section.result").waitFor();
+    await page.getByRole("link", { name: "History" }).click();
+    await page.getByRole("button", { name: "Cancel “a long one [[slow]]”" }).click();
+    const row = page.getByRole("row").filter({ hasText: "a long one" });
+    await row.getByTestId("generation-status").getByText("canceled").waitFor();
+    await row.getByText("(refunded 1)").waitFor();
+    await page.getByRole("link", { name: "Credits" }).click();
+    assert.equal(await page.getByTestId("balance-total").textContent(), before);
   },
 
   async "buying a package with development payments raises the balance"({ newPage, shot }) {

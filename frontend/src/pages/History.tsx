@@ -46,7 +46,7 @@ export function History() {
           </thead>
           <tbody>
             {list.items.map((g) => (
-              <Row key={g.id} generation={g} />
+              <Row key={g.id} generation={g} onChange={(next) => list.replace((items) => items.map((i) => (i.id === next.id ? next : i)))} />
             ))}
           </tbody>
         </table>
@@ -62,8 +62,17 @@ export function History() {
   );
 }
 
-function Row({ generation: g }: { generation: Generation }) {
+function Row({ generation: g, onChange }: { generation: Generation; onChange: (g: Generation) => void }) {
+  const [error, setError] = useState<unknown>();
   const active = g.status === "queued" || g.status === "starting" || g.status === "processing";
+  const cancel = async () => {
+    setError(undefined);
+    try {
+      onChange(await call(api.POST("/v1/generations/{id}/cancel", { params: { path: { id: g.id } } })));
+    } catch (e) {
+      setError(e);
+    }
+  };
   return (
     <tr>
       <td>{dateTime(g.created_at)}</td>
@@ -77,9 +86,17 @@ function Row({ generation: g }: { generation: Generation }) {
         </div>
       </td>
       <td>{g.model}</td>
-      <td data-testid="generation-status">
-        {g.status}
+      <td>
+        <span data-testid="generation-status">{g.status}</span>
         {active && g.progress > 0 && ` (${g.progress}%)`}
+        {active && (
+          <div>
+            <button type="button" className="link" onClick={() => void cancel()} aria-label={`Cancel “${g.prompt}”`}>
+              Cancel
+            </button>
+          </div>
+        )}
+        <ErrorBox error={error} />
       </td>
       <td>
         {g.credits_charged}
