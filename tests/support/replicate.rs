@@ -4,9 +4,11 @@
 //!
 //! A prediction starts, is processing after 100 ms (printing `step 1/2`), and ends after 400 ms.
 //! Prompts steer it: `[[fail]]` fails, `[[slow]]` never ends by itself, `[[private-output]]`
-//! returns an output URL that redirects to the cloud metadata address. Like Replicate, it fetches an
-//! input image given as a URL (`image` or `images`) when the prediction is created; a model whose
-//! name ends in `-3d` answers with `{model_file: <.glb>, preview: <.png>}` as TRELLIS does.
+//! returns an output URL that redirects to the cloud metadata address, `[[one-output]]` returns
+//! one image however many were asked for (as a model whose safety checker dropped the others).
+//! Like Replicate, it fetches an input image given as a URL (`image` or `images`) when the
+//! prediction is created; a model whose name ends in `-3d` answers with
+//! `{model_file: <.glb>, preview: <.png>}` as TRELLIS does.
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
@@ -81,7 +83,11 @@ impl Prediction {
         } else {
             ("succeeded", "step 1/2\nstep 2/2\n")
         };
-        let count = self.input["num_outputs"].as_u64().unwrap_or(1);
+        let count = if self.prompt().contains("[[one-output]]") {
+            1
+        } else {
+            self.input["num_outputs"].as_u64().unwrap_or(1)
+        };
         let three_d = self.model.ends_with("-3d");
         let output = if three_d {
             (status == "succeeded").then(|| {

@@ -449,6 +449,65 @@ async fn replicate_deliveries_apply_once_in_order_and_only_when_signed() {
     assert_eq!(app.count("credit_entries WHERE kind = 'refund'").await, 0);
 }
 
+/// A model that makes fewer images than asked (its safety checker dropped some) succeeds with
+/// those it made, and the images not made are refunded with it, from purchased credits first.
+#[tokio::test]
+async fn images_a_model_did_not_make_are_refunded() {
+    let fake = FakeReplicate::start().await;
+    let catalog = catalog("replicate", "acme/painter");
+    // One free credit a day: the reservation takes it and three purchased ones (the signup bonus).
+    let mut settings = fake.settings();
+    settings.push(("EASEL_DAILY_FREE_CREDITS", "1".to_owned()));
+    let app = spawn(&catalog, settings).await;
+    let token = token(&app, "shortchanged").await;
+    let start = balance(&app, &token).await;
+    let id = generate(&app, &token, "two asked, one made [[one-output]]", 2).await;
+    let done = wait_for(&app, &token, &id, ended).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["images"].as_array().map(Vec::len), Some(1));
+    assert_eq!(done["credits_charged"], 4);
+    assert_eq!(done["credits_refunded"], 2);
+    assert_eq!(balance(&app, &token).await, start - 2);
+    let entries = app
+        .call(Method::GET, "/v1/credits/transactions", Some(&token), None)
+        .await;
+    let newest: Vec<(String, i64, i64)> = entries.json["data"]
+        .as_array()
+        .map(|page| {
+            page.iter()
+                .take(2)
+                .map(|e| {
+                    (
+                        e["kind"].as_str().unwrap_or_default().to_owned(),
+                        e["free_delta"].as_i64().unwrap_or(0),
+                        e["purchased_delta"].as_i64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        newest,
+        [
+            ("refund".to_owned(), 0, 2),
+            ("reservation".to_owned(), -1, -3)
+        ],
+        "non-expiring credits come back first: {}",
+        entries.text
+    );
+    let mismatches = easel::credits::store::mismatches(&mut app.db().await)
+        .await
+        .expect("verify");
+    assert!(mismatches.is_empty(), "{mismatches:?}");
+
+    // All of them made: nothing refunded.
+    let whole = generate(&app, &token, "two asked, two made", 2).await;
+    let whole = wait_for(&app, &token, &whole, ended).await;
+    assert_eq!(whole["images"].as_array().map(Vec::len), Some(2));
+    assert_eq!(whole["credits_refunded"], 0);
+    assert_eq!(app.count("credit_entries WHERE kind = 'refund'").await, 1);
+}
+
 #[tokio::test]
 async fn replicate_outages_are_retried_and_refusals_are_final() {
     let fake = FakeReplicate::start().await;

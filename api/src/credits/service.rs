@@ -221,6 +221,25 @@ pub async fn refund(
     conn: &mut AsyncPgConnection,
     reservation: EntryId,
 ) -> Result<Option<Entry>, ApiError> {
+    refund_up_to(conn, reservation, None).await
+}
+
+/// Returns `amount` of a reservation's credits (a generation that made fewer images than it was
+/// charged for), once, as [`refund`] does: non-expiring purchased credits first, then free ones.
+/// `None` when it had already been refunded, or `amount` is not above 0.
+pub async fn refund_part(
+    conn: &mut AsyncPgConnection,
+    reservation: EntryId,
+    amount: i64,
+) -> Result<Option<Entry>, ApiError> {
+    refund_up_to(conn, reservation, Some(amount)).await
+}
+
+async fn refund_up_to(
+    conn: &mut AsyncPgConnection,
+    reservation: EntryId,
+    amount: Option<i64>,
+) -> Result<Option<Entry>, ApiError> {
     conn.transaction::<_, ApiError, _>(async |conn| {
         let held = store::lock_reservation(conn, reservation)
             .await?
@@ -228,8 +247,22 @@ pub async fn refund(
         if store::refund_of(conn, reservation).await?.is_some() {
             return Ok(None);
         }
-        let applied =
-            store::add(conn, held.user_id, -held.free_delta, -held.purchased_delta).await?;
+        // What the reservation took from each bucket, as amounts to give back.
+        let (free, purchased) = (-held.free_delta, -held.purchased_delta);
+        let (free, purchased) = match amount {
+            None => (free, purchased),
+            Some(amount) => {
+                let purchased_back = amount.clamp(0, purchased);
+                (
+                    amount.saturating_sub(purchased_back).clamp(0, free),
+                    purchased_back,
+                )
+            }
+        };
+        if free == 0 && purchased == 0 && amount.is_some() {
+            return Ok(None);
+        }
+        let applied = store::add(conn, held.user_id, free, purchased).await?;
         let cause = Cause {
             generation_id: held.generation_id,
             ..Cause::default()

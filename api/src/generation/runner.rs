@@ -787,9 +787,36 @@ async fn commit(runner: &Runner, batch: &[Finished]) -> anyhow::Result<Vec<Gener
             }
         }
         store::insert_images(conn, &images).await?;
+        for job in &kept {
+            refund_missing_outputs(conn, job).await?;
+        }
         Ok(succeeded)
     })
     .await
+}
+
+/// A model may make fewer images than asked (a safety checker drops some): the images not made
+/// are refunded with the success, in its transaction. (The owner's balance row is already locked
+/// by the success's in-flight count, so this takes no new lock out of order.)
+async fn refund_missing_outputs(
+    conn: &mut diesel_async::AsyncPgConnection,
+    job: &Finished,
+) -> anyhow::Result<()> {
+    let row = &job.row;
+    let made = i64::try_from(job.stored.len())?;
+    let asked = i64::from(row.num_outputs);
+    let (Some(reservation), true) = (row.reservation_id, made < asked && asked > 0) else {
+        return Ok(());
+    };
+    let amount = row.credits_charged / asked * (asked - made);
+    let refunded = crate::credits::service::refund_part(conn, reservation, amount)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(entry) = refunded {
+        store::set_refunded(conn, row.id, entry.free_delta + entry.purchased_delta).await?;
+        tracing::info!(generation.id = %row.id, asked, made, credits = amount, "fewer images than asked; the rest refunded");
+    }
+    Ok(())
 }
 
 async fn fail(state: &AppState, row: &GenerationRow, code: &str, message: &str, retryable: bool) {
