@@ -46,6 +46,9 @@ export class SseParser {
   }
 }
 
+/** Every state, in the order a generation moves through them. */
+export const STATUSES: components["schemas"]["Status"][] = ["queued", "starting", "processing", "succeeded", "failed", "canceled"];
+
 export const TERMINAL = ["succeeded", "failed", "canceled"] as const;
 
 export function isTerminal(status: string): boolean {

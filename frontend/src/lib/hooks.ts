@@ -124,6 +124,11 @@ export function usePaged<T>(load: (cursor?: string) => Promise<PageOf<T>>, deps:
   return { items, error, loading, hasMore, more, sentinel, replace: (update) => setItems(update) };
 }
 
+/** An update for `Paged.replace`: the item with `next`'s id becomes `next`. */
+export function replaceById<T extends { id: string }>(next: T): (items: T[]) => T[] {
+  return (items) => items.map((item) => (item.id === next.id ? next : item));
+}
+
 /** Re-renders when the session changes (sign in, refresh, sign out). */
 export function useSubscription(subscribe: (listener: () => void) => () => void): number {
   const [version, setVersion] = useState(0);

@@ -2,14 +2,13 @@ import { useState } from "react";
 import { api, call } from "../api/client";
 import type { components } from "../api/schema";
 import { Empty, ErrorBox, Loading, LoadMore } from "../components/ui";
-import { usePaged } from "../lib/hooks";
+import { replaceById, useAction, usePaged } from "../lib/hooks";
+import { STATUSES, isTerminal } from "../api/sse";
 import { dateTime } from "../lib/format";
 import { Link } from "../lib/router";
 
 type Status = components["schemas"]["Status"];
 type Generation = components["schemas"]["Generation"];
-
-const STATUSES: Status[] = ["queued", "starting", "processing", "succeeded", "failed", "canceled"];
 
 /** Every generation of mine, including those that failed or were canceled, with what each cost. */
 export function History() {
@@ -46,7 +45,7 @@ export function History() {
           </thead>
           <tbody>
             {list.items.map((g) => (
-              <Row key={g.id} generation={g} onChange={(next) => list.replace((items) => items.map((i) => (i.id === next.id ? next : i)))} />
+              <Row key={g.id} generation={g} onChange={(next) => list.replace(replaceById(next))} />
             ))}
           </tbody>
         </table>
@@ -63,16 +62,10 @@ export function History() {
 }
 
 function Row({ generation: g, onChange }: { generation: Generation; onChange: (g: Generation) => void }) {
-  const [error, setError] = useState<unknown>();
-  const active = g.status === "queued" || g.status === "starting" || g.status === "processing";
-  const cancel = async () => {
-    setError(undefined);
-    try {
-      onChange(await call(api.POST("/v1/generations/{id}/cancel", { params: { path: { id: g.id } } })));
-    } catch (e) {
-      setError(e);
-    }
-  };
+  const active = !isTerminal(g.status);
+  const cancel = useAction(async () => {
+    onChange(await call(api.POST("/v1/generations/{id}/cancel", { params: { path: { id: g.id } } })));
+  });
   return (
     <tr>
       <td>{dateTime(g.created_at)}</td>
@@ -91,12 +84,12 @@ function Row({ generation: g, onChange }: { generation: Generation; onChange: (g
         {active && g.progress > 0 && ` (${g.progress}%)`}
         {active && (
           <div>
-            <button type="button" className="link" onClick={() => void cancel()} aria-label={`Cancel “${g.prompt}”`}>
+            <button type="button" className="link" disabled={cancel.busy} onClick={() => void cancel.run()} aria-label={`Cancel “${g.prompt}”`}>
               Cancel
             </button>
           </div>
         )}
-        <ErrorBox error={error} />
+        <ErrorBox error={cancel.error} />
       </td>
       <td>
         {g.credits_charged}

@@ -2,14 +2,13 @@ import { useState, type FormEvent } from "react";
 import { api, call } from "../api/client";
 import type { components } from "../api/schema";
 import { Empty, ErrorBox, Loading, LoadMore } from "../components/ui";
-import { useLoad, usePaged } from "../lib/hooks";
+import { replaceById, useAction, useLoad, usePaged } from "../lib/hooks";
+import { STATUSES, isTerminal } from "../api/sse";
 import { dateTime } from "../lib/format";
 import { Link } from "../lib/router";
 
 type AdminGeneration = components["schemas"]["AdminGeneration"];
 type Status = components["schemas"]["Status"];
-
-const STATUSES: Status[] = ["queued", "starting", "processing", "succeeded", "failed", "canceled"];
 
 interface Filter {
   user: string;
@@ -100,7 +99,7 @@ export function Support() {
           </thead>
           <tbody>
             {list.items.map((g) => (
-              <Row key={g.id} generation={g} onChange={(next) => list.replace((items) => items.map((i) => (i.id === next.id ? next : i)))} />
+              <Row key={g.id} generation={g} onChange={(next) => list.replace(replaceById(next))} />
             ))}
           </tbody>
         </table>
@@ -113,16 +112,11 @@ export function Support() {
 }
 
 function Row({ generation: g, onChange }: { generation: AdminGeneration; onChange: (g: AdminGeneration) => void }) {
-  const [error, setError] = useState<unknown>();
-  const active = g.status === "queued" || g.status === "starting" || g.status === "processing";
-  const cancel = async () => {
+  const active = !isTerminal(g.status);
+  const cancel = useAction(async () => {
     if (!window.confirm(`Cancel @${g.username}'s generation and refund ${g.credits_charged} credits?`)) return;
-    try {
-      onChange(await call(api.POST("/v1/admin/generations/{id}/cancel", { params: { path: { id: g.id } } })));
-    } catch (e) {
-      setError(e);
-    }
-  };
+    onChange(await call(api.POST("/v1/admin/generations/{id}/cancel", { params: { path: { id: g.id } } })));
+  });
   return (
     <tr data-testid="support-row">
       <td>{dateTime(g.created_at)}</td>
@@ -157,12 +151,12 @@ function Row({ generation: g, onChange }: { generation: AdminGeneration; onChang
         {active && (
           <div className="muted">
             deadline {dateTime(g.deadline_at)}{" "}
-            <button type="button" className="link" onClick={() => void cancel()}>
+            <button type="button" className="link" disabled={cancel.busy} onClick={() => void cancel.run()}>
               Cancel and refund
             </button>
           </div>
         )}
-        <ErrorBox error={error} />
+        <ErrorBox error={cancel.error} />
       </td>
     </tr>
   );
