@@ -571,8 +571,64 @@ async fn a_job_past_its_deadline_fails_and_is_refunded() {
     let done = wait_until(&app, &token, &id_of(&accepted), terminal).await;
     assert_eq!(done["status"], "failed");
     assert_eq!(done["error"]["code"], "deadline_exceeded");
+    assert_eq!(
+        done["error"]["message"],
+        "the generation did not finish in time"
+    );
     assert_eq!(done["error"]["retryable"], true);
     assert_eq!(done["credits_refunded"], 1);
+    assert_in_flight_counted(&app).await;
+}
+
+/// A job that misses its deadline in the queue says why: no worker ever took it up (the service is
+/// short of workers), or it was waiting to run again.
+#[tokio::test]
+async fn a_job_late_in_the_queue_says_why() {
+    let app = TestApp::spawn_with(&[("EASEL_JOB_WORKERS", "0")]).await;
+    let token = signup(&app, "waiting").await;
+    let mut ids = Vec::new();
+    for prompt in ["never taken up", "handed back"] {
+        let reply = generate(
+            &app,
+            &token,
+            json!({"prompt": prompt, "model": "easel-sketch"}),
+        )
+        .await;
+        ids.push(id_of(&reply));
+    }
+    app.execute("UPDATE generations SET deadline_at = now() - interval '1 second'")
+        .await;
+    app.execute(&format!(
+        "UPDATE generations SET started_at = now() - interval '1 minute' WHERE id = '{}'",
+        ids[1]
+    ))
+    .await;
+    easel::generation::runner::sweep(&app.shared.state)
+        .await
+        .expect("sweep");
+    let messages: Vec<String> = {
+        let mut messages = Vec::new();
+        for id in &ids {
+            let done = wait_until(&app, &token, id, terminal).await;
+            assert_eq!(done["error"]["code"], "deadline_exceeded", "{done}");
+            assert_eq!(done["credits_refunded"], 1);
+            messages.push(
+                done["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+        messages
+    };
+    assert!(
+        messages[0].starts_with("no worker took the generation up in time"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].starts_with("the generation was waiting to run again"),
+        "{messages:?}"
+    );
     assert_in_flight_counted(&app).await;
 }
 

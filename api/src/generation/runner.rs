@@ -909,21 +909,30 @@ async fn watchdog(state: Arc<AppState>) {
     }
 }
 
+/// Why a job missed its deadline, in words its owner can act on: it never reached a worker (the
+/// service is short of workers), it waited for a busy model, or it ran too long.
+fn late(status: &str, started: bool) -> &'static str {
+    match (status, started) {
+        ("queued", false) => "no worker took the generation up in time; try again later",
+        ("queued", true) => {
+            "the generation was waiting to run again (the model was busy, or a try failed) when \
+             its time ran out; try again later"
+        }
+        _ => "the generation did not finish in time",
+    }
+}
+
 /// One watchdog pass: overdue jobs fail with a refund; jobs of silent workers go back to the queue
 /// (or fail once their attempts are spent).
 pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
     let mut conn = state.pool.get().await?;
-    for id in store::overdue(&mut conn).await? {
+    for (id, status, started) in store::overdue(&mut conn).await? {
         end_with_refund(
             &state.metrics,
             &mut conn,
             id,
             Status::Failed,
-            Some((
-                "deadline_exceeded",
-                "the generation did not finish in time",
-                true,
-            )),
+            Some(("deadline_exceeded", late(&status, started), true)),
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -583,12 +583,18 @@ pub async fn release(
         .await
 }
 
-/// Active jobs past their deadline.
-pub async fn overdue(conn: &mut AsyncPgConnection) -> QueryResult<Vec<GenerationId>> {
+/// Active jobs past their deadline, with their status and whether a worker ever took them up.
+pub async fn overdue(
+    conn: &mut AsyncPgConnection,
+) -> QueryResult<Vec<(GenerationId, String, bool)>> {
     generations::table
         .filter(generations::status.eq_any(ACTIVE))
         .filter(generations::deadline_at.lt(diesel::dsl::now))
-        .select(generations::id)
+        .select((
+            generations::id,
+            generations::status,
+            generations::started_at.is_not_null(),
+        ))
         .limit(100)
         .load(conn)
         .await
