@@ -1485,10 +1485,11 @@ async fn a_stopping_worker_finishes_its_jobs_or_hands_them_back() {
     let row = app
         .text(&format!(
             "SELECT status || ' ' || attempts || ' ' || (claimed_by IS NULL) || ' ' || (run_after <= now()) \
+                    || ' ' || progress \
              FROM generations WHERE id = '{slow}'"
         ))
         .await;
-    assert_eq!(row.as_deref(), Some("queued 0 true true"));
+    assert_eq!(row.as_deref(), Some("queued 0 true true 0"));
 
     let mut third = worker("50", "5");
     wait_for_status(&app, &slow, "succeeded").await;

@@ -553,6 +553,7 @@ pub async fn requeue(
         generations::claimed_by.eq(None::<String>),
         generations::heartbeat_at.eq(None::<DateTime<Utc>>),
         generations::run_after.eq(run_after),
+        generations::progress.eq(0_i16),
     ))
     .execute(conn)
     .await
@@ -574,6 +575,8 @@ pub async fn release(
             generations::claimed_by.eq(None::<String>),
             generations::heartbeat_at.eq(None::<DateTime<Utc>>),
             generations::run_after.eq(run_after),
+            // The next attempt starts over (a remote one reports its progress again).
+            generations::progress.eq(0_i16),
             generations::attempts.eq(diesel::dsl::sql::<diesel::sql_types::Integer>(
                 "GREATEST(attempts - 1, 0)",
             )),
