@@ -314,7 +314,10 @@ function Result({ generation }: { generation: Generation }) {
     call(api.POST("/v1/generations/{id}/cancel", { params: { path: { id: generation.id } } })).catch(setCancelError);
   return (
     <section className="result" aria-live="polite" data-status={generation.status}>
-      <h2>{STATUS[generation.status] ?? generation.status}</h2>
+      <h2>
+        {/* Queued after a worker had it: the model was busy, or a try failed and it goes again. */}
+        {generation.status === "queued" && generation.started_at ? "Waiting to run again…" : (STATUS[generation.status] ?? generation.status)}
+      </h2>
       {running && (
         <>
           <ProgressBar value={generation.progress} label="Generation progress" />
