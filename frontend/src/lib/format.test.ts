@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { extensionOf, fromNow, money, promptLength, signed } from "./format";
+import { extensionOf, fromNow, money, promptLength, signed, stateInWords } from "./format";
 import { matchPath, withQuery } from "./router";
 
 describe("format", () => {
@@ -9,6 +9,13 @@ describe("format", () => {
     expect(fromNow("2026-11-24T10:01:00Z", now)).toBe("in 1 minute");
     expect(fromNow("2026-11-24T10:45:00Z", now)).toBe("in 45 minutes");
     expect(fromNow("2026-11-25T09:00:00Z", now)).toBe("in 23 hours");
+  });
+
+  it("says where a generation is, and that one handed back waits to run again", () => {
+    expect(stateInWords({ status: "queued", started_at: null })).toBe("Waiting for a worker…");
+    expect(stateInWords({ status: "queued", started_at: "2026-12-02T09:00:00Z" })).toBe("Waiting to run again…");
+    expect(stateInWords({ status: "processing", started_at: "2026-12-02T09:00:00Z" })).toBe("Drawing…");
+    expect(stateInWords({ status: "failed" })).toBe("Failed");
   });
 
   it("counts prompt characters the way the server does", () => {

@@ -64,3 +64,19 @@ export function extensionOf(contentType: string | null): string {
   const type = (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
   return EXTENSIONS[type] ?? "bin";
 }
+
+const STATES: Record<components["schemas"]["Status"], string> = {
+  queued: "Waiting for a worker…",
+  starting: "Starting…",
+  processing: "Drawing…",
+  succeeded: "Done",
+  failed: "Failed",
+  canceled: "Canceled",
+};
+
+/** Where a generation is, as the Generate page heads its result. */
+export function stateInWords(g: Pick<components["schemas"]["Generation"], "status" | "started_at">): string {
+  // Queued after a worker had it: the model was busy, or a try failed and it goes again.
+  if (g.status === "queued" && g.started_at) return "Waiting to run again…";
+  return STATES[g.status] ?? g.status;
+}

@@ -7,7 +7,7 @@ import { ApiImage, ErrorBox, Loading, ProgressBar, download } from "../component
 import { AddToCollection } from "./ImageDetail";
 import { ModelView } from "../components/model";
 import { useLoad } from "../lib/hooks";
-import { PROMPT_MAX, dateTime, promptLength } from "../lib/format";
+import { PROMPT_MAX, dateTime, promptLength, stateInWords } from "../lib/format";
 import { Link, useLocation } from "../lib/router";
 import { aspectFor, startFromGeneration, startFromImage, type Start } from "../lib/start";
 
@@ -298,15 +298,6 @@ function GenerateForm({ models, start, startError }: { models: Model[]; start?: 
   );
 }
 
-const STATUS: Record<string, string> = {
-  queued: "Waiting for a worker…",
-  starting: "Starting…",
-  processing: "Drawing…",
-  succeeded: "Done",
-  failed: "Failed",
-  canceled: "Canceled",
-};
-
 function Result({ generation }: { generation: Generation }) {
   const [cancelError, setCancelError] = useState<unknown>();
   const running = !isTerminal(generation.status);
@@ -314,10 +305,7 @@ function Result({ generation }: { generation: Generation }) {
     call(api.POST("/v1/generations/{id}/cancel", { params: { path: { id: generation.id } } })).catch(setCancelError);
   return (
     <section className="result" aria-live="polite" data-status={generation.status}>
-      <h2>
-        {/* Queued after a worker had it: the model was busy, or a try failed and it goes again. */}
-        {generation.status === "queued" && generation.started_at ? "Waiting to run again…" : (STATUS[generation.status] ?? generation.status)}
-      </h2>
+      <h2>{stateInWords(generation)}</h2>
       {running && (
         <>
           <ProgressBar value={generation.progress} label="Generation progress" />
