@@ -52,6 +52,8 @@ pub enum ErrorCode {
     PaymentsNotConfigured,
     PaymentProviderFailed,
     InvalidStripeSignature,
+    /// A stored file the database points to is gone from storage: asking again will not help.
+    FileMissing,
 }
 
 impl ErrorCode {
@@ -93,6 +95,7 @@ impl ErrorCode {
         Self::PaymentsNotConfigured,
         Self::PaymentProviderFailed,
         Self::InvalidStripeSignature,
+        Self::FileMissing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +136,7 @@ impl ErrorCode {
             Self::PaymentsNotConfigured => "payments_not_configured",
             Self::PaymentProviderFailed => "payment_provider_failed",
             Self::InvalidStripeSignature => "invalid_stripe_signature",
+            Self::FileMissing => "file_missing",
         }
     }
 
@@ -169,7 +173,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::DatabaseUnavailable | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal | Self::FileMissing => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

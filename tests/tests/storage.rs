@@ -181,7 +181,7 @@ async fn verify_files_finds_lost_files_and_makes_a_lost_thumbnail_again() {
         None,
     )
     .await
-    .assert_problem(500, "internal_error");
+    .assert_problem(500, "file_missing");
 
     let found = verify(false).await;
     let mut missing: Vec<(String, &str, bool)> = found
@@ -420,7 +420,7 @@ async fn a_lost_thumbnail_is_made_again_when_fetched() {
         None,
     )
     .await
-    .assert_problem(500, "internal_error");
+    .assert_problem(500, "file_missing");
     assert_eq!(column("thumb_hash", &ids[1]).await, lost_thumb);
     assert!(!stored(&app, "thumbs", &lost_thumb).exists());
 }

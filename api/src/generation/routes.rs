@@ -386,9 +386,17 @@ pub async fn get_image_file(
     serve_file(&req, &state, file, &image.content_type, &name, cache).await
 }
 
-/// A row whose file is gone is our fault, not the caller's: logged with its key.
+/// A row whose file is gone is our fault, not the caller's: logged with its key, and said plainly,
+/// since asking again will not bring it back.
 fn missing_file((kind, hash): (&str, &str)) -> ApiError {
-    ApiError::internal(anyhow::anyhow!("stored file {kind}/{hash} is missing"))
+    ApiError {
+        source: Some(anyhow::anyhow!("stored file {kind}/{hash} is missing")),
+        ..ApiError::new(
+            crate::error::ErrorCode::FileMissing,
+            "this file is missing from storage; asking again will not bring it back. The operator \
+             can find it with `easel admin verify-files` (quote the request_id)",
+        )
+    }
 }
 
 /// A stored file (`kind` and hash) with its hash as ETag (304 when it matches) and single byte

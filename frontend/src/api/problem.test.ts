@@ -28,6 +28,12 @@ describe("describeProblem", () => {
     }
   });
 
+  it("says a lost file will not come back by trying again", () => {
+    const text = describeProblem({ code: "file_missing" });
+    expect(text).toContain("missing");
+    expect(text).toContain("trying again will not help");
+  });
+
   it("falls back to the server's detail", () => {
     expect(describeProblem({ code: "prompt_rejected", detail: "The prompt was rejected (violence)." })).toBe(
       "The prompt was rejected (violence).",

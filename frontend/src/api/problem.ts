@@ -34,6 +34,8 @@ export function describeProblem(problem: Partial<Problem>): string {
       return "Payments are not set up on this server, so credits can't be bought here.";
     case "payment_provider_failed":
       return "The payment provider did not answer. Nothing was charged; try again in a moment.";
+    case "file_missing":
+      return "This file is missing from the server's storage, so trying again will not help. Tell the site's operator.";
     case "database_unavailable":
     case "not_ready":
     case "internal_error":
