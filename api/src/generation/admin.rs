@@ -85,7 +85,14 @@ pub async fn list_admin_generations(
     filter: crate::http::extract::Query<AdminGenerationFilter>,
 ) -> Result<web::Json<Page<AdminGeneration>>, ApiError> {
     require_support(&principal)?;
-    let filter = filter.into_inner();
+    Ok(web::Json(search(&state, filter.into_inner()).await?))
+}
+
+/// One page of the generations `filter` asks for.
+async fn search(
+    state: &AppState,
+    filter: AdminGenerationFilter,
+) -> Result<Page<AdminGeneration>, ApiError> {
     // The cursor belongs to this filter: another filter's cursor is `invalid_cursor`.
     let list = format!(
         "admin-generations:{}:{}:{}:{}",
@@ -106,12 +113,12 @@ pub async fn list_admin_generations(
             Some(id) => Some(id),
             // Nobody by that name has generations.
             None => {
-                return Ok(web::Json(Page::from_rows(
+                return Ok(Page::from_rows(
                     &list,
                     Vec::new(),
                     page.limit,
                     |g: &AdminGeneration| g.generation.id,
-                )));
+                ));
             }
         },
     };
@@ -122,10 +129,10 @@ pub async fn list_admin_generations(
         error_code: filter.error_code.as_deref(),
     };
     let rows = store::list_all(&mut conn, &query, page.after, page.limit).await?;
-    let items = present(rows, &state, &mut conn).await?;
-    Ok(web::Json(Page::from_rows(&list, items, page.limit, |g| {
+    let items = present(rows, state, &mut conn).await?;
+    Ok(Page::from_rows(&list, items, page.limit, |g| {
         g.generation.id
-    })))
+    }))
 }
 
 /// Any account's generation, with how its job went.
@@ -168,23 +175,33 @@ pub async fn create_admin_generation_cancel(
     id: web::Path<GenerationId>,
 ) -> Result<web::Json<AdminGeneration>, ApiError> {
     require_support(&principal)?;
-    let id = id.into_inner();
+    Ok(web::Json(
+        cancel(&state, &principal, id.into_inner()).await?,
+    ))
+}
+
+/// Cancels `id` with a refund if it is still active; returns it as it is now.
+async fn cancel(
+    state: &AppState,
+    principal: &Principal,
+    id: GenerationId,
+) -> Result<AdminGeneration, ApiError> {
     // 404 before anything changes.
-    one(&state, id).await?;
+    one(state, id).await?;
     let mut conn = state.pool.get().await?;
-    if service::end_with_refund(
+    let canceled = service::end_with_refund(
         &state.metrics,
         &mut conn,
         id,
         Status::Canceled,
         Some(("canceled", "canceled by support", false)),
     )
-    .await?
-    {
+    .await?;
+    if canceled {
         tracing::info!(admin.id = %principal.user_id, generation.id = %id, "generation canceled by support");
     }
     drop(conn);
-    Ok(web::Json(one(&state, id).await?))
+    one(state, id).await
 }
 
 /// The account `user` names: its id, its email (with an `@`) or its username.
