@@ -1338,7 +1338,7 @@ fn start_server(
     data_dir: &std::path::Path,
     port: u16,
     render_ms: &str,
-) -> std::process::Child {
+) -> Process {
     let bind = format!("127.0.0.1:{port}");
     easel_process(
         "serve",
@@ -1352,6 +1352,31 @@ fn start_server(
     )
 }
 
+/// A child process killed when dropped, so a test that fails half-way leaves none running.
+pub(crate) struct Process(std::process::Child);
+
+impl std::ops::Deref for Process {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// A real `easel <command>` process against `database_url`, with the test catalog, a quick
 /// watchdog, and `vars` on top.
 pub(crate) fn easel_process(
@@ -1359,7 +1384,7 @@ pub(crate) fn easel_process(
     database_url: &str,
     data_dir: &std::path::Path,
     vars: &[(&str, &str)],
-) -> std::process::Child {
+) -> Process {
     let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/easel");
     assert!(
         std::path::Path::new(binary).exists(),
@@ -1395,14 +1420,12 @@ pub(crate) fn easel_process(
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
+        .map(Process)
         .unwrap_or_else(|e| panic!("start easel {command}: {e}"))
 }
 
 /// Sends SIGTERM to `child` and waits for it to exit, at most `within`.
-pub(crate) async fn terminate(
-    child: &mut std::process::Child,
-    within: Duration,
-) -> std::process::ExitStatus {
+pub(crate) async fn terminate(child: &mut Process, within: Duration) -> std::process::ExitStatus {
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
