@@ -121,7 +121,7 @@ export async function download(src: string, name: string): Promise<void> {
   const url = URL.createObjectURL(await response.blob());
   const anchor = document.createElement("a");
   anchor.href = url;
-  anchor.download = `${name}.${extensionOf(response.headers.get("content-type"))}`;
+  anchor.download = `${name}.${extensionOf(response.headers.get("content-disposition"))}`;
   document.body.append(anchor);
   anchor.click();
   anchor.remove();

@@ -29,11 +29,13 @@ describe("format", () => {
     expect(signed(-3)).toBe("-3");
   });
 
-  it("names a download by its type, not by a guess", () => {
-    expect(extensionOf("image/png")).toBe("png");
-    expect(extensionOf("image/jpeg")).toBe("jpg");
-    expect(extensionOf("image/webp; charset=binary")).toBe("webp");
-    expect(extensionOf("model/gltf-binary")).toBe("glb");
+  it("names a download as the server names the file, not by a guess", () => {
+    expect(extensionOf('inline; filename="easel-0193.png"')).toBe("png");
+    expect(extensionOf('inline; filename="easel-0193.jpg"')).toBe("jpg");
+    expect(extensionOf('inline; filename="easel-0193-thumb.webp"')).toBe("webp");
+    expect(extensionOf('attachment; FILENAME="model.GLB"')).toBe("glb");
+    expect(extensionOf('inline; filename="no-extension"')).toBe("bin");
+    expect(extensionOf('inline; filename="odd.<script>"')).toBe("bin");
     expect(extensionOf(null)).toBe("bin");
   });
 });

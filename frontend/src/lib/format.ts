@@ -51,18 +51,15 @@ export function promptLength(prompt: string): number {
   return [...prompt].length;
 }
 
-const EXTENSIONS: Record<string, string> = {
-  "image/png": "png",
-  "image/jpeg": "jpg",
-  "image/webp": "webp",
-  "image/gif": "gif",
-  "model/gltf-binary": "glb",
-};
-
-/** The file-name extension for a file's type (originals are kept as the model made them: PNG, JPEG, WebP or a .glb model). */
-export function extensionOf(contentType: string | null): string {
-  const type = (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
-  return EXTENSIONS[type] ?? "bin";
+/**
+ * The file-name extension the server gives a file in its `Content-Disposition` (it names each file
+ * by its stored type: PNG, JPEG, WebP or a .glb model), so the table of types lives in one place.
+ */
+export function extensionOf(disposition: string | null): string {
+  const name = /filename="([^"]*)"/i.exec(disposition ?? "")?.[1] ?? "";
+  const dot = name.lastIndexOf(".");
+  const extension = dot >= 0 ? name.slice(dot + 1).toLowerCase() : "";
+  return /^[a-z0-9]{1,8}$/.test(extension) ? extension : "bin";
 }
 
 const STATES: Record<components["schemas"]["Status"], string> = {
