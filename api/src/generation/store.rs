@@ -537,6 +537,22 @@ pub async fn set_refunded(
         .await
 }
 
+/// A job back in the queue, due at `run_after`: nobody's, and starting over (a remote prediction
+/// it started is kept, and reports its progress again).
+#[diesel::dsl::auto_type]
+fn back_in_queue(run_after: DateTime<Utc>) -> _ {
+    let nobody: Option<String> = None;
+    let never: Option<DateTime<Utc>> = None;
+    let start: i16 = 0;
+    (
+        generations::status.eq("queued"),
+        generations::claimed_by.eq(nobody),
+        generations::heartbeat_at.eq(never),
+        generations::run_after.eq(run_after),
+        generations::progress.eq(start),
+    )
+}
+
 /// Puts a job back in the queue to run after `run_after` (a retry, or a dead worker's job).
 pub async fn requeue(
     conn: &mut AsyncPgConnection,
@@ -548,13 +564,7 @@ pub async fn requeue(
             .find(id)
             .filter(generations::status.eq_any(["starting", "processing"])),
     )
-    .set((
-        generations::status.eq("queued"),
-        generations::claimed_by.eq(None::<String>),
-        generations::heartbeat_at.eq(None::<DateTime<Utc>>),
-        generations::run_after.eq(run_after),
-        generations::progress.eq(0_i16),
-    ))
+    .set(back_in_queue(run_after))
     .execute(conn)
     .await
 }
@@ -571,12 +581,7 @@ pub async fn release(
 ) -> QueryResult<Vec<GenerationId>> {
     diesel::update(generations::table.filter(running_for(ids, worker)))
         .set((
-            generations::status.eq("queued"),
-            generations::claimed_by.eq(None::<String>),
-            generations::heartbeat_at.eq(None::<DateTime<Utc>>),
-            generations::run_after.eq(run_after),
-            // The next attempt starts over (a remote one reports its progress again).
-            generations::progress.eq(0_i16),
+            back_in_queue(run_after),
             generations::attempts.eq(diesel::dsl::sql::<diesel::sql_types::Integer>(
                 "GREATEST(attempts - 1, 0)",
             )),
