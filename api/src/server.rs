@@ -75,6 +75,9 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
         }
     })
     .shutdown_timeout(shutdown_timeout)
+    // `serve` stops it on a signal: actix's own handling stops at once on SIGINT, dropping the
+    // requests under way.
+    .disable_signals()
     .workers(workers);
     let server = server
         .listen(listener)
@@ -199,13 +202,23 @@ async fn worker_no_route(
     ))
 }
 
-/// Serves until a shutdown signal. actix handles SIGINT/SIGTERM itself: it stops accepting, lets
-/// in-flight requests finish (up to `EASEL_SHUTDOWN_TIMEOUT_SECS`) and then the future resolves.
-/// Running jobs then get as long again to finish (see [`crate::generation::runner::Jobs::drain`]).
+/// Serves until SIGINT (Ctrl-C) or SIGTERM: then it stops accepting, lets in-flight requests finish
+/// (up to `EASEL_SHUTDOWN_TIMEOUT_SECS`) and the server future resolves. Running jobs then get as
+/// long again to finish (see [`crate::generation::runner::Jobs::drain`]).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let public_url = config.public_url.clone();
     let shutdown_timeout = config.shutdown_timeout;
     let running = start(config).await?;
+    let handle = running.handle.clone();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("stopping: requests under way finish first");
+        handle.stop(true).await;
+    });
     tracing::info!(addr = %running.addr, "listening");
     println!(
         "Easel is serving on http://{} (public URL {public_url})",

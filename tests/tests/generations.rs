@@ -1567,7 +1567,7 @@ async fn a_stopping_server_finishes_its_running_job() {
     );
 }
 
-async fn ready(client: &reqwest::Client, base: &str) {
+pub(crate) async fn ready(client: &reqwest::Client, base: &str) {
     for _ in 0..100 {
         if client
             .get(format!("{base}/readyz"))

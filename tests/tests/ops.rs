@@ -503,3 +503,73 @@ async fn metrics_can_require_a_bearer_token() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert!(reply.text.contains("generation_jobs"), "{}", reply.text);
 }
+
+/// Ctrl-C (SIGINT) stops `easel serve` the way SIGTERM does: a request under way gets its answer
+/// before the process exits 0.
+#[tokio::test]
+async fn ctrl_c_lets_a_request_under_way_finish() {
+    use crate::generations::{easel_process, free_port, ready};
+    let app = TestApp::spawn_with(&[("EASEL_JOB_WORKERS", "0")]).await;
+    let bind = format!("127.0.0.1:{}", free_port());
+    let mut server = easel_process(
+        "serve",
+        &app.database_url,
+        &app.data_dir,
+        &[
+            ("EASEL_BIND", bind.as_str()),
+            ("EASEL_JOB_WORKERS", "0"),
+            ("EASEL_SHUTDOWN_TIMEOUT_SECS", "10"),
+        ],
+    );
+    let base = format!("http://{bind}");
+    let client = reqwest::Client::new();
+    ready(&client, &base).await;
+    let signed: Value = client
+        .post(format!("{base}/v1/auth/signup"))
+        .json(&serde_json::json!({"email": "calm@example.com", "username": "calm", "password": "long enough"}))
+        .send()
+        .await
+        .expect("signup")
+        .json()
+        .await
+        .expect("json");
+    let token = signed["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // No worker runs it, so the request holds for the three seconds it asked for.
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        let url = format!("{base}/v1/generations");
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .header("prefer", "wait=3")
+                .json(&serde_json::json!({"prompt": "held", "model": "easel-sketch"}))
+                .send()
+                .await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &server.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    let answer = waiting.await.expect("task").expect("answered, not cut off");
+    assert_eq!(answer.status(), 202);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = server.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "still running after SIGINT"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    assert_eq!(app.count("generations").await, 1);
+}
