@@ -1426,10 +1426,19 @@ pub(crate) fn easel_process(
 
 /// Sends SIGTERM to `child` and waits for it to exit, at most `within`.
 pub(crate) async fn terminate(child: &mut Process, within: Duration) -> std::process::ExitStatus {
+    stop(child, "TERM", within).await
+}
+
+/// Sends `signal` (`TERM`, `INT` …) to `child` and waits for it to exit, at most `within`.
+pub(crate) async fn stop(
+    child: &mut Process,
+    signal: &str,
+    within: Duration,
+) -> std::process::ExitStatus {
     let sent = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([format!("-{signal}"), child.id().to_string()])
         .status()
-        .expect("kill -TERM");
+        .expect("kill");
     assert!(sent.success());
     let until = Instant::now() + within;
     loop {
@@ -1438,10 +1447,27 @@ pub(crate) async fn terminate(child: &mut Process, within: Duration) -> std::pro
         }
         if Instant::now() >= until {
             let _ = child.kill();
-            panic!("the process did not stop within {within:?} of SIGTERM");
+            panic!("the process did not stop within {within:?} of SIG{signal}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Signs `name` up on the server at `base` (a process of its own); returns the access token.
+pub(crate) async fn signup_at(client: &reqwest::Client, base: &str, name: &str) -> String {
+    let signed: serde_json::Value = client
+        .post(format!("{base}/v1/auth/signup"))
+        .json(&json!({"email": format!("{name}@example.com"), "username": name, "password": "long enough"}))
+        .send()
+        .await
+        .expect("signup")
+        .json()
+        .await
+        .expect("json");
+    signed["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Polls the database until generation `id` has `status` (at most 20 s).
@@ -1599,21 +1625,7 @@ async fn kill_9_mid_job_then_restart_and_the_job_completes() {
     let base = format!("http://127.0.0.1:{port}");
     let mut first = start_server(&database_url, &data_dir, port, "4000");
     ready(&client, &base).await;
-    let signed: serde_json::Value = client
-        .post(format!("{base}/v1/auth/signup"))
-        .json(
-            &json!({"email": "crash@example.com", "username": "crash", "password": "long enough"}),
-        )
-        .send()
-        .await
-        .expect("signup")
-        .json()
-        .await
-        .expect("json");
-    let token = signed["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let token = signup_at(&client, &base, "crash").await;
     let accepted: serde_json::Value = client
         .post(format!("{base}/v1/generations"))
         .bearer_auth(&token)

@@ -508,7 +508,7 @@ async fn metrics_can_require_a_bearer_token() {
 /// before the process exits 0.
 #[tokio::test]
 async fn ctrl_c_lets_a_request_under_way_finish() {
-    use crate::generations::{easel_process, free_port, ready};
+    use crate::generations::{easel_process, free_port, ready, signup_at, stop};
     let app = TestApp::spawn_with(&[("EASEL_JOB_WORKERS", "0")]).await;
     let bind = format!("127.0.0.1:{}", free_port());
     let mut server = easel_process(
@@ -524,19 +524,7 @@ async fn ctrl_c_lets_a_request_under_way_finish() {
     let base = format!("http://{bind}");
     let client = reqwest::Client::new();
     ready(&client, &base).await;
-    let signed: Value = client
-        .post(format!("{base}/v1/auth/signup"))
-        .json(&serde_json::json!({"email": "calm@example.com", "username": "calm", "password": "long enough"}))
-        .send()
-        .await
-        .expect("signup")
-        .json()
-        .await
-        .expect("json");
-    let token = signed["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let token = signup_at(&client, &base, "calm").await;
     // No worker runs it, so the request holds for the three seconds it asked for.
     let waiting = tokio::spawn({
         let client = client.clone();
@@ -552,24 +540,9 @@ async fn ctrl_c_lets_a_request_under_way_finish() {
         }
     });
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &server.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(sent.success());
+    let status = stop(&mut server, "INT", std::time::Duration::from_secs(15)).await;
+    assert!(status.success(), "{status}");
     let answer = waiting.await.expect("task").expect("answered, not cut off");
     assert_eq!(answer.status(), 202);
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = server.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < until,
-            "still running after SIGINT"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    assert!(status.success(), "{status}");
     assert_eq!(app.count("generations").await, 1);
 }
