@@ -632,6 +632,144 @@ async fn a_job_late_in_the_queue_says_why() {
     assert_in_flight_counted(&app).await;
 }
 
+/// A queued generation says how many jobs are ahead of it, in the order workers take them: by due
+/// time, then in submission order. A job due later (a retry backing off) waits behind.
+#[tokio::test]
+async fn a_queued_generation_says_how_many_are_ahead() {
+    let app = TestApp::spawn_with(&[("EASEL_JOB_WORKERS", "0")]).await;
+    let (ann, bob) = (signup(&app, "ann").await, signup(&app, "bob").await);
+    let mut ids = Vec::new();
+    for (token, prompt) in [(&ann, "first"), (&bob, "second"), (&ann, "third")] {
+        let reply = generate(
+            &app,
+            token,
+            json!({"prompt": prompt, "model": "easel-sketch"}),
+        )
+        .await;
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        // The submission's answer does not count.
+        assert!(reply.json["queued_ahead"].is_null(), "{}", reply.text);
+        ids.push(id_of(&reply));
+    }
+    // Jobs due at the same moment (one batch's) go in submission order.
+    app.execute("UPDATE generations SET run_after = now() - interval '1 minute'")
+        .await;
+    let ahead = async |token: &str, id: &str| {
+        let reply = app
+            .call(
+                Method::GET,
+                &format!("/v1/generations/{id}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.json["queued_ahead"].clone()
+    };
+    assert_eq!(ahead(&ann, &ids[0]).await, 0);
+    assert_eq!(ahead(&bob, &ids[1]).await, 1);
+    assert_eq!(ahead(&ann, &ids[2]).await, 2);
+    // Lists count too, in one query for the page.
+    let mine = app
+        .call(Method::GET, "/v1/generations", Some(&ann), None)
+        .await;
+    let counted: Vec<(String, serde_json::Value)> = mine.json["data"]
+        .as_array()
+        .map(|page| {
+            page.iter()
+                .map(|g| {
+                    (
+                        g["prompt"].as_str().unwrap_or_default().to_owned(),
+                        g["queued_ahead"].clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        counted,
+        vec![
+            ("third".to_owned(), json!(2)),
+            ("first".to_owned(), json!(0))
+        ]
+    );
+
+    // A job due later waits behind the rest.
+    app.execute(&format!(
+        "UPDATE generations SET run_after = now() + interval '1 minute' WHERE id = '{}'",
+        ids[0]
+    ))
+    .await;
+    assert_eq!(ahead(&ann, &ids[0]).await, 2);
+    assert_eq!(ahead(&bob, &ids[1]).await, 0);
+
+    // The event stream counts again while the generation waits, though nothing of its own changed.
+    let stream = app
+        .client
+        .get(app.url(&format!("/v1/generations/{}/events", ids[2])))
+        .bearer_auth(&ann)
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(stream.status().as_u16(), 200);
+    let body = tokio::spawn(async move { stream.text().await.unwrap_or_default() });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let canceled = app
+        .call(
+            Method::POST,
+            &format!("/v1/generations/{}/cancel", ids[1]),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(canceled.status, 200, "{}", canceled.text);
+    assert!(canceled.json["queued_ahead"].is_null(), "{}", canceled.text);
+    // The count falls within the stream's refresh, then the generation ends.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.call(
+        Method::POST,
+        &format!("/v1/generations/{}/cancel", ids[2]),
+        Some(&ann),
+        None,
+    )
+    .await;
+    let body = tokio::time::timeout(Duration::from_secs(20), body)
+        .await
+        .expect("the stream ends")
+        .expect("body");
+    let event_ids: Vec<&str> = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("id: "))
+        .collect();
+    assert_eq!(
+        event_ids,
+        ["queued:0:1", "queued:0:0", "canceled:0"],
+        "{body}"
+    );
+
+    // Workers take them in the order counted.
+    let fourth = generate(
+        &app,
+        &bob,
+        json!({"prompt": "fourth", "model": "easel-sketch"}),
+    )
+    .await;
+    app.execute(
+        "UPDATE generations SET run_after = now() - interval '1 minute' WHERE status = 'queued'",
+    )
+    .await;
+    assert_eq!(ahead(&ann, &ids[0]).await, 0);
+    assert_eq!(ahead(&bob, &id_of(&fourth)).await, 1);
+    let mut conn = app.db().await;
+    for expected in [ids[0].clone(), id_of(&fourth)] {
+        let claimed = easel::generation::store::claim(&mut conn, "test-worker", 1)
+            .await
+            .expect("claim");
+        let claimed: Vec<String> = claimed.iter().map(|job| job.id.to_string()).collect();
+        assert_eq!(claimed, [expected]);
+    }
+}
+
 #[tokio::test]
 async fn a_job_claimed_by_a_dead_worker_is_resumed() {
     let app = TestApp::spawn_with(&[

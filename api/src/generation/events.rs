@@ -1,6 +1,7 @@
 //! The Server-Sent Events stream of one generation: its state as JSON whenever status or progress
 //! changes, a keep-alive comment when nothing does, and the end after the terminal state. It reads
-//! the generation when word of a change comes (`changes`), not on a timer.
+//! the generation when word of a change comes (`changes`), and while it is queued also every
+//! [`QUEUE_REFRESH`], since the jobs ahead of it move on without word to this one.
 
 use super::GenerationId;
 use super::changes::Watch;
@@ -13,6 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How often a queued generation's `queued_ahead` is counted again.
+const QUEUE_REFRESH: Duration = Duration::from_secs(2);
 
 struct Cursor {
     state: Arc<AppState>,
@@ -23,6 +26,8 @@ struct Cursor {
     last_write: Instant,
     /// The generation has been read since the last word of a change: wait for the next first.
     read: bool,
+    /// It was queued when last read.
+    queued: bool,
     done: bool,
 }
 
@@ -40,6 +45,7 @@ pub fn stream(
         last_sent: last_seen,
         last_write: Instant::now(),
         read: false,
+        queued: false,
         done: false,
     };
     futures_util::stream::unfold(start, |mut cursor| async move {
@@ -49,10 +55,15 @@ pub fn stream(
         loop {
             if cursor.read {
                 let keep_alive_due = KEEP_ALIVE.saturating_sub(cursor.last_write.elapsed());
-                if tokio::time::timeout(keep_alive_due, cursor.watch.next())
+                let wait = if cursor.queued {
+                    keep_alive_due.min(QUEUE_REFRESH)
+                } else {
+                    keep_alive_due
+                };
+                let quiet = tokio::time::timeout(wait, cursor.watch.next())
                     .await
-                    .is_err()
-                {
+                    .is_err();
+                if quiet && cursor.last_write.elapsed() >= KEEP_ALIVE {
                     // Quiet for a while: a comment keeps proxies from closing the stream. Nothing
                     // changed, so nothing is read.
                     cursor.last_write = Instant::now();
@@ -67,7 +78,15 @@ pub fn stream(
                     return None;
                 }
             };
-            let event_id = format!("{}:{}", generation.status.as_str(), generation.progress);
+            cursor.queued = generation.queued_ahead.is_some();
+            let event_id = match generation.queued_ahead {
+                Some(ahead) => format!(
+                    "{}:{}:{ahead}",
+                    generation.status.as_str(),
+                    generation.progress
+                ),
+                None => format!("{}:{}", generation.status.as_str(), generation.progress),
+            };
             let terminal = generation.status.is_terminal();
             if cursor.last_sent.as_deref() != Some(event_id.as_str()) {
                 let data = serde_json::to_string(&generation).unwrap_or_default();

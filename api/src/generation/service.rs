@@ -609,6 +609,16 @@ pub async fn present(
     } else {
         crate::inputs::store::sources_of(conn, &fed).await?
     };
+    let queued: Vec<GenerationId> = rows
+        .iter()
+        .filter(|r| r.status == Status::Queued.as_str())
+        .map(|r| r.id)
+        .collect();
+    let ahead = if queued.is_empty() {
+        Vec::new()
+    } else {
+        store::queued_ahead(conn, &queued).await?
+    };
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -621,7 +631,11 @@ pub async fn present(
                 .iter()
                 .find(|(id, _)| *id == row.id.0)
                 .map(|(_, source)| source);
-            view(row, &images, settings, input)
+            // A job claimed since its row was read is not counted: it is no longer waiting.
+            let queued_ahead = ahead.iter().find(|(id, _)| *id == row.id).map(|(_, n)| *n);
+            let mut generation = view(row, &images, settings, input);
+            generation.queued_ahead = queued_ahead;
+            generation
         })
         .collect())
 }
@@ -674,6 +688,7 @@ fn view(
         credits_refunded: row.credits_refunded,
         error,
         progress: row.progress,
+        queued_ahead: None,
         created_at: row.created_at,
         started_at: row.started_at,
         completed_at: row.completed_at,

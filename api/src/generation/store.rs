@@ -363,7 +363,8 @@ pub async fn workers_of(
 }
 
 /// Claims the next due queued job for `worker`: `FOR UPDATE SKIP LOCKED`, so any number of workers
-/// in any number of processes share the queue without taking the same job. The statement stays
+/// in any number of processes share the queue without taking the same job. Jobs are taken in the
+/// order [`queued_ahead`] counts: by due time, then by id (submission order). The statement stays
 /// prepared, so it names its columns: with `RETURNING *`, a column added by a newer server's
 /// migration would break this server's prepared statement ("cached plan must not change result type").
 pub async fn claim(
@@ -404,7 +405,7 @@ pub async fn claim_noting_first(
              SET status = 'starting', claimed_by = $1, heartbeat_at = now(), attempts = attempts + 1, \
                  started_at = COALESCE(started_at, now()) \
              WHERE id IN (SELECT id FROM generations WHERE status = 'queued' AND run_after <= now() \
-                          ORDER BY run_after LIMIT (SELECT $2) FOR UPDATE SKIP LOCKED) \
+                          ORDER BY run_after, id LIMIT (SELECT $2) FOR UPDATE SKIP LOCKED) \
              RETURNING id, user_id, model, prompt, negative_prompt, aspect_ratio, width, height, \
                        num_outputs, seed, style, visibility, status, progress, credits_charged, \
                        credits_refunded, reservation_id, error_code, error_message, error_retryable, \
@@ -416,6 +417,40 @@ pub async fn claim_noting_first(
     )
     .load(conn)
     .await
+}
+
+/// The most [`queued_ahead`] counts for one job: beyond it the number says little, and the count
+/// stays cheap however long the queue is.
+pub const AHEAD_COUNTED: i64 = 1000;
+
+#[derive(QueryableByName)]
+struct Ahead {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: GenerationId,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    ahead: i64,
+}
+
+/// For each of `ids` that is queued: how many queued jobs (anyone's) the workers will take before
+/// it, in the order [`claim_noting_first`] takes them, counted up to [`AHEAD_COUNTED`]. Each count
+/// walks the queue's own index.
+pub async fn queued_ahead(
+    conn: &mut AsyncPgConnection,
+    ids: &[GenerationId],
+) -> QueryResult<Vec<(GenerationId, i64)>> {
+    let rows: Vec<Ahead> = diesel::sql_query(
+        // The order makes the planner walk back from this job on the queue's index, which stops
+        // at the limit; without it, it may filter another index's rows, the whole queue for each.
+        "SELECT g.id, (SELECT count(*) FROM (SELECT 1 FROM generations q \
+                        WHERE q.status = 'queued' AND (q.run_after, q.id) < (g.run_after, g.id) \
+                        ORDER BY q.run_after DESC, q.id DESC LIMIT $2) AS nearest) AS ahead \
+         FROM generations g WHERE g.id = ANY ($1) AND g.status = 'queued'",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(ids)
+    .bind::<diesel::sql_types::BigInt, _>(AHEAD_COUNTED)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.ahead)).collect())
 }
 
 #[derive(QueryableByName)]

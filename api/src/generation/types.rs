@@ -132,6 +132,12 @@ pub struct Generation {
     pub images: Vec<GeneratedImage>,
     /// 0–100.
     pub progress: i16,
+    /// While it is queued: how many queued generations (anyone's) the workers will take up before
+    /// it, counted up to 1000 (1000 means at least that many); 0 means it is next. Null when it is
+    /// not queued, and on the answer to its submission, which does not count: read the generation
+    /// or follow its events for the number.
+    #[schema(minimum = 0, maximum = 1000)]
+    pub queued_ahead: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,

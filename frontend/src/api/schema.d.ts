@@ -1286,6 +1286,14 @@ export interface components {
              */
             progress: number;
             prompt: string;
+            /**
+             * Format: int64
+             * @description While it is queued: how many queued generations (anyone's) the workers will take up before
+             *     it, counted up to 1000 (1000 means at least that many); 0 means it is next. Null when it is
+             *     not queued, and on the answer to its submission, which does not count: read the generation
+             *     or follow its events for the number.
+             */
+            queued_ahead?: number | null;
             /** Format: int64 */
             seed: number;
             /** Format: date-time */

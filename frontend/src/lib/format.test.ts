@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { extensionOf, fromNow, money, promptLength, signed, stateInWords } from "./format";
+import { extensionOf, fromNow, money, promptLength, queueInWords, signed, stateInWords } from "./format";
 import { matchPath, withQuery } from "./router";
 
 describe("format", () => {
@@ -16,6 +16,14 @@ describe("format", () => {
     expect(stateInWords({ status: "queued", started_at: "2026-12-02T09:00:00Z" })).toBe("Waiting to run again…");
     expect(stateInWords({ status: "processing", started_at: "2026-12-02T09:00:00Z" })).toBe("Drawing…");
     expect(stateInWords({ status: "failed" })).toBe("Failed");
+  });
+
+  it("says how many jobs are ahead of a queued generation", () => {
+    expect(queueInWords({ queued_ahead: 0 })).toBe("Next in the queue.");
+    expect(queueInWords({ queued_ahead: 1 })).toBe("1 ahead of it in the queue.");
+    expect(queueInWords({ queued_ahead: 999 })).toBe("999 ahead of it in the queue.");
+    expect(queueInWords({ queued_ahead: 1000 })).toBe("1,000 or more ahead of it in the queue.");
+    expect(queueInWords({ queued_ahead: null })).toBe("");
   });
 
   it("counts prompt characters the way the server does", () => {

@@ -77,3 +77,13 @@ export function stateInWords(g: Pick<components["schemas"]["Generation"], "statu
   if (g.status === "queued" && g.started_at) return "Waiting to run again…";
   return STATES[g.status] ?? g.status;
 }
+
+/** Where a queued generation stands in the queue, or "" when it is not waiting there. */
+export function queueInWords(g: Pick<components["schemas"]["Generation"], "queued_ahead">): string {
+  const ahead = g.queued_ahead;
+  if (ahead === null || ahead === undefined) return "";
+  if (ahead === 0) return "Next in the queue.";
+  // The server stops counting at 1000.
+  if (ahead >= 1000) return "1,000 or more ahead of it in the queue.";
+  return `${ahead} ahead of it in the queue.`;
+}

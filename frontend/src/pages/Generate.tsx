@@ -7,7 +7,7 @@ import { ApiImage, ErrorBox, Loading, ProgressBar, download } from "../component
 import { AddToCollection } from "./ImageDetail";
 import { ModelView } from "../components/model";
 import { useLoad } from "../lib/hooks";
-import { PROMPT_MAX, dateTime, promptLength, stateInWords } from "../lib/format";
+import { PROMPT_MAX, dateTime, promptLength, queueInWords, stateInWords } from "../lib/format";
 import { Link, useLocation } from "../lib/router";
 import { aspectFor, startFromGeneration, startFromImage, type Start } from "../lib/start";
 
@@ -308,6 +308,11 @@ function Result({ generation }: { generation: Generation }) {
       <h2>{stateInWords(generation)}</h2>
       {running && (
         <>
+          {generation.queued_ahead != null && (
+            <p className="muted" data-testid="queue">
+              {queueInWords(generation)}
+            </p>
+          )}
           <ProgressBar value={generation.progress} label="Generation progress" />
           <p className="muted small">{generation.progress}%</p>
           <button type="button" className="secondary" onClick={() => void cancel()}>
