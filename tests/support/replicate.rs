@@ -5,7 +5,8 @@
 //! A prediction starts, is processing after 100 ms (printing `step 1/2`), and ends after 400 ms.
 //! Prompts steer it: `[[fail]]` fails, `[[slow]]` never ends by itself, `[[private-output]]`
 //! returns an output URL that redirects to the cloud metadata address, `[[one-output]]` returns
-//! one image however many were asked for (as a model whose safety checker dropped the others).
+//! one image however many were asked for (as a model whose safety checker dropped the others), and
+//! `[[extra-output]]` one more than asked (as a model that always makes a batch of its own size).
 //! Like Replicate, it fetches an input image given as a URL (`image` or `images`) when the
 //! prediction is created; a model whose name ends in `-3d` answers with
 //! `{model_file: <.glb>, preview: <.png>}` as TRELLIS does.
@@ -83,10 +84,13 @@ impl Prediction {
         } else {
             ("succeeded", "step 1/2\nstep 2/2\n")
         };
+        let asked = self.input["num_outputs"].as_u64().unwrap_or(1);
         let count = if self.prompt().contains("[[one-output]]") {
             1
+        } else if self.prompt().contains("[[extra-output]]") {
+            asked + 1
         } else {
-            self.input["num_outputs"].as_u64().unwrap_or(1)
+            asked
         };
         let three_d = self.model.ends_with("-3d");
         let output = if three_d {

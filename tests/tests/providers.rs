@@ -450,9 +450,10 @@ async fn replicate_deliveries_apply_once_in_order_and_only_when_signed() {
 }
 
 /// A model that makes fewer images than asked (its safety checker dropped some) succeeds with
-/// those it made, and the images not made are refunded with it, from purchased credits first.
+/// those it made, and the images not made are refunded with it, from purchased credits first. One
+/// that makes more keeps only those asked for.
 #[tokio::test]
-async fn images_a_model_did_not_make_are_refunded() {
+async fn images_a_model_did_not_make_are_refunded_and_extra_ones_dropped() {
     let fake = FakeReplicate::start().await;
     let catalog = catalog("replicate", "acme/painter");
     // One free credit a day: the reservation takes it and three purchased ones (the signup bonus).
@@ -506,6 +507,24 @@ async fn images_a_model_did_not_make_are_refunded() {
     assert_eq!(whole["images"].as_array().map(Vec::len), Some(2));
     assert_eq!(whole["credits_refunded"], 0);
     assert_eq!(app.count("credit_entries WHERE kind = 'refund'").await, 1);
+
+    // More than asked: only those asked for are kept, as they alone were paid for.
+    let extra = generate(&app, &token, "two asked, three made [[extra-output]]", 2).await;
+    let extra = wait_for(&app, &token, &extra, ended).await;
+    assert_eq!(extra["status"], "succeeded", "{extra}");
+    assert_eq!(extra["images"].as_array().map(Vec::len), Some(2), "{extra}");
+    assert_eq!(extra["credits_charged"], 4);
+    assert_eq!(extra["credits_refunded"], 0);
+    assert_eq!(
+        app.count(&format!(
+            "images WHERE generation_id = '{}' AND output_index < 2",
+            extra["id"].as_str().unwrap_or_default()
+        ))
+        .await,
+        2,
+        "the first two are kept"
+    );
+    assert_eq!(app.count("images").await, 5);
 }
 
 #[tokio::test]

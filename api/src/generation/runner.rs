@@ -572,6 +572,14 @@ async fn complete(
     outputs: Vec<Output>,
 ) -> anyhow::Result<()> {
     let state = runner.state.as_ref();
+    // Images beyond those asked for were not paid for: only the first ones asked are kept (a model
+    // that always makes a batch of its own size, whatever `num_outputs` says).
+    let asked = usize::try_from(row.num_outputs).unwrap_or(1);
+    let mut outputs = outputs;
+    if outputs.len() > asked {
+        tracing::warn!(generation.id = %row.id, asked, made = outputs.len(), "more images than asked; the rest dropped");
+        outputs.truncate(asked);
+    }
     let mut stored = Vec::with_capacity(outputs.len());
     for output in outputs {
         let content_type = storage::sniff(&output.bytes)
