@@ -77,6 +77,9 @@ enum AdminCommand {
         #[arg(long)]
         since: chrono::NaiveDate,
     },
+    /// Set an account's password (from EASEL_NEW_USER_PASSWORD, else generated and printed once)
+    /// and sign out all its sessions: for a person who lost theirs
+    ResetPassword { username: String },
     /// Change an account's role
     SetRole {
         username: String,
@@ -123,6 +126,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A password for an operator's command: EASEL_NEW_USER_PASSWORD, else a random one (and whether it
+/// was made up, so it is shown once).
+fn new_password() -> (String, bool) {
+    match std::env::var("EASEL_NEW_USER_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (
+            easel::identity::api_keys::generate().key[4..28].to_owned(),
+            true,
+        ),
+    }
+}
+
 async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<ExitCode> {
     use diesel_async::AsyncConnection;
     use easel::identity::{Role, service};
@@ -150,13 +165,7 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<ExitCod
             username,
             admin,
         } => {
-            let (password, generated) = match std::env::var("EASEL_NEW_USER_PASSWORD") {
-                Ok(p) if !p.is_empty() => (p, false),
-                _ => (
-                    easel::identity::api_keys::generate().key[4..28].to_owned(),
-                    true,
-                ),
-            };
+            let (password, generated) = new_password();
             let role = if admin { Role::Admin } else { Role::User };
             let account =
                 service::parse_new_user(&email, &username, &password, role).map_err(describe)?;
@@ -168,6 +177,19 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<ExitCod
                 user.username,
                 user.id,
                 role.as_str()
+            );
+            if generated {
+                println!("password (shown once): {password}");
+            }
+        }
+        AdminCommand::ResetPassword { username } => {
+            let (password, generated) = new_password();
+            let (user, ended) = service::reset_password(&mut conn, &username, &password)
+                .await
+                .map_err(describe)?;
+            println!(
+                "set the password of {} ({}); {ended} session(s) signed out",
+                user.username, user.id
             );
             if generated {
                 println!("password (shown once): {password}");

@@ -411,6 +411,43 @@ export const tests = {
     await shot(page, "my-images-paged");
   },
 
+  async "changing the password signs out another device, and the new one signs in"({ newPage, shot }) {
+    const name = `pw${unique()}`;
+    const here = await newPage();
+    await signUp(here, name);
+    const elsewhere = await newPage();
+    await elsewhere.goto("/login");
+    await elsewhere.getByLabel("Email").fill(`${name}@example.com`);
+    await elsewhere.getByLabel("Password").fill(`password-${name}`);
+    await elsewhere.getByRole("button", { name: "Sign in" }).click();
+    await elsewhere.getByRole("link", { name: "History" }).click();
+    await elsewhere.getByRole("heading", { name: "History" }).waitFor();
+
+    await here.getByRole("link", { name: "Account" }).click();
+    await here.getByLabel("Current password").fill("not my password");
+    await here.getByLabel("New password", { exact: true }).fill("a brand new one");
+    await here.getByLabel("New password again").fill("a brand new one");
+    await here.getByRole("button", { name: "Change password" }).click();
+    await here.getByRole("alert").getByText("Current password is not this account's password").waitFor();
+    await here.getByLabel("Current password").fill(`password-${name}`);
+    await here.getByRole("button", { name: "Change password" }).click();
+    await here.getByTestId("password-changed").waitFor();
+    await shot(here, "account-password");
+
+    // The other device's session is over: on its next visit it is asked to sign in.
+    await elsewhere.reload();
+    await elsewhere.getByRole("heading", { name: "Sign in to continue" }).waitFor();
+    // This one goes on, and the new password signs in anew.
+    await here.getByRole("link", { name: "History" }).click();
+    await here.getByRole("heading", { name: "History" }).waitFor();
+    await here.getByRole("button", { name: "Sign out" }).click();
+    await here.goto("/login");
+    await here.getByLabel("Email").fill(`${name}@example.com`);
+    await here.getByLabel("Password").fill("a brand new one");
+    await here.getByRole("button", { name: "Sign in" }).click();
+    await here.getByRole("link", { name: `@${name}` }).waitFor();
+  },
+
   async "readable errors, API keys, and a phone-width layout"({ newPage, shot }) {
     const page = await newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     await page.goto("/login");

@@ -15,9 +15,10 @@ import { Pricing } from "./pages/Pricing";
 import { Developer } from "./pages/Developer";
 import { History } from "./pages/History";
 import { Support } from "./pages/Support";
+import { Account } from "./pages/Account";
 
 /** Pages that need a signed-in person; the others work for anyone. */
-const PRIVATE = ["/generate", "/images", "/history", "/collections", "/credits", "/developer", "/support"];
+const PRIVATE = ["/generate", "/images", "/history", "/collections", "/credits", "/developer", "/support", "/account"];
 
 function Page() {
   const { path } = useLocation();
@@ -44,6 +45,7 @@ function Page() {
   if (path === "/pricing") return <Pricing />;
   if (path === "/developer") return <Developer />;
   if (path === "/support") return <Support />;
+  if (path === "/account") return <Account />;
   let params = matchPath("/images/:id", path);
   if (params?.id) return <ImageDetail id={params.id} />;
   params = matchPath("/u/:username", path);
@@ -101,6 +103,9 @@ function Nav() {
           {user ? (
             <>
               <Link to={`/u/${user.username}`}>@{user.username}</Link>
+              <Link to="/account" aria-current={path === "/account" ? "page" : undefined}>
+                Account
+              </Link>
               <button type="button" className="link" onClick={() => void logout()}>
                 Sign out
               </button>

@@ -758,3 +758,184 @@ async fn creating_a_key_with_an_idempotency_key_happens_once() {
     assert_eq!(first.json["id"], second.json["id"]);
     assert_eq!(app.count("api_keys WHERE name = 'retried'").await, 1);
 }
+
+async fn login(app: &TestApp, name: &str, password: &str) -> easel_tests::Reply {
+    app.call(
+        Method::POST,
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": format!("{name}@example.com"), "password": password})),
+    )
+    .await
+}
+
+async fn change_password(
+    app: &TestApp,
+    token: &str,
+    body: serde_json::Value,
+) -> easel_tests::Reply {
+    app.call(Method::PUT, "/v1/me/password", Some(token), Some(body))
+        .await
+}
+
+/// A password changed because it leaked must shut out whoever holds it: every other session ends,
+/// the one that changed it stays, and API keys (credentials of their own) keep working.
+#[tokio::test]
+async fn changing_the_password_signs_out_every_other_session() {
+    let app = TestApp::spawn().await;
+    let here = app.signup("pia").await;
+    let elsewhere = login(&app, "pia", "password-pia").await;
+    assert_eq!(elsewhere.status, 200, "{}", elsewhere.text);
+    let key = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&token(&here)),
+            Some(json!({"name": "script", "scopes": ["read"]})),
+        )
+        .await;
+    assert_eq!(key.status, 201, "{}", key.text);
+    let key = key.json["key"].as_str().unwrap_or_default().to_owned();
+    let hash_before = app.text("SELECT password_hash FROM users").await;
+
+    // Refusals change nothing.
+    let wrong = change_password(
+        &app,
+        &token(&here),
+        json!({"current_password": "not it at all", "new_password": "a brand new one"}),
+    )
+    .await;
+    wrong.assert_problem(422, "validation_failed");
+    assert_eq!(wrong.json["errors"][0]["field"], "current_password");
+    let short = change_password(
+        &app,
+        &token(&here),
+        json!({"current_password": "password-pia", "new_password": "short"}),
+    )
+    .await;
+    short.assert_problem(422, "validation_failed");
+    assert_eq!(short.json["errors"][0]["field"], "new_password");
+    change_password(
+        &app,
+        &key,
+        json!({"current_password": "password-pia", "new_password": "a brand new one"}),
+    )
+    .await
+    .assert_problem(403, "insufficient_scope");
+    change_password(
+        &app,
+        &token(&here),
+        json!({"current_password": "password-pia", "password": "a brand new one"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.call(Method::PUT, "/v1/me/password", None, Some(json!({})))
+        .await
+        .assert_problem(401, "unauthorized");
+    assert_eq!(
+        app.text("SELECT password_hash FROM users").await,
+        hash_before
+    );
+    assert_eq!(app.count("sessions WHERE revoked_at IS NOT NULL").await, 0);
+
+    let changed = change_password(
+        &app,
+        &token(&here),
+        json!({"current_password": "password-pia", "new_password": "a brand new one"}),
+    )
+    .await;
+    assert_eq!(changed.status, 204, "{}", changed.text);
+
+    // This session goes on, access and refresh.
+    assert_eq!(
+        app.call(Method::GET, "/v1/me", Some(&token(&here)), None)
+            .await
+            .status,
+        200
+    );
+    let refreshed = app
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh(&here)})),
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    // The other one is over, access and refresh.
+    app.call(Method::GET, "/v1/me", Some(&token(&elsewhere.json)), None)
+        .await
+        .assert_problem(401, "invalid_token");
+    app.call(
+        Method::POST,
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh(&elsewhere.json)})),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
+    assert_eq!(
+        app.count("sessions WHERE revoked_reason = 'password_changed'")
+            .await,
+        1
+    );
+    // The key still works; the old password does not, the new one does.
+    assert_eq!(
+        app.call(Method::GET, "/v1/me", Some(&key), None)
+            .await
+            .status,
+        200
+    );
+    login(&app, "pia", "password-pia")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    assert_eq!(login(&app, "pia", "a brand new one").await.status, 200);
+}
+
+#[tokio::test]
+async fn guessing_the_current_password_is_limited_per_account() {
+    let app = TestApp::spawn_with(&[("EASEL_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE", "2")]).await;
+    let session = token(&app.signup("quin").await);
+    let guess = json!({"current_password": "guess-guess", "new_password": "a brand new one"});
+    for _ in 0..2 {
+        change_password(&app, &session, guess.clone())
+            .await
+            .assert_problem(422, "validation_failed");
+    }
+    let limited = change_password(
+        &app,
+        &session,
+        json!({"current_password": "password-quin", "new_password": "a brand new one"}),
+    )
+    .await;
+    limited.assert_problem(429, "rate_limited");
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(login(&app, "quin", "password-quin").await.status, 200);
+}
+
+#[tokio::test]
+async fn operators_reset_a_lost_password_and_sign_out_its_sessions() {
+    let app = TestApp::spawn().await;
+    let session = token(&app.signup("ros").await);
+    let mut conn = app.db().await;
+    let refused = easel::identity::service::reset_password(&mut conn, "ros", "short").await;
+    assert!(refused.is_err());
+    assert_eq!(login(&app, "ros", "password-ros").await.status, 200);
+    let missing =
+        easel::identity::service::reset_password(&mut conn, "nobody", "long enough pw").await;
+    assert!(missing.is_err());
+
+    let (user, ended) =
+        easel::identity::service::reset_password(&mut conn, "ros", "given by support")
+            .await
+            .expect("reset");
+    assert_eq!(user.username, "ros");
+    assert_eq!(ended, 2, "the signup's session and the login's");
+    app.call(Method::GET, "/v1/me", Some(&session), None)
+        .await
+        .assert_problem(401, "invalid_token");
+    login(&app, "ros", "password-ros")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    assert_eq!(login(&app, "ros", "given by support").await.status, 200);
+}

@@ -276,3 +276,21 @@ async fn webhooks_without_a_configured_secret_are_refused() {
         .await;
     reply.assert_problem(503, "webhook_not_configured");
 }
+
+/// An account the provider signs in has no password here to change.
+#[tokio::test]
+async fn a_provider_account_has_no_password_to_change() {
+    let idp = FakeIdp::start().await;
+    let app = app_with(&idp).await;
+    let token = idp.rs256(&idp.claims("someone"));
+    let reply = app
+        .call(
+            Method::PUT,
+            "/v1/me/password",
+            Some(&token),
+            Some(json!({"current_password": "anything at all", "new_password": "a brand new one"})),
+        )
+        .await;
+    reply.assert_problem(409, "conflict");
+    assert_eq!(app.count("users WHERE password_hash IS NOT NULL").await, 0);
+}

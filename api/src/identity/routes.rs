@@ -2,8 +2,8 @@
 
 use super::principal::Principal;
 use super::types::{
-    ApiKeyPage, CreateApiKeyRequest, CreatedApiKey, LoginRequest, Me, RefreshRequest,
-    SignupRequest, TokenResponse, UpdateMeRequest, WebhookAck,
+    ApiKeyPage, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey, LoginRequest, Me,
+    RefreshRequest, SignupRequest, TokenResponse, UpdateMeRequest, WebhookAck,
 };
 use super::{ApiKeyId, Scope, service, store};
 use crate::app::AppState;
@@ -12,7 +12,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::http::extract::Json;
 use crate::http::idempotency::{self, IdempotencyKey};
 use actix_web::cookie::{Cookie, SameSite, time};
-use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, put, web};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub const REFRESH_COOKIE: &str = "easel_refresh";
@@ -24,6 +24,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(create_logout)
         .service(get_me)
         .service(update_me)
+        .service(update_password)
         .service(list_api_keys)
         .service(create_api_key)
         .service(delete_api_key)
@@ -180,6 +181,30 @@ pub async fn update_me(
     Ok(web::Json(
         service::update_me(&state, &principal, body.into_inner()).await?,
     ))
+}
+
+/// Change my password, given the current one. Every other session of mine is signed out; this one
+/// stays signed in, and API keys keep working.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed; other sessions signed out"),
+        (status = 403, description = "An API key (`insufficient_scope`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The account signs in through the identity provider and has no password here (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`current_password` is wrong, or `new_password` is not 8–128 characters (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts for this account (`rate_limited`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[put("/v1/me/password")]
+pub async fn update_password(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    service::change_password(&state, &principal, &body).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// My API keys, newest first (never their secrets).

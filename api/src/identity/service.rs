@@ -5,7 +5,8 @@ use super::external::ExternalClaims;
 use super::principal::{Principal, Via};
 use super::store::{self, Consumed, NewApiKey, NewUser, User, UserChangeset};
 use super::types::{
-    ApiKey, CreateApiKeyRequest, CreatedApiKey, Me, SignupRequest, TokenResponse, UpdateMeRequest,
+    ApiKey, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey, Me, SignupRequest,
+    TokenResponse, UpdateMeRequest,
 };
 use super::{ApiKeyId, Role, Scope, SessionId, UserId, api_keys, password, tokens};
 use crate::app::AppState;
@@ -300,6 +301,63 @@ pub async fn update_me(
         store::update_user(&mut conn, principal.user_id, &changes).await?
     };
     Ok(me(&user))
+}
+
+/// Replaces my password, given the current one, and signs out every other session (a password
+/// changed because it leaked must shut out whoever holds it). The session asking stays signed in;
+/// API keys are credentials of their own and stay.
+pub async fn change_password(
+    state: &AppState,
+    principal: &Principal,
+    body: &ChangePasswordRequest,
+) -> Result<(), ApiError> {
+    principal.require_person()?;
+    // The current password is guessed here as at login: the same limit, per account.
+    let decision = state.rate_limits.hit(
+        &format!("password:{}", principal.user_id),
+        state.config.rate_limits.login_per_account,
+        rate_limit::MINUTE,
+    );
+    if !decision.allowed {
+        return Err(rate_limit::too_many(
+            &decision,
+            "password attempts for this account",
+        ));
+    }
+    let new = Password::parse(&body.new_password).map_err(|mut e| {
+        e.field = "new_password".to_owned();
+        ApiError::validation(vec![e])
+    })?;
+    let mut conn = state.pool.get().await?;
+    let user = store::find_user(&mut conn, principal.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("account"))?;
+    if user.password_hash.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "this account signs in through its identity provider and has no password here; \
+             change it with the provider",
+        ));
+    }
+    if !password::verify(body.current_password.clone(), user.password_hash).await? {
+        return Err(ApiError::validation(vec![FieldError {
+            field: "current_password".to_owned(),
+            message: "is not this account's password".to_owned(),
+        }]));
+    }
+    let hash = password::hash(new.expose().to_owned()).await?;
+    let kept = match principal.via {
+        Via::Session(session) => Some(session),
+        _ => None,
+    };
+    let ended = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            store::set_password_hash(conn, user.id, &hash).await?;
+            Ok(store::revoke_sessions_but(conn, user.id, kept, "password_changed").await?)
+        })
+        .await?;
+    tracing::info!(user.id = %user.id, sessions_ended = ended, "password changed");
+    Ok(())
 }
 
 // ---- API keys ----
@@ -620,6 +678,27 @@ pub async fn set_role(
         ..UserChangeset::default()
     };
     Ok(store::update_user(conn, user.id, &changes).await?)
+}
+
+/// Sets an account's password for an operator (a person who lost theirs) and signs out all its
+/// sessions. Returns the account and how many sessions ended.
+pub async fn reset_password(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+    new_password: &str,
+) -> Result<(User, usize), ApiError> {
+    let new = Password::parse(new_password).map_err(|e| ApiError::validation(vec![e]))?;
+    let user = store::find_user_by(conn, store::UserKey::Username(username))
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    let hash = password::hash(new.expose().to_owned()).await?;
+    let ended = conn
+        .transaction::<_, ApiError, _>(async |conn| {
+            store::set_password_hash(conn, user.id, &hash).await?;
+            Ok(store::revoke_user_sessions(conn, user.id, "password_reset").await?)
+        })
+        .await?;
+    Ok((user, ended))
 }
 
 pub fn parse_new_user(

@@ -138,6 +138,18 @@ pub async fn update_user(
         .await
 }
 
+/// Replaces `user`'s password hash.
+pub async fn set_password_hash(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    hash: &str,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(user))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)
+        .await
+}
+
 pub async fn username_taken(conn: &mut AsyncPgConnection, username: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         users::table.filter(users::username.eq(username)),
@@ -269,10 +281,22 @@ pub async fn revoke_user_sessions(
     user: UserId,
     reason: &str,
 ) -> QueryResult<usize> {
+    revoke_sessions_but(conn, user, None, reason).await
+}
+
+/// Ends every session of `user` except `kept` (the one asking, when it is a session).
+pub async fn revoke_sessions_but(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    kept: Option<SessionId>,
+    reason: &str,
+) -> QueryResult<usize> {
+    let kept: Vec<SessionId> = kept.into_iter().collect();
     diesel::update(
         sessions::table
             .filter(sessions::user_id.eq(user))
-            .filter(sessions::revoked_at.is_null()),
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::id.ne_all(kept)),
     )
     .set((
         sessions::revoked_at.eq(diesel::dsl::now),

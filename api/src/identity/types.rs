@@ -27,6 +27,17 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// A new password for my account, given with the one it replaces.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    #[schema(example = "correct horse battery")]
+    pub current_password: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128, example = "staple tongue ocean")]
+    pub new_password: String,
+}
+
 /// The refresh token comes from this body or, for the SPA, from the `easel_refresh` cookie.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

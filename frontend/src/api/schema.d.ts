@@ -687,6 +687,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Change my password, given the current one. Every other session of mine is signed out; this one
+         *     stays signed in, and API keys keep working.
+         */
+        put: operations["update_password"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/webhook-secret": {
         parameters: {
             query?: never;
@@ -1014,6 +1034,16 @@ export interface components {
             data: components["schemas"]["ApiKey"][];
             has_more: boolean;
             next_cursor?: string | null;
+        };
+        /** @description A new password for my account, given with the one it replaces. */
+        ChangePasswordRequest: {
+            /** @example correct horse battery */
+            current_password: string;
+            /**
+             * @description 8 to 128 characters.
+             * @example staple tongue ocean
+             */
+            new_password: string;
         };
         Checkout: {
             /** @description Send the buyer here (Stripe's hosted checkout page). */
@@ -3538,6 +3568,65 @@ export interface operations {
             };
             /** @description No such key of mine */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    update_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChangePasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description Changed; other sessions signed out */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An API key (`insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The account signs in through the identity provider and has no password here (`conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `current_password` is wrong, or `new_password` is not 8–128 characters (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many attempts for this account (`rate_limited`) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

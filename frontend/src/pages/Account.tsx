@@ -1,0 +1,92 @@
+import { useState, type FormEvent } from "react";
+import { api, call, session } from "../api/client";
+import { ErrorBox } from "../components/ui";
+import { Link } from "../lib/router";
+
+/** The signed-in person's account: who they are here, and their password. */
+export function Account() {
+  const user = session.user;
+  const [current, setCurrent] = useState("");
+  const [next, setNext] = useState("");
+  const [again, setAgain] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [done, setDone] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const mismatch = again !== "" && again !== next;
+  const change = async (event: FormEvent) => {
+    event.preventDefault();
+    if (mismatch) return;
+    setBusy(true);
+    setDone(false);
+    setError(undefined);
+    try {
+      await call(api.PUT("/v1/me/password", { body: { current_password: current, new_password: next } }));
+      setDone(true);
+      setCurrent("");
+      setNext("");
+      setAgain("");
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section>
+      <h1>Account</h1>
+      {user && (
+        <p>
+          Signed in as <strong>{user.email ?? user.username}</strong>. Your public profile is{" "}
+          <Link to={`/u/${user.username}`}>@{user.username}</Link>.
+        </p>
+      )}
+      <form className="panel" onSubmit={(e) => void change(e)} aria-labelledby="password-heading">
+        <h2 id="password-heading">Change password</h2>
+        <p className="muted small">Every other device signed in to this account is signed out. API keys keep working.</p>
+        <label>
+          Current password
+          <input
+            type="password"
+            autoComplete="current-password"
+            required
+            value={current}
+            onChange={(e) => setCurrent(e.target.value)}
+          />
+        </label>
+        <label>
+          New password
+          <input
+            type="password"
+            autoComplete="new-password"
+            required
+            minLength={8}
+            maxLength={128}
+            value={next}
+            onChange={(e) => setNext(e.target.value)}
+          />
+        </label>
+        <label>
+          New password again
+          <input
+            type="password"
+            autoComplete="new-password"
+            required
+            value={again}
+            aria-invalid={mismatch}
+            onChange={(e) => setAgain(e.target.value)}
+          />
+        </label>
+        {mismatch && <p className="error">The two new passwords differ.</p>}
+        <button type="submit" disabled={busy || mismatch}>
+          {busy ? "Changing…" : "Change password"}
+        </button>
+        {done && (
+          <p role="status" data-testid="password-changed">
+            Password changed. Other devices were signed out.
+          </p>
+        )}
+        <ErrorBox error={error} />
+      </form>
+    </section>
+  );
+}
