@@ -448,6 +448,34 @@ export const tests = {
     await here.getByRole("link", { name: `@${name}` }).waitFor();
   },
 
+  async "deleting the account takes its public image away, and the email signs up again"({ newPage, shot }) {
+    const name = `del${unique()}`;
+    const page = await newPage();
+    await signUp(page, name);
+    const { status } = await generate(page, "a farewell lantern", { visibility: "public" });
+    assert.equal(status, "succeeded");
+    await page.getByRole("link", { name: "My images" }).click();
+    await page.locator(".grid .tile a").first().click();
+    await page.waitForURL(/\/images\/[0-9a-f-]+$/);
+    const imageId = page.url().split("/").pop();
+    assert.equal((await page.request.get(`/v1/images/${imageId}`)).status(), 200);
+
+    await page.getByRole("link", { name: "Account" }).click();
+    await page.getByLabel("Password", { exact: true }).fill(`password-${name}`);
+    await shot(page, "account-delete");
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.getByRole("button", { name: "Delete my account" }).click();
+    // Signed out, on the gallery, and the image is gone for everyone.
+    await page.getByRole("link", { name: "Sign in" }).waitFor();
+    assert.equal((await page.request.get(`/v1/images/${imageId}`)).status(), 404);
+    assert.equal((await page.request.get(`/v1/users/${name}`)).status(), 404);
+    // A reload does not sign the deleted account back in.
+    await page.reload();
+    await page.getByRole("link", { name: "Sign in" }).waitFor();
+    // The same email and username make a new account.
+    await signUp(page, name);
+  },
+
   async "readable errors, API keys, and a phone-width layout"({ newPage, shot }) {
     const page = await newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     await page.goto("/login");

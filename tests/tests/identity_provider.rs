@@ -294,3 +294,21 @@ async fn a_provider_account_has_no_password_to_change() {
     reply.assert_problem(409, "conflict");
     assert_eq!(app.count("users WHERE password_hash IS NOT NULL").await, 0);
 }
+
+/// Nor one to delete here: the provider's own deletion (its `user.deleted` event) closes it.
+#[tokio::test]
+async fn a_provider_account_is_deleted_with_the_provider() {
+    let idp = FakeIdp::start().await;
+    let app = app_with(&idp).await;
+    let token = idp.rs256(&idp.claims("someone"));
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/me/deletion",
+            Some(&token),
+            Some(json!({"password": "anything at all"})),
+        )
+        .await;
+    reply.assert_problem(409, "conflict");
+    assert_eq!(app.count("users WHERE deleted_at IS NULL").await, 1);
+}

@@ -7,6 +7,7 @@
 mod admin;
 mod billing;
 mod credits;
+mod deletion;
 mod downloads;
 mod errors;
 mod gallery;

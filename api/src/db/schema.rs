@@ -203,6 +203,8 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         avatar_image_id -> Nullable<Uuid>,
+        deleted_at -> Nullable<Timestamptz>,
+        erased_at -> Nullable<Timestamptz>,
     }
 }
 

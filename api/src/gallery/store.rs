@@ -520,6 +520,52 @@ pub async fn delete_image(
     Ok(true)
 }
 
+/// Takes everything of a deleted account's out of the gallery, in the caller's transaction: its
+/// live images are deleted (out of every list, and out of others' collections, covers and search;
+/// the file sweep removes their files), their prompts and titles blanked, its collections removed,
+/// and its likes taken back from the counts they added to. Returns how many images it deleted.
+pub async fn erase_owner(conn: &mut AsyncPgConnection, owner: UserId) -> QueryResult<usize> {
+    let images_of = images::table.filter(images::user_id.eq(owner));
+    diesel::delete(
+        collection_images::table
+            .filter(collection_images::image_id.eq_any(images_of.select(images::id))),
+    )
+    .execute(conn)
+    .await?;
+    diesel::update(
+        collections::table
+            .filter(collections::cover_image_id.eq_any(images_of.select(images::id.nullable()))),
+    )
+    .set(collections::cover_image_id.eq(None::<ImageId>))
+    .execute(conn)
+    .await?;
+    // Their own collections go with their images (the images in them go by the cascade).
+    diesel::delete(collections::table.filter(collections::user_id.eq(owner)))
+        .execute(conn)
+        .await?;
+    let deleted = diesel::update(
+        images::table
+            .filter(images::user_id.eq(owner))
+            .filter(images::deleted_at.is_null()),
+    )
+    .set(images::deleted_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await?;
+    diesel::update(images::table.filter(images::user_id.eq(owner)))
+        .set((images::prompt.eq(""), images::title.eq(None::<String>)))
+        .execute(conn)
+        .await?;
+    // A person likes an image once, so each image loses at most one like here.
+    diesel::sql_query(
+        "WITH taken AS (DELETE FROM image_likes WHERE user_id = $1 RETURNING image_id) \
+         UPDATE images SET like_count = like_count - 1 FROM taken WHERE images.id = taken.image_id",
+    )
+    .bind::<SqlUuid, _>(owner)
+    .execute(conn)
+    .await?;
+    Ok(deleted)
+}
+
 #[derive(Debug, QueryableByName)]
 struct Count {
     #[diesel(sql_type = Integer)]

@@ -909,6 +909,11 @@ async fn watchdog(state: Arc<AppState>) {
             Ok(n) => tracing::info!(images = n, "files of deleted images removed"),
             Err(e) => tracing::warn!(error = %e, "file sweep failed"),
         }
+        match crate::identity::deletion::erase_pending(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(accounts = n, "deleted accounts erased"),
+            Err(e) => tracing::warn!(error = %e, "erasing deleted accounts failed"),
+        }
         match crate::inputs::service::purge(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(uploads = n, "unused uploads purged"),

@@ -275,6 +275,31 @@ pub async fn find_many(
 }
 
 /// A generation of `owner`'s; someone else's is indistinguishable from a missing one.
+/// `owner`'s generations that have not ended.
+pub async fn active_of(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+) -> QueryResult<Vec<GenerationId>> {
+    generations::table
+        .filter(generations::user_id.eq(owner))
+        .filter(generations::completed_at.is_null())
+        .select(generations::id)
+        .load(conn)
+        .await
+}
+
+/// Blanks the prompts of `owner`'s generations (a deleted account's): the jobs and their charges
+/// stay, as the ledger names them.
+pub async fn blank_prompts(conn: &mut AsyncPgConnection, owner: UserId) -> QueryResult<usize> {
+    diesel::update(generations::table.filter(generations::user_id.eq(owner)))
+        .set((
+            generations::prompt.eq(""),
+            generations::negative_prompt.eq(None::<String>),
+        ))
+        .execute(conn)
+        .await
+}
+
 pub async fn find_owned(
     conn: &mut AsyncPgConnection,
     owner: UserId,

@@ -191,6 +191,20 @@ pub async fn secrets_of(
     Ok(rows.into_iter().map(|r| (r.user_id, r.secret)).collect())
 }
 
+/// Forgets a deleted account's webhooks: its deliveries not yet made (its receiver is no one's now)
+/// and its signing secret.
+pub async fn forget(conn: &mut AsyncPgConnection, user: UserId) -> diesel::QueryResult<()> {
+    diesel::sql_query("DELETE FROM generation_webhooks WHERE user_id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(user)
+        .execute(conn)
+        .await?;
+    diesel::sql_query("DELETE FROM webhook_secrets WHERE user_id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(user)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Replaces `user`'s signing secret; deliveries from now on are signed with the new one.
 pub async fn rotate_secret(
     conn: &mut AsyncPgConnection,

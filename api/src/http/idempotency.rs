@@ -215,3 +215,10 @@ pub async fn purge_expired(conn: &mut AsyncPgConnection) -> QueryResult<usize> {
         .execute(conn)
         .await
 }
+
+/// Deletes every key of `user` (a deleted account's: the stored answers hold what it made).
+pub async fn forget(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<usize> {
+    diesel::delete(idempotency_keys::table.filter(idempotency_keys::user_id.eq(user)))
+        .execute(conn)
+        .await
+}

@@ -3,6 +3,7 @@
 //! extractor every protected handler takes.
 
 pub mod api_keys;
+pub mod deletion;
 pub mod domain;
 pub mod external;
 pub mod password;

@@ -2,8 +2,8 @@
 
 use super::principal::Principal;
 use super::types::{
-    ApiKeyPage, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey, LoginRequest, Me,
-    RefreshRequest, SignupRequest, TokenResponse, UpdateMeRequest, WebhookAck,
+    ApiKeyPage, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey, DeleteAccountRequest,
+    LoginRequest, Me, RefreshRequest, SignupRequest, TokenResponse, UpdateMeRequest, WebhookAck,
 };
 use super::{ApiKeyId, Scope, service, store};
 use crate::app::AppState;
@@ -25,6 +25,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(get_me)
         .service(update_me)
         .service(update_password)
+        .service(create_account_deletion)
         .service(list_api_keys)
         .service(create_api_key)
         .service(delete_api_key)
@@ -40,6 +41,13 @@ fn refresh_cookie(token: &str, max_age_secs: i64) -> Cookie<'static> {
         .path("/v1/auth")
         .max_age(time::Duration::seconds(max_age_secs))
         .finish()
+}
+
+/// Tells the browser to drop its refresh cookie: its session has ended.
+fn removed_cookie() -> Cookie<'static> {
+    let mut gone = refresh_cookie("", 0);
+    gone.make_removal();
+    gone
 }
 
 fn with_tokens(
@@ -137,9 +145,7 @@ pub async fn create_logout(
     body: Json<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     service::logout(&state, refresh_token_from(&req, &body).as_deref()).await?;
-    let mut gone = refresh_cookie("", 0);
-    gone.make_removal();
-    Ok(HttpResponse::NoContent().cookie(gone).finish())
+    Ok(HttpResponse::NoContent().cookie(removed_cookie()).finish())
 }
 
 /// The signed-in account.
@@ -205,6 +211,33 @@ pub async fn update_password(
 ) -> Result<HttpResponse, ApiError> {
     service::change_password(&state, &principal, &body).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Delete my account, given its password. At once: every session and API key stops working, and
+/// the email and username are free again. Then its running generations are canceled with refunds
+/// and its images, collections and likes go (image files soon after). The ledger and purchases are
+/// kept as the record of the money; credits left are forfeited.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    request_body = DeleteAccountRequest,
+    responses(
+        (status = 204, description = "Deleted; this session has ended too"),
+        (status = 403, description = "An API key (`insufficient_scope`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The account signs in through the identity provider: delete it there (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`password` is wrong (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts for this account (`rate_limited`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/me/deletion")]
+pub async fn create_account_deletion(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<DeleteAccountRequest>,
+) -> Result<HttpResponse, ApiError> {
+    super::deletion::delete_account(&state, &principal, &body.password).await?;
+    // The browser's refresh cookie names a session that has ended: clear it.
+    Ok(HttpResponse::NoContent().cookie(removed_cookie()).finish())
 }
 
 /// My API keys, newest first (never their secrets).

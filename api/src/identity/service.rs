@@ -312,39 +312,19 @@ pub async fn change_password(
     body: &ChangePasswordRequest,
 ) -> Result<(), ApiError> {
     principal.require_person()?;
-    // The current password is guessed here as at login: the same limit, per account.
-    let decision = state.rate_limits.hit(
-        &format!("password:{}", principal.user_id),
-        state.config.rate_limits.login_per_account,
-        rate_limit::MINUTE,
-    );
-    if !decision.allowed {
-        return Err(rate_limit::too_many(
-            &decision,
-            "password attempts for this account",
-        ));
-    }
     let new = Password::parse(&body.new_password).map_err(|mut e| {
         e.field = "new_password".to_owned();
         ApiError::validation(vec![e])
     })?;
     let mut conn = state.pool.get().await?;
-    let user = store::find_user(&mut conn, principal.user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("account"))?;
-    if user.password_hash.is_none() {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "this account signs in through its identity provider and has no password here; \
-             change it with the provider",
-        ));
-    }
-    if !password::verify(body.current_password.clone(), user.password_hash).await? {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "current_password".to_owned(),
-            message: "is not this account's password".to_owned(),
-        }]));
-    }
+    let user = confirm_password(
+        state,
+        &mut conn,
+        principal,
+        &body.current_password,
+        "current_password",
+    )
+    .await?;
     let hash = password::hash(new.expose().to_owned()).await?;
     let kept = match principal.via {
         Via::Session(session) => Some(session),
@@ -358,6 +338,46 @@ pub async fn change_password(
         .await?;
     tracing::info!(user.id = %user.id, sessions_ended = ended, "password changed");
     Ok(())
+}
+
+/// The caller's account, once `given` (sent as `field`) is shown to be its password: what a
+/// person signed in must give again before changing it or deleting the account, so that a session
+/// left open on someone else's screen cannot. Guesses count against the login limit.
+pub async fn confirm_password(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    principal: &Principal,
+    given: &str,
+    field: &str,
+) -> Result<User, ApiError> {
+    let decision = state.rate_limits.hit(
+        &format!("password:{}", principal.user_id),
+        state.config.rate_limits.login_per_account,
+        rate_limit::MINUTE,
+    );
+    if !decision.allowed {
+        return Err(rate_limit::too_many(
+            &decision,
+            "password attempts for this account",
+        ));
+    }
+    let user = store::find_user(conn, principal.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("account"))?;
+    if user.password_hash.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "this account signs in through its identity provider and has no password here; \
+             manage it with the provider",
+        ));
+    }
+    if !password::verify(given.to_owned(), user.password_hash.clone()).await? {
+        return Err(ApiError::validation(vec![FieldError {
+            field: field.to_owned(),
+            message: "is not this account's password".to_owned(),
+        }]));
+    }
+    Ok(user)
 }
 
 // ---- API keys ----

@@ -150,6 +150,53 @@ pub async fn set_password_hash(
         .await
 }
 
+/// Marks an account deleted and takes off it all that names the person: it is disabled, its email
+/// and external subject freed (the same person may sign up again), its username replaced by
+/// `placeholder` (freeing theirs), its profile and password cleared. False if it already was.
+pub async fn mark_deleted(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    placeholder: &str,
+) -> QueryResult<bool> {
+    let marked = diesel::update(users::table.find(user).filter(users::deleted_at.is_null()))
+        .set((
+            users::deleted_at.eq(diesel::dsl::now),
+            users::disabled_at.eq(diesel::dsl::now),
+            users::email.eq(None::<String>),
+            users::external_subject.eq(None::<String>),
+            users::username.eq(placeholder),
+            users::display_name.eq(None::<String>),
+            users::bio.eq(None::<String>),
+            users::avatar_image_id.eq(None::<crate::generation::ImageId>),
+            users::password_hash.eq(None::<String>),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(marked > 0)
+}
+
+/// Accounts marked deleted and not yet erased, oldest first.
+pub async fn awaiting_erasure(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> QueryResult<Vec<UserId>> {
+    users::table
+        .filter(users::deleted_at.is_not_null())
+        .filter(users::erased_at.is_null())
+        .order(users::deleted_at)
+        .limit(limit)
+        .select(users::id)
+        .load(conn)
+        .await
+}
+
+pub async fn mark_erased(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<usize> {
+    diesel::update(users::table.find(user))
+        .set(users::erased_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
+}
+
 pub async fn username_taken(conn: &mut AsyncPgConnection, username: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         users::table.filter(users::username.eq(username)),
@@ -375,6 +422,21 @@ pub async fn revoke_api_key(
     diesel::update(
         api_keys::table
             .filter(api_keys::id.eq(id))
+            .filter(api_keys::user_id.eq(user))
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+    .await
+}
+
+/// Revokes every API key of `user`.
+pub async fn revoke_user_api_keys(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+) -> QueryResult<usize> {
+    diesel::update(
+        api_keys::table
             .filter(api_keys::user_id.eq(user))
             .filter(api_keys::revoked_at.is_null()),
     )

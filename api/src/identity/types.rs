@@ -38,6 +38,14 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
+/// The password of the account to delete, given again.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    #[schema(example = "correct horse battery")]
+    pub password: String,
+}
+
 /// The refresh token comes from this body or, for the SPA, from the `easel_refresh` cookie.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

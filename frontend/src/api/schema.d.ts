@@ -687,6 +687,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/deletion": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Delete my account, given its password. At once: every session and API key stops working, and
+         *     the email and username are free again. Then its running generations are canceled with refunds
+         *     and its images, collections and likes go (image files soon after). The ledger and purchases are
+         *     kept as the record of the money; credits left are forfeited.
+         */
+        post: operations["create_account_deletion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/password": {
         parameters: {
             query?: never;
@@ -1245,6 +1267,11 @@ export interface components {
              * @description What can be spent now: free + purchased (0 while owing).
              */
             total: number;
+        };
+        /** @description The password of the account to delete, given again. */
+        DeleteAccountRequest: {
+            /** @example correct horse battery */
+            password: string;
         };
         /**
          * Format: uuid
@@ -3568,6 +3595,65 @@ export interface operations {
             };
             /** @description No such key of mine */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_account_deletion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description Deleted; this session has ended too */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An API key (`insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The account signs in through the identity provider: delete it there (`conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `password` is wrong (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many attempts for this account (`rate_limited`) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,7 +1,9 @@
 import { useState, type FormEvent } from "react";
 import { api, call, session } from "../api/client";
+import { credits } from "../api/problem";
 import { ErrorBox } from "../components/ui";
-import { Link } from "../lib/router";
+import { useLoad } from "../lib/hooks";
+import { Link, navigate } from "../lib/router";
 
 /** The signed-in person's account: who they are here, and their password. */
 export function Account() {
@@ -87,6 +89,59 @@ export function Account() {
         )}
         <ErrorBox error={error} />
       </form>
+      <DeleteAccount />
     </section>
+  );
+}
+
+/** Deleting the account, behind its password and a plain statement of what goes and what stays. */
+function DeleteAccount() {
+  const balance = useLoad(() => call(api.GET("/v1/credits")), []);
+  const [password, setPassword] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const purchased = balance.data?.purchased ?? 0;
+  const remove = async (event: FormEvent) => {
+    event.preventDefault();
+    if (!window.confirm("Delete your account for good? This cannot be undone.")) return;
+    setBusy(true);
+    setError(undefined);
+    try {
+      await call(api.POST("/v1/me/deletion", { body: { password } }));
+      session.clear();
+      navigate("/");
+    } catch (e) {
+      setError(e);
+      setBusy(false);
+    }
+  };
+  return (
+    <form className="panel" onSubmit={(e) => void remove(e)} aria-labelledby="delete-heading">
+      <h2 id="delete-heading">Delete account</h2>
+      <p className="muted small">
+        Your images, collections and likes are removed, generations still running are stopped, and you are signed out
+        everywhere; API keys stop working. Your email and username become free. Records of payments and credits are
+        kept.
+      </p>
+      {purchased > 0 && (
+        <p className="error" data-testid="forfeit">
+          Your {credits(purchased)} that do not expire (bought or given to you) will be lost.
+        </p>
+      )}
+      <label>
+        Password
+        <input
+          type="password"
+          autoComplete="current-password"
+          required
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+        />
+      </label>
+      <button type="submit" className="danger" disabled={busy}>
+        {busy ? "Deleting…" : "Delete my account"}
+      </button>
+      <ErrorBox error={error} />
+    </form>
   );
 }
