@@ -52,7 +52,7 @@ EASEL_ENV=development DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/$db" 
 
 status=0
 E2E_BASE_URL="http://127.0.0.1:$app_port" CHROMIUM="$chromium" E2E_SCREENSHOTS=target/e2e \
-  E2E_ADMIN_EMAIL=support@example.com E2E_ADMIN_PASSWORD="$admin_password" \
+  E2E_ADMIN_EMAIL=support@example.com E2E_ADMIN_PASSWORD="$admin_password" E2E_MAIL_DIR=target/e2e-data/mail \
   node frontend/e2e/run.mjs "${2:-}" || status=$?
 if [ "$status" != 0 ]; then tail -50 "$log"; fi
 echo "screenshots: target/e2e/"

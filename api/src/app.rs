@@ -41,6 +41,7 @@ pub struct AppState {
     /// worker has its own: see `with_pool`).
     pub sessions: Arc<identity::service::SessionLookups>,
     pub submissions: Arc<crate::generation::service::Submissions>,
+    pub mailer: crate::mail::Mailer,
 }
 
 /// The serialised OpenAPI document served at `/openapi.json`.
@@ -87,6 +88,7 @@ impl Shared {
         let providers = crate::providers::Providers::new(&config, &storage);
         let packages = crate::billing::packages::Packages::load(&config.billing.packages_path)?;
         let stripe = crate::billing::stripe_api::StripeApi::new(&config.billing)?.map(Arc::new);
+        let mailer = crate::mail::Mailer::new(&config.mail)?;
         metrics.watch_pool("jobs", &pool);
         let changes = Arc::new(crate::generation::changes::Changes::new(
             config.generation.change_poll,
@@ -109,6 +111,7 @@ impl Shared {
                 jobs_waiting: Arc::new(tokio::sync::Notify::new()),
                 changes,
                 signer,
+                mailer,
             }),
             spec: web::Data::new(SpecJson(spec)),
             routes: web::Data::new(routes),

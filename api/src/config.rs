@@ -70,6 +70,20 @@ pub struct Config {
     pub generation: GenerationConfig,
     pub providers: ProvidersConfig,
     pub billing: BillingConfig,
+    pub mail: MailConfig,
+}
+
+/// Outgoing email (password-reset links).
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `smtps://user:pass@host:465`, `smtp://user:pass@host:587?tls=required`, or plain
+    /// `smtp://host:25` to a relay on this machine.
+    pub smtp_url: Option<Secret>,
+    /// Without SMTP, outside production: each message is written here as an `.eml` file, to open by
+    /// hand. `None` (production without SMTP): nothing is sent, and resets answer 503.
+    pub folder: Option<PathBuf>,
+    /// The sender, as `Name <address>` or a bare address.
+    pub from: String,
 }
 
 /// Credit packages and Stripe.
@@ -414,6 +428,7 @@ impl Config {
         }
         let providers = providers_config(&get, environment)?;
         let billing = billing_config(&get, environment, &public_url)?;
+        let mail = mail_config(&get, environment, &data_dir)?;
         Ok(Self {
             environment,
             bind,
@@ -435,8 +450,54 @@ impl Config {
             generation,
             providers,
             billing,
+            mail,
         })
     }
+}
+
+fn mail_config(
+    get: &impl Fn(&str) -> Option<String>,
+    environment: Environment,
+    data_dir: &std::path::Path,
+) -> Result<MailConfig, ConfigError> {
+    let smtp_url = get("EASEL_SMTP_URL").filter(|v| !v.trim().is_empty());
+    if let Some(raw) = &smtp_url {
+        // Never echo the value: it may hold the SMTP password.
+        let refuse = |reason: &str| ConfigError {
+            variable: "EASEL_SMTP_URL",
+            reason: reason.to_owned(),
+        };
+        let url = reqwest::Url::parse(raw.trim())
+            .map_err(|_| refuse("expected a URL such as smtps://user:pass@smtp.example.com:465"))?;
+        let encrypted = url.scheme() == "smtps"
+            || url
+                .query_pairs()
+                .any(|(k, v)| k == "tls" && v == "required");
+        if url.scheme() != "smtp" && url.scheme() != "smtps" {
+            return Err(refuse("expected an smtp:// or smtps:// URL"));
+        }
+        let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if environment == Environment::Production && !encrypted && !local {
+            return Err(refuse(
+                "sends mail (and the SMTP password) unencrypted: use smtps:// or ?tls=required, \
+                 or a relay on this machine",
+            ));
+        }
+    }
+    let from = get("EASEL_MAIL_FROM").unwrap_or_else(|| "Easel <no-reply@localhost>".to_owned());
+    if from.trim().parse::<lettre::message::Mailbox>().is_err() {
+        return Err(ConfigError {
+            variable: "EASEL_MAIL_FROM",
+            reason: format!("expected an address, or Name <address> (got {from:?})"),
+        });
+    }
+    let folder = (smtp_url.is_none() && environment != Environment::Production)
+        .then(|| data_dir.join("mail"));
+    Ok(MailConfig {
+        smtp_url: smtp_url.map(|v| Secret::new(v.trim().to_owned())),
+        folder,
+        from: from.trim().to_owned(),
+    })
 }
 
 fn billing_config(

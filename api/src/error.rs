@@ -50,6 +50,8 @@ pub enum ErrorCode {
     TooManyInFlight,
     PromptRejected,
     PaymentsNotConfigured,
+    /// Something needs to send email and no mail server is configured.
+    EmailNotConfigured,
     PaymentProviderFailed,
     InvalidStripeSignature,
     /// A stored file the database points to is gone from storage: asking again will not help.
@@ -93,6 +95,7 @@ impl ErrorCode {
         Self::TooManyInFlight,
         Self::PromptRejected,
         Self::PaymentsNotConfigured,
+        Self::EmailNotConfigured,
         Self::PaymentProviderFailed,
         Self::InvalidStripeSignature,
         Self::FileMissing,
@@ -134,6 +137,7 @@ impl ErrorCode {
             Self::TooManyInFlight => "too_many_in_flight",
             Self::PromptRejected => "prompt_rejected",
             Self::PaymentsNotConfigured => "payments_not_configured",
+            Self::EmailNotConfigured => "email_not_configured",
             Self::PaymentProviderFailed => "payment_provider_failed",
             Self::InvalidStripeSignature => "invalid_stripe_signature",
             Self::FileMissing => "file_missing",
@@ -163,6 +167,7 @@ impl ErrorCode {
             Self::ProModelRequiresPurchase => StatusCode::FORBIDDEN,
             Self::TooManyInFlight => StatusCode::TOO_MANY_REQUESTS,
             Self::PaymentsNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            Self::EmailNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::PaymentProviderFailed => StatusCode::BAD_GATEWAY,
             // Stripe's own guidance: a delivery that fails verification gets a 400.
             Self::InvalidStripeSignature => StatusCode::BAD_REQUEST,

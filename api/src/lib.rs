@@ -12,6 +12,7 @@ pub mod generation;
 pub mod http;
 pub mod identity;
 pub mod inputs;
+pub mod mail;
 pub mod model3d;
 pub mod openapi;
 pub mod ops;

@@ -1,7 +1,8 @@
 // The end-to-end journeys. Each gets `newPage` (a fresh browser profile per call), and `shot` to
 // save a screenshot under target/e2e/.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 
 const unique = () => `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
@@ -31,6 +32,31 @@ async function generate(page, prompt, { visibility } = {}) {
     await page.waitForTimeout(50);
   }
   throw new Error("the generation did not finish");
+}
+
+/**
+ * The reset link mailed to `email`: without SMTP the development server writes each message to
+ * E2E_MAIL_DIR as an .eml file, its body quoted-printable.
+ */
+async function resetLinkFor(email) {
+  const dir = process.env.E2E_MAIL_DIR ?? "target/e2e-data/mail";
+  for (let i = 0; i < 200; i++) {
+    let names = [];
+    try {
+      names = readdirSync(dir).filter((n) => n.endsWith(".eml"));
+    } catch {
+      // Not made yet: the first message makes it.
+    }
+    for (const name of names) {
+      const raw = readFileSync(join(dir, name), "utf8");
+      if (!raw.includes(`To: ${email}`)) continue;
+      const text = raw.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+      const link = /https?:\/\/\S+\/reset-password\?token=[A-Za-z0-9_-]+/.exec(text)?.[0];
+      if (link) return link;
+    }
+    await new Promise((done) => setTimeout(done, 50));
+  }
+  throw new Error(`no reset mail for ${email} in ${dir}`);
 }
 
 export const tests = {
@@ -474,6 +500,36 @@ export const tests = {
     await page.getByRole("link", { name: "Sign in" }).waitFor();
     // The same email and username make a new account.
     await signUp(page, name);
+  },
+
+  async "a forgotten password is set anew from the emailed link"({ newPage, shot }) {
+    const name = `fg${unique()}`;
+    const page = await newPage();
+    await signUp(page, name);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.goto("/login");
+    await page.getByRole("link", { name: "Forgot your password?" }).click();
+    await page.getByLabel("Email").fill(`${name}@example.com`);
+    await page.getByRole("button", { name: "Send the link" }).click();
+    await page.getByTestId("reset-sent").waitFor();
+    const link = await resetLinkFor(`${name}@example.com`);
+    await page.goto(link);
+    await page.getByLabel("New password", { exact: true }).fill("remembered at last");
+    await page.getByLabel("New password again").fill("remembered at last");
+    await shot(page, "reset-password");
+    await page.getByRole("button", { name: "Set password" }).click();
+    await page.getByRole("heading", { name: "Password set" }).waitFor();
+    // The link works once.
+    await page.goto(link);
+    await page.getByLabel("New password", { exact: true }).fill("and once more");
+    await page.getByLabel("New password again").fill("and once more");
+    await page.getByRole("button", { name: "Set password" }).click();
+    await page.getByRole("alert").getByText(/not a working reset link/).waitFor();
+    await page.goto("/login");
+    await page.getByLabel("Email").fill(`${name}@example.com`);
+    await page.getByLabel("Password").fill("remembered at last");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("link", { name: `@${name}` }).waitFor();
   },
 
   async "readable errors, API keys, and a phone-width layout"({ newPage, shot }) {

@@ -3,7 +3,7 @@ import { api, call, session } from "./api/client";
 import { Link, Router, matchPath, navigate, useLocation } from "./lib/router";
 import { useSubscription } from "./lib/hooks";
 import { Loading } from "./components/ui";
-import { Login, Signup } from "./pages/Auth";
+import { ForgotPassword, Login, ResetPassword, Signup } from "./pages/Auth";
 import { Generate } from "./pages/Generate";
 import { MyImages } from "./pages/MyImages";
 import { Gallery } from "./pages/Gallery";
@@ -37,6 +37,8 @@ function Page() {
   if (path === "/" || path === "/gallery") return <Gallery />;
   if (path === "/login") return <Login />;
   if (path === "/signup") return <Signup />;
+  if (path === "/forgot-password") return <ForgotPassword />;
+  if (path === "/reset-password") return <ResetPassword />;
   if (path === "/generate") return <Generate />;
   if (path === "/images") return <MyImages />;
   if (path === "/history") return <History />;

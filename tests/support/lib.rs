@@ -17,6 +17,7 @@ pub mod idp;
 pub mod receiver;
 pub mod replicate;
 pub mod s3;
+pub mod smtp;
 pub mod stripe;
 
 pub use reqwest;

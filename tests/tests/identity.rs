@@ -939,3 +939,238 @@ async fn operators_reset_a_lost_password_and_sign_out_its_sessions() {
         .assert_problem(401, "invalid_credentials");
     assert_eq!(login(&app, "ros", "given by support").await.status, 200);
 }
+
+/// The link in a reset mail.
+fn reset_link(mail: &easel_tests::smtp::Mail) -> String {
+    let text = mail.text();
+    let start = text
+        .find("https://easel.test/reset-password?token=")
+        .unwrap_or_else(|| panic!("no link in {text}"));
+    text[start..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn token_of(link: &str) -> String {
+    link.rsplit_once("token=")
+        .map(|(_, token)| token.to_owned())
+        .unwrap_or_default()
+}
+
+async fn ask_reset(app: &TestApp, email: &str) -> easel_tests::Reply {
+    app.call(
+        Method::POST,
+        "/v1/auth/password-reset",
+        None,
+        Some(json!({"email": email})),
+    )
+    .await
+}
+
+async fn confirm_reset(app: &TestApp, token: &str, password: &str) -> easel_tests::Reply {
+    app.call(
+        Method::POST,
+        "/v1/auth/password-reset/confirm",
+        None,
+        Some(json!({"token": token, "new_password": password})),
+    )
+    .await
+}
+
+async fn spawn_with_mail(smtp: &easel_tests::smtp::SmtpServer) -> TestApp {
+    TestApp::spawn_with(&[
+        ("EASEL_SMTP_URL", smtp.url().as_str()),
+        ("EASEL_MAIL_FROM", "Easel <no-reply@easel.test>"),
+        ("EASEL_PUBLIC_URL", "https://easel.test"),
+    ])
+    .await
+}
+
+/// "Forgot your password?": a link by email, over real SMTP, that works once and signs the account
+/// out everywhere.
+#[tokio::test]
+async fn a_forgotten_password_is_reset_by_a_link_sent_by_email() {
+    let smtp = easel_tests::smtp::SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    let here = app.signup("lou").await;
+    let elsewhere = login(&app, "lou", "password-lou").await;
+
+    let asked = ask_reset(&app, "  LOU@Example.com ").await;
+    assert_eq!(asked.status, 202, "{}", asked.text);
+    let mails = smtp.wait_for(1).await;
+    let mail = &mails[0];
+    assert_eq!(mail.to, ["<lou@example.com>"]);
+    assert_eq!(mail.from, "<no-reply@easel.test>");
+    assert_eq!(
+        mail.header("subject").as_deref(),
+        Some("Reset your Easel password")
+    );
+    assert!(mail.text().contains("account lou."), "{}", mail.text());
+    let sent = token_of(&reset_link(mail));
+    assert_eq!(sent.len(), 43, "256 random bits, base64url");
+    // Only the token's hash is kept.
+    assert_eq!(
+        app.count(&format!(
+            "password_resets WHERE token_hash = sha256(convert_to('{sent}', 'UTF8'))"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "password_resets WHERE encode(token_hash, 'escape') LIKE '%{sent}%'"
+        ))
+        .await,
+        0
+    );
+
+    // Nobody with that email: the same answer, and no mail.
+    assert_eq!(ask_reset(&app, "nobody@example.com").await.status, 202);
+    ask_reset(&app, "not an email")
+        .await
+        .assert_problem(422, "validation_failed");
+
+    // A made-up token, or a short password, changes nothing; the link still works after.
+    let made_up = confirm_reset(&app, "made-up-token", "a brand new one").await;
+    made_up.assert_problem(422, "validation_failed");
+    assert_eq!(made_up.json["errors"][0]["field"], "token");
+    let short = confirm_reset(&app, &sent, "short").await;
+    assert_eq!(
+        short.json["errors"][0]["field"], "new_password",
+        "{}",
+        short.text
+    );
+    assert_eq!(login(&app, "lou", "password-lou").await.status, 200);
+
+    let reset = confirm_reset(&app, &sent, "a brand new one").await;
+    assert_eq!(reset.status, 204, "{}", reset.text);
+    for session in [&here, &elsewhere.json] {
+        app.call(Method::GET, "/v1/me", Some(&token(session)), None)
+            .await
+            .assert_problem(401, "invalid_token");
+    }
+    login(&app, "lou", "password-lou")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    assert_eq!(login(&app, "lou", "a brand new one").await.status, 200);
+    // Once only.
+    let again = confirm_reset(&app, &sent, "yet another one").await;
+    assert_eq!(again.json["errors"][0]["field"], "token", "{}", again.text);
+    assert_eq!(smtp.mails().len(), 1, "no mail for the unknown email");
+
+    // Using one link uses up the others; an expired one does not work.
+    ask_reset(&app, "lou@example.com").await;
+    ask_reset(&app, "lou@example.com").await;
+    let mails = smtp.wait_for(3).await;
+    let (second, third) = (
+        token_of(&reset_link(&mails[1])),
+        token_of(&reset_link(&mails[2])),
+    );
+    assert_eq!(
+        confirm_reset(&app, &third, "the third one").await.status,
+        204
+    );
+    let used_up = confirm_reset(&app, &second, "the second one").await;
+    assert_eq!(used_up.json["errors"][0]["field"], "token");
+    ask_reset(&app, "lou@example.com").await;
+    let fourth = token_of(&reset_link(&smtp.wait_for(4).await[3]));
+    app.execute("UPDATE password_resets SET expires_at = now() - interval '1 second'")
+        .await;
+    let expired = confirm_reset(&app, &fourth, "too late now").await;
+    assert_eq!(expired.json["errors"][0]["field"], "token");
+    assert_eq!(login(&app, "lou", "the third one").await.status, 200);
+}
+
+/// A deleted account's link stops working, and a closed account gets none.
+#[tokio::test]
+async fn reset_links_do_nothing_for_closed_accounts() {
+    let smtp = easel_tests::smtp::SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    let session = token(&app.signup("max").await);
+    ask_reset(&app, "max@example.com").await;
+    let link = token_of(&reset_link(&smtp.wait_for(1).await[0]));
+    let deleted = app
+        .call(
+            Method::POST,
+            "/v1/me/deletion",
+            Some(&session),
+            Some(json!({"password": "password-max"})),
+        )
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    let refused = confirm_reset(&app, &link, "taking it back").await;
+    assert_eq!(
+        refused.json["errors"][0]["field"], "token",
+        "{}",
+        refused.text
+    );
+    assert_eq!(app.count("users WHERE password_hash IS NOT NULL").await, 0);
+    assert_eq!(ask_reset(&app, "max@example.com").await.status, 202);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(smtp.mails().len(), 1);
+}
+
+/// Without a mail server, a development or test server writes each message to a file to open by
+/// hand; a production server sends nothing and says so.
+#[tokio::test]
+async fn without_smtp_mail_goes_to_files_or_nowhere() {
+    let app = TestApp::spawn().await;
+    app.signup("nia").await;
+    assert_eq!(ask_reset(&app, "nia@example.com").await.status, 202);
+    let folder = app
+        .shared
+        .state
+        .config
+        .mail
+        .folder
+        .clone()
+        .expect("a mail folder outside production");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let written = loop {
+        let files: Vec<_> = std::fs::read_dir(&folder)
+            .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if let Some(file) = files
+            .iter()
+            .find(|p| p.extension().is_some_and(|e| e == "eml"))
+        {
+            break std::fs::read_to_string(file).expect("read mail");
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no mail written in {folder:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(written.contains("To: nia@example.com"), "{written}");
+    assert!(written.contains("reset-password?token="), "{written}");
+
+    let production = easel::Config::from_lookup(|k| match k {
+        "EASEL_ENV" => Some("production".to_owned()),
+        "EASEL_JWT_SECRET" => Some("x".repeat(40)),
+        _ => None,
+    })
+    .expect("a production config");
+    assert!(production.mail.folder.is_none());
+    let mailer = easel::mail::Mailer::new(&production.mail).expect("mailer");
+    assert!(!mailer.configured());
+    let refused = easel::Config::from_lookup(|k| match k {
+        "EASEL_ENV" => Some("production".to_owned()),
+        "EASEL_JWT_SECRET" => Some("x".repeat(40)),
+        "EASEL_SMTP_URL" => Some("smtp://mailer:hunter2@mail.example.com:587".to_owned()),
+        _ => None,
+    })
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(
+        refused.contains("EASEL_SMTP_URL") && refused.contains("unencrypted"),
+        "{refused}"
+    );
+    assert!(
+        !refused.contains("hunter2"),
+        "the password is never echoed: {refused}"
+    );
+}

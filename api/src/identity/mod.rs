@@ -8,6 +8,7 @@ pub mod domain;
 pub mod external;
 pub mod password;
 pub mod principal;
+pub mod reset;
 pub mod routes;
 pub mod service;
 pub mod store;

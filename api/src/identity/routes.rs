@@ -3,7 +3,8 @@
 use super::principal::Principal;
 use super::types::{
     ApiKeyPage, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey, DeleteAccountRequest,
-    LoginRequest, Me, RefreshRequest, SignupRequest, TokenResponse, UpdateMeRequest, WebhookAck,
+    LoginRequest, Me, PasswordResetConfirmation, PasswordResetRequest, RefreshRequest,
+    SignupRequest, TokenResponse, UpdateMeRequest, WebhookAck,
 };
 use super::{ApiKeyId, Scope, service, store};
 use crate::app::AppState;
@@ -22,6 +23,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(create_login)
         .service(create_refresh)
         .service(create_logout)
+        .service(create_password_reset)
+        .service(create_password_reset_confirmation)
         .service(get_me)
         .service(update_me)
         .service(update_password)
@@ -146,6 +149,48 @@ pub async fn create_logout(
 ) -> Result<HttpResponse, ApiError> {
     service::logout(&state, refresh_token_from(&req, &body).as_deref()).await?;
     Ok(HttpResponse::NoContent().cookie(removed_cookie()).finish())
+}
+
+/// Forgot my password: email a link that sets a new one, to the account with this email if there
+/// is one (it works once, within an hour). The answer is the same whether or not there is, so it
+/// tells nobody which emails have accounts.
+#[utoipa::path(
+    tag = "auth",
+    request_body = PasswordResetRequest,
+    responses(
+        (status = 202, description = "If an account signs in with this email and a password, a link is on its way"),
+        (status = 422, description = "Not an email address (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this email or from this address (`rate_limited`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This server sends no email (`email_not_configured`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/auth/password-reset")]
+pub async fn create_password_reset(
+    state: web::Data<AppState>,
+    body: Json<PasswordResetRequest>,
+) -> Result<HttpResponse, ApiError> {
+    super::reset::request(&state, &body.email).await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// Set a new password with the token from a reset link. Every session of the account is signed
+/// out; sign in with the new password.
+#[utoipa::path(
+    tag = "auth",
+    request_body = PasswordResetConfirmation,
+    responses(
+        (status = 204, description = "The password is set; every session signed out"),
+        (status = 422, description = "The link was used, has expired or was never sent (`token`), or `new_password` is not 8–128 characters (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this address (`rate_limited`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/auth/password-reset/confirm")]
+pub async fn create_password_reset_confirmation(
+    state: web::Data<AppState>,
+    body: Json<PasswordResetConfirmation>,
+) -> Result<HttpResponse, ApiError> {
+    super::reset::confirm(&state, &body.token, &body.new_password).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The signed-in account.

@@ -88,7 +88,7 @@ pub async fn start_session(
     let session = SessionId::new();
     let expires_at = Utc::now()
         + chrono::Duration::from_std(tokens.refresh_ttl).unwrap_or(chrono::Duration::days(30));
-    let (refresh, hash) = tokens::new_refresh_token();
+    let (refresh, hash) = tokens::new_opaque_token();
     conn.transaction::<_, ApiError, _>(async |conn| {
         store::insert_session(conn, session, user.id, expires_at).await?;
         store::insert_refresh_token(conn, &hash, session).await?;
@@ -176,7 +176,7 @@ fn session_ended() -> ApiError {
 pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenResponse, ApiError> {
     let hash = tokens::sha256(refresh_token);
     let mut conn = state.pool.get().await?;
-    let (next, next_hash) = tokens::new_refresh_token();
+    let (next, next_hash) = tokens::new_opaque_token();
     let outcome = conn
         .transaction::<_, ApiError, _>(async |conn| {
             let session_id = match store::consume_refresh_token(conn, &hash).await? {

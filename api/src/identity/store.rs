@@ -197,6 +197,80 @@ pub async fn mark_erased(conn: &mut AsyncPgConnection, user: UserId) -> QueryRes
         .await
 }
 
+/// Records a password-reset link's token (its hash) for `user`, good until `expires_at`.
+pub async fn insert_password_reset(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+    user: UserId,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO password_resets (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+    )
+    .bind::<diesel::sql_types::Bytea, _>(token_hash)
+    .bind::<diesel::sql_types::Uuid, _>(user)
+    .bind::<diesel::sql_types::Timestamptz, _>(expires_at)
+    .execute(conn)
+    .await
+}
+
+#[derive(QueryableByName)]
+struct ResetOwner {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    user_id: UserId,
+}
+
+/// Whether a password-reset token would work now ([`use_password_reset`] decides, in its
+/// transaction): asked first so that a made-up token costs no password hashing.
+pub async fn password_reset_open(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Open {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        open: bool,
+    }
+    let open: Open = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM password_resets \
+                        WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()) AS open",
+    )
+    .bind::<diesel::sql_types::Bytea, _>(token_hash)
+    .get_result(conn)
+    .await?;
+    Ok(open.open)
+}
+
+/// Uses up a password-reset token: the account it resets, if the token is unused, unexpired, and
+/// its account is still open (not disabled, not deleted). Every other open link of that account
+/// is used up with it.
+pub async fn use_password_reset(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<UserId>> {
+    let owner: Option<ResetOwner> = diesel::sql_query(
+        "UPDATE password_resets r SET used_at = now() FROM users u \
+         WHERE r.token_hash = $1 AND r.used_at IS NULL AND r.expires_at > now() \
+           AND u.id = r.user_id AND u.disabled_at IS NULL AND u.deleted_at IS NULL \
+           AND u.password_hash IS NOT NULL \
+         RETURNING r.user_id",
+    )
+    .bind::<diesel::sql_types::Bytea, _>(token_hash)
+    .get_result(conn)
+    .await
+    .optional()?;
+    let Some(owner) = owner else {
+        return Ok(None);
+    };
+    diesel::sql_query(
+        "UPDATE password_resets SET used_at = now() WHERE user_id = $1 AND used_at IS NULL",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(owner.user_id)
+    .execute(conn)
+    .await?;
+    Ok(Some(owner.user_id))
+}
+
 pub async fn username_taken(conn: &mut AsyncPgConnection, username: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         users::table.filter(users::username.eq(username)),

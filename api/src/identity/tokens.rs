@@ -113,8 +113,9 @@ pub fn jwt_error(error: &jsonwebtoken::errors::Error) -> ApiError {
     }
 }
 
-/// A new opaque refresh token (256 random bits) and the hash we store for it.
-pub fn new_refresh_token() -> (String, Vec<u8>) {
+/// A new opaque token (256 random bits: a refresh token, a password-reset link's) and the hash we
+/// store for it.
+pub fn new_opaque_token() -> (String, Vec<u8>) {
     let mut bytes = [0_u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = URL_SAFE_NO_PAD.encode(bytes);

@@ -46,6 +46,25 @@ pub struct DeleteAccountRequest {
     pub password: String,
 }
 
+/// Who forgot their password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    #[schema(format = "email", max_length = 254, example = "ada@example.com")]
+    pub email: String,
+}
+
+/// A new password, with the token from the reset link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirmation {
+    /// The `token` parameter of the link in the email.
+    pub token: String,
+    /// 8 to 128 characters.
+    #[schema(min_length = 8, max_length = 128, example = "staple tongue ocean")]
+    pub new_password: String,
+}
+
 /// The refresh token comes from this body or, for the SPA, from the `easel_refresh` cookie.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -207,6 +207,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/password-reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Forgot my password: email a link that sets a new one, to the account with this email if there
+         *     is one (it works once, within an hour). The answer is the same whether or not there is, so it
+         *     tells nobody which emails have accounts.
+         */
+        post: operations["create_password_reset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/password-reset/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password with the token from a reset link. Every session of the account is signed
+         *     out; sign in with the new password.
+         */
+        post: operations["create_password_reset_confirmation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/refresh": {
         parameters: {
             query?: never;
@@ -1586,6 +1627,24 @@ export interface components {
             /** @description False when this server cannot take payments (no Stripe key): checkout answers 503. */
             payments_configured: boolean;
         };
+        /** @description A new password, with the token from the reset link. */
+        PasswordResetConfirmation: {
+            /**
+             * @description 8 to 128 characters.
+             * @example staple tongue ocean
+             */
+            new_password: string;
+            /** @description The `token` parameter of the link in the email. */
+            token: string;
+        };
+        /** @description Who forgot their password. */
+        PasswordResetRequest: {
+            /**
+             * Format: email
+             * @example ada@example.com
+             */
+            email: string;
+        };
         /** @enum {string} */
         Period: "day" | "week" | "month" | "all";
         /**
@@ -1609,7 +1668,7 @@ export interface components {
              * @description Stable machine-readable code, e.g. `validation_failed`, `not_found`.
              * @enum {string}
              */
-            code: "bad_request" | "malformed_json" | "validation_failed" | "invalid_cursor" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "database_unavailable" | "not_ready" | "internal_error" | "invalid_credentials" | "invalid_token" | "token_expired" | "token_not_yet_valid" | "unknown_signing_key" | "account_disabled" | "api_key_revoked" | "refresh_token_reused" | "insufficient_scope" | "invalid_signature" | "webhook_not_configured" | "insufficient_credits" | "credits_owed" | "idempotency_conflict" | "idempotency_in_progress" | "pro_model_requires_purchase" | "too_many_in_flight" | "prompt_rejected" | "payments_not_configured" | "payment_provider_failed" | "invalid_stripe_signature" | "file_missing";
+            code: "bad_request" | "malformed_json" | "validation_failed" | "invalid_cursor" | "unauthorized" | "forbidden" | "not_found" | "method_not_allowed" | "conflict" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "database_unavailable" | "not_ready" | "internal_error" | "invalid_credentials" | "invalid_token" | "token_expired" | "token_not_yet_valid" | "unknown_signing_key" | "account_disabled" | "api_key_revoked" | "refresh_token_reused" | "insufficient_scope" | "invalid_signature" | "webhook_not_configured" | "insufficient_credits" | "credits_owed" | "idempotency_conflict" | "idempotency_in_progress" | "pro_model_requires_purchase" | "too_many_in_flight" | "prompt_rejected" | "payments_not_configured" | "email_not_configured" | "payment_provider_failed" | "invalid_stripe_signature" | "file_missing";
             /** @description What went wrong with this request, for a person to read. */
             detail: string;
             /** @description Field-level problems when `code` is `validation_failed`. */
@@ -2319,6 +2378,97 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_password_reset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetRequest"];
+            };
+        };
+        responses: {
+            /** @description If an account signs in with this email and a password, a link is on its way */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not an email address (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this email or from this address (`rate_limited`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This server sends no email (`email_not_configured`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_password_reset_confirmation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetConfirmation"];
+            };
+        };
+        responses: {
+            /** @description The password is set; every session signed out */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The link was used, has expired or was never sent (`token`), or `new_password` is not 8–128 characters (`validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests from this address (`rate_limited`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             default: components["responses"]["Problem"];
         };

@@ -1,8 +1,9 @@
 import { useState, type FormEvent } from "react";
 import { api, call, session } from "../api/client";
 import { credits } from "../api/problem";
+import { NewPasswordFields, differs } from "../components/NewPassword";
 import { ErrorBox } from "../components/ui";
-import { useLoad } from "../lib/hooks";
+import { useAction, useLoad } from "../lib/hooks";
 import { Link, navigate } from "../lib/router";
 
 /** The signed-in person's account: who they are here, and their password. */
@@ -11,28 +12,18 @@ export function Account() {
   const [current, setCurrent] = useState("");
   const [next, setNext] = useState("");
   const [again, setAgain] = useState("");
-  const [busy, setBusy] = useState(false);
   const [done, setDone] = useState(false);
-  const [error, setError] = useState<unknown>();
-  const mismatch = again !== "" && again !== next;
-  const change = async (event: FormEvent) => {
+  const mismatch = differs(next, again);
+  const { run: change, busy, error } = useAction(async (event: FormEvent) => {
     event.preventDefault();
-    if (mismatch) return;
-    setBusy(true);
     setDone(false);
-    setError(undefined);
-    try {
-      await call(api.PUT("/v1/me/password", { body: { current_password: current, new_password: next } }));
-      setDone(true);
-      setCurrent("");
-      setNext("");
-      setAgain("");
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+    if (mismatch) return;
+    await call(api.PUT("/v1/me/password", { body: { current_password: current, new_password: next } }));
+    setDone(true);
+    setCurrent("");
+    setNext("");
+    setAgain("");
+  });
   return (
     <section>
       <h1>Account</h1>
@@ -55,30 +46,7 @@ export function Account() {
             onChange={(e) => setCurrent(e.target.value)}
           />
         </label>
-        <label>
-          New password
-          <input
-            type="password"
-            autoComplete="new-password"
-            required
-            minLength={8}
-            maxLength={128}
-            value={next}
-            onChange={(e) => setNext(e.target.value)}
-          />
-        </label>
-        <label>
-          New password again
-          <input
-            type="password"
-            autoComplete="new-password"
-            required
-            value={again}
-            aria-invalid={mismatch}
-            onChange={(e) => setAgain(e.target.value)}
-          />
-        </label>
-        {mismatch && <p className="error">The two new passwords differ.</p>}
+        <NewPasswordFields password={next} again={again} onPassword={setNext} onAgain={setAgain} />
         <button type="submit" disabled={busy || mismatch}>
           {busy ? "Changing…" : "Change password"}
         </button>
@@ -98,23 +66,14 @@ export function Account() {
 function DeleteAccount() {
   const balance = useLoad(() => call(api.GET("/v1/credits")), []);
   const [password, setPassword] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
   const purchased = balance.data?.purchased ?? 0;
-  const remove = async (event: FormEvent) => {
+  const { run: remove, busy, error } = useAction(async (event: FormEvent) => {
     event.preventDefault();
     if (!window.confirm("Delete your account for good? This cannot be undone.")) return;
-    setBusy(true);
-    setError(undefined);
-    try {
-      await call(api.POST("/v1/me/deletion", { body: { password } }));
-      session.clear();
-      navigate("/");
-    } catch (e) {
-      setError(e);
-      setBusy(false);
-    }
-  };
+    await call(api.POST("/v1/me/deletion", { body: { password } }));
+    session.clear();
+    navigate("/");
+  });
   return (
     <form className="panel" onSubmit={(e) => void remove(e)} aria-labelledby="delete-heading">
       <h2 id="delete-heading">Delete account</h2>

@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { api, call, session } from "../api/client";
+import { NewPasswordFields, differs } from "../components/NewPassword";
 import { ErrorBox } from "../components/ui";
 import { useAction } from "../lib/hooks";
 import { Link, navigate, useLocation } from "../lib/router";
@@ -44,6 +45,9 @@ export function Login() {
       </form>
       <p>
         New here? <Link to={`/signup?next=${encodeURIComponent(next)}`}>Create an account</Link>
+      </p>
+      <p>
+        <Link to="/forgot-password">Forgot your password?</Link>
       </p>
     </section>
   );
@@ -101,6 +105,83 @@ export function Signup() {
       </form>
       <p>
         Have an account? <Link to={`/login?next=${encodeURIComponent(next)}`}>Sign in</Link>
+      </p>
+    </section>
+  );
+}
+
+/** Asks for a reset link. The answer is the same whether or not the email has an account. */
+export function ForgotPassword() {
+  const [email, setEmail] = useState("");
+  const [sent, setSent] = useState(false);
+  const { run: submit, busy, error } = useAction(async (event: FormEvent) => {
+    event.preventDefault();
+    await call(api.POST("/v1/auth/password-reset", { body: { email } }));
+    setSent(true);
+  });
+  return (
+    <section className="narrow">
+      <h1>Forgot your password?</h1>
+      {sent ? (
+        <p role="status" data-testid="reset-sent">
+          If an account signs in with {email}, a link to choose a new password is on its way. It works for an hour.
+        </p>
+      ) : (
+        <form onSubmit={(e) => void submit(e)}>
+          <p className="muted">We will email you a link to choose a new one.</p>
+          <label>
+            Email
+            <input type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
+          </label>
+          <ErrorBox error={error} />
+          <button type="submit" disabled={busy}>
+            {busy ? "Sending…" : "Send the link"}
+          </button>
+        </form>
+      )}
+      <p>
+        <Link to="/login">Back to sign in</Link>
+      </p>
+    </section>
+  );
+}
+
+/** Sets a new password with the token from a reset link (`/reset-password?token=…`). */
+export function ResetPassword() {
+  const token = useLocation().query.get("token") ?? "";
+  const [password, setPassword] = useState("");
+  const [again, setAgain] = useState("");
+  const [done, setDone] = useState(false);
+  const mismatch = differs(password, again);
+  const { run: submit, busy, error } = useAction(async (event: FormEvent) => {
+    event.preventDefault();
+    if (mismatch) return;
+    await call(api.POST("/v1/auth/password-reset/confirm", { body: { token, new_password: password } }));
+    setDone(true);
+  });
+  if (done) {
+    return (
+      <section className="narrow">
+        <h1>Password set</h1>
+        <p role="status">
+          Your new password is set, and every device was signed out. <Link to="/login">Sign in</Link> with it.
+        </p>
+      </section>
+    );
+  }
+  return (
+    <section className="narrow">
+      <h1>Choose a new password</h1>
+      <form onSubmit={(e) => void submit(e)}>
+        <NewPasswordFields password={password} again={again} onPassword={setPassword} onAgain={setAgain} />
+        <ErrorBox error={error} />
+        <button type="submit" disabled={busy || mismatch || token === ""}>
+          {busy ? "Setting…" : "Set password"}
+        </button>
+      </form>
+      {token === "" && <p className="error">This page needs the link from the email.</p>}
+      <p>
+        <Link to="/forgot-password">Send a new link</Link>
       </p>
     </section>
   );
