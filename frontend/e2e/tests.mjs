@@ -450,6 +450,10 @@ export const tests = {
     await elsewhere.getByRole("heading", { name: "History" }).waitFor();
 
     await here.getByRole("link", { name: "Account" }).click();
+    // Both devices are listed; this one cannot sign itself out from the list.
+    await here.getByTestId("device").nth(1).waitFor();
+    assert.equal(await here.getByTestId("device").count(), 2);
+    assert.equal(await here.getByTestId("device").getByText("This device").count(), 1);
     await here.getByLabel("Current password").fill("not my password");
     await here.getByLabel("New password", { exact: true }).fill("a brand new one");
     await here.getByLabel("New password again").fill("a brand new one");
@@ -458,6 +462,9 @@ export const tests = {
     await here.getByLabel("Current password").fill(`password-${name}`);
     await here.getByRole("button", { name: "Change password" }).click();
     await here.getByTestId("password-changed").waitFor();
+    // The list is read again: the other device is gone from it.
+    await here.getByTestId("device").getByText("This device").waitFor();
+    await here.waitForFunction(() => document.querySelectorAll("[data-testid=device]").length === 1);
     await shot(here, "account-password");
 
     // The other device's session is over: on its next visit it is asked to sign in.

@@ -1174,3 +1174,138 @@ async fn without_smtp_mail_goes_to_files_or_nowhere() {
         "the password is never echoed: {refused}"
     );
 }
+
+/// Signs in (or up, with `signup`) as `name` from a device calling itself `agent`.
+async fn sign_in_from(app: &TestApp, name: &str, agent: &str, signup: bool) -> serde_json::Value {
+    let (path, body) = if signup {
+        (
+            "/v1/auth/signup",
+            json!({"email": format!("{name}@example.com"), "username": name, "password": format!("password-{name}")}),
+        )
+    } else {
+        (
+            "/v1/auth/login",
+            json!({"email": format!("{name}@example.com"), "password": format!("password-{name}")}),
+        )
+    };
+    let reply = app
+        .send(
+            app.request(Method::POST, path)
+                .header("user-agent", agent)
+                .json(&body),
+        )
+        .await;
+    assert!(reply.status < 300, "{}", reply.text);
+    reply.json
+}
+
+/// A person sees the devices signed in to their account and signs one out.
+#[tokio::test]
+async fn signed_in_devices_are_listed_and_signed_out_one_by_one() {
+    let app = TestApp::spawn().await;
+    let laptop = sign_in_from(&app, "uma", "Laptop\tbrowser", true).await;
+    let phone = sign_in_from(&app, "uma", &"p".repeat(300), false).await;
+    let stranger = token(&app.signup("vic").await);
+
+    let listed = app
+        .call(Method::GET, "/v1/me/sessions", Some(&token(&laptop)), None)
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let devices = listed.json["data"].as_array().cloned().unwrap_or_default();
+    assert_eq!(devices.len(), 2, "{}", listed.text);
+    // Newest first; control characters made spaces and long agents cut.
+    assert_eq!(devices[0]["user_agent"], "p".repeat(256));
+    assert_eq!(devices[0]["current"], false);
+    assert_eq!(devices[1]["user_agent"], "Laptop browser");
+    assert_eq!(devices[1]["current"], true);
+    assert_eq!(devices[1]["ip"], "127.0.0.1");
+    let phone_session = devices[0]["id"].as_str().unwrap_or_default().to_owned();
+
+    // Refreshing marks the session active.
+    let before = devices[1]["last_active_at"].clone();
+    app.execute("UPDATE sessions SET last_active_at = now() - interval '1 hour'")
+        .await;
+    let refreshed = app
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh(&laptop)})),
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    assert_eq!(
+        app.count("sessions WHERE last_active_at > now() - interval '1 minute'")
+            .await,
+        1
+    );
+    assert_ne!(before, json!(null));
+
+    // Nobody else's session, and no API key.
+    app.call(
+        Method::DELETE,
+        &format!("/v1/me/sessions/{phone_session}"),
+        Some(&stranger),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    let key = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&token(&laptop)),
+            Some(json!({"name": "script", "scopes": ["read"]})),
+        )
+        .await;
+    let key = key.json["key"].as_str().unwrap_or_default().to_owned();
+    app.call(Method::GET, "/v1/me/sessions", Some(&key), None)
+        .await
+        .assert_problem(403, "insufficient_scope");
+    assert_eq!(
+        app.call(Method::GET, "/v1/me", Some(&token(&phone)), None)
+            .await
+            .status,
+        200
+    );
+
+    // The phone is signed out at once, access and refresh; the laptop goes on.
+    let out = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/me/sessions/{phone_session}"),
+            Some(&token(&refreshed.json)),
+            None,
+        )
+        .await;
+    assert_eq!(out.status, 204, "{}", out.text);
+    app.call(Method::GET, "/v1/me", Some(&token(&phone)), None)
+        .await
+        .assert_problem(401, "invalid_token");
+    app.call(
+        Method::POST,
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh(&phone)})),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
+    app.call(
+        Method::DELETE,
+        &format!("/v1/me/sessions/{phone_session}"),
+        Some(&token(&refreshed.json)),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    let left = app
+        .call(
+            Method::GET,
+            "/v1/me/sessions",
+            Some(&token(&refreshed.json)),
+            None,
+        )
+        .await;
+    assert_eq!(left.json["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(left.json["data"][0]["current"], true);
+}

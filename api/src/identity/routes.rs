@@ -3,10 +3,10 @@
 use super::principal::Principal;
 use super::types::{
     ApiKeyPage, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey, DeleteAccountRequest,
-    LoginRequest, Me, PasswordResetConfirmation, PasswordResetRequest, RefreshRequest,
+    DevicePage, LoginRequest, Me, PasswordResetConfirmation, PasswordResetRequest, RefreshRequest,
     SignupRequest, TokenResponse, UpdateMeRequest, WebhookAck,
 };
-use super::{ApiKeyId, Scope, service, store};
+use super::{ApiKeyId, Scope, SessionId, service, store};
 use crate::app::AppState;
 use crate::db::cursor::{Page, PageParams};
 use crate::error::{ApiError, ErrorCode};
@@ -29,6 +29,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(update_me)
         .service(update_password)
         .service(create_account_deletion)
+        .service(list_sessions)
+        .service(delete_session)
         .service(list_api_keys)
         .service(create_api_key)
         .service(delete_api_key)
@@ -44,6 +46,28 @@ fn refresh_cookie(token: &str, max_age_secs: i64) -> Cookie<'static> {
         .path("/v1/auth")
         .max_age(time::Duration::seconds(max_age_secs))
         .finish()
+}
+
+/// The browser or program signing in, as its owner will see it among their devices. The address
+/// is the peer's, as the rate limits see it.
+fn device_of(req: &HttpRequest) -> store::Device {
+    const MAX_AGENT: usize = 256;
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|agent| {
+            agent
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .take(MAX_AGENT)
+                .collect::<String>()
+        })
+        .filter(|agent| !agent.trim().is_empty());
+    store::Device {
+        user_agent,
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+    }
 }
 
 /// Tells the browser to drop its refresh cookie: its session has ended.
@@ -76,10 +100,11 @@ fn with_tokens(
 )]
 #[post("/v1/auth/signup")]
 pub async fn create_signup(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: Json<SignupRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let tokens = service::signup(&state, &body).await?;
+    let tokens = service::signup(&state, &body, &device_of(&req)).await?;
     Ok(with_tokens(HttpResponse::Created(), &state, tokens))
 }
 
@@ -95,10 +120,11 @@ pub async fn create_signup(
 )]
 #[post("/v1/auth/login")]
 pub async fn create_login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let tokens = service::login(&state, &body.email, &body.password).await?;
+    let tokens = service::login(&state, &body.email, &body.password, &device_of(&req)).await?;
     Ok(with_tokens(HttpResponse::Ok(), &state, tokens))
 }
 
@@ -283,6 +309,48 @@ pub async fn create_account_deletion(
     super::deletion::delete_account(&state, &principal, &body.password).await?;
     // The browser's refresh cookie names a session that has ended: clear it.
     Ok(HttpResponse::NoContent().cookie(removed_cookie()).finish())
+}
+
+/// The devices signed in to my account (its sessions), newest first; `current` marks this one.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of sessions", body = DevicePage),
+        (status = 403, description = "An API key (`insufficient_scope`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/me/sessions")]
+pub async fn list_sessions(
+    state: web::Data<AppState>,
+    principal: Principal,
+    page: crate::http::extract::Query<PageParams>,
+) -> Result<web::Json<Page<super::types::Device>>, ApiError> {
+    Ok(web::Json(
+        service::list_devices(&state, &principal, page.into_inner()).await?,
+    ))
+}
+
+/// Sign one of my devices out: its access and refresh tokens stop working at once.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    params(("id" = SessionId, Path, description = "The session")),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 403, description = "An API key (`insufficient_scope`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such session of mine still signed in", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/v1/me/sessions/{id}")]
+pub async fn delete_session(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<SessionId>,
+) -> Result<HttpResponse, ApiError> {
+    service::sign_out_device(&state, &principal, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// My API keys, newest first (never their secrets).

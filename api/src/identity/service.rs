@@ -5,7 +5,7 @@ use super::external::ExternalClaims;
 use super::principal::{Principal, Via};
 use super::store::{self, Consumed, NewApiKey, NewUser, User, UserChangeset};
 use super::types::{
-    ApiKey, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey, Me, SignupRequest,
+    ApiKey, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey, Device, Me, SignupRequest,
     TokenResponse, UpdateMeRequest,
 };
 use super::{ApiKeyId, Role, Scope, SessionId, UserId, api_keys, password, tokens};
@@ -83,6 +83,7 @@ pub async fn start_session(
     state: &AppState,
     conn: &mut AsyncPgConnection,
     user: &User,
+    device: &store::Device,
 ) -> Result<TokenResponse, ApiError> {
     let tokens = &state.identity.tokens;
     let session = SessionId::new();
@@ -90,7 +91,7 @@ pub async fn start_session(
         + chrono::Duration::from_std(tokens.refresh_ttl).unwrap_or(chrono::Duration::days(30));
     let (refresh, hash) = tokens::new_opaque_token();
     conn.transaction::<_, ApiError, _>(async |conn| {
-        store::insert_session(conn, session, user.id, expires_at).await?;
+        store::insert_session(conn, session, user.id, expires_at, device).await?;
         store::insert_refresh_token(conn, &hash, session).await?;
         Ok(())
     })
@@ -114,12 +115,16 @@ fn token_response(
     })
 }
 
-pub async fn signup(state: &AppState, body: &SignupRequest) -> Result<TokenResponse, ApiError> {
+pub async fn signup(
+    state: &AppState,
+    body: &SignupRequest,
+    device: &store::Device,
+) -> Result<TokenResponse, ApiError> {
     let account = parse_signup(body)?;
     let mut conn = state.pool.get().await?;
     let user = create_account(&mut conn, account).await?;
     tracing::info!(user.id = %user.id, "account created");
-    start_session(state, &mut conn, &user).await
+    start_session(state, &mut conn, &user, device).await
 }
 
 fn invalid_credentials() -> ApiError {
@@ -133,6 +138,7 @@ pub async fn login(
     state: &AppState,
     email: &str,
     password_input: &str,
+    device: &store::Device,
 ) -> Result<TokenResponse, ApiError> {
     let email = Email::parse(email).map_err(|_| invalid_credentials())?;
     // Per account, whatever the IP: password guessing spread over many addresses still stops.
@@ -157,7 +163,7 @@ pub async fn login(
     if user.disabled_at.is_some() {
         return Err(disabled());
     }
-    start_session(state, &mut conn, &user).await
+    start_session(state, &mut conn, &user, device).await
 }
 
 fn disabled() -> ApiError {
@@ -200,6 +206,7 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenRespo
                 return Ok(Err(disabled()));
             }
             store::insert_refresh_token(conn, &next_hash, session_id).await?;
+            store::touch_session(conn, session_id).await?;
             Ok(Ok((user, session_id)))
         })
         .await?;
@@ -378,6 +385,56 @@ pub async fn confirm_password(
         }]));
     }
     Ok(user)
+}
+
+// ---- devices ----
+
+/// My sessions still signed in, newest first, marking the one asking.
+pub async fn list_devices(
+    state: &AppState,
+    principal: &Principal,
+    page: crate::db::cursor::PageParams,
+) -> Result<crate::db::cursor::Page<Device>, ApiError> {
+    principal.require_person()?;
+    let page = page.parse::<SessionId>("sessions")?;
+    let current = match principal.via {
+        Via::Session(session) => Some(session),
+        _ => None,
+    };
+    let mut conn = state.pool.get().await?;
+    let rows = store::list_sessions(&mut conn, principal.user_id, page.after, page.limit).await?;
+    let devices = rows
+        .into_iter()
+        .map(|row| Device {
+            current: Some(row.id) == current,
+            id: row.id,
+            created_at: row.created_at,
+            last_active_at: row.last_active_at,
+            expires_at: row.expires_at,
+            user_agent: row.user_agent,
+            ip: row.ip,
+        })
+        .collect();
+    Ok(crate::db::cursor::Page::from_rows(
+        "sessions",
+        devices,
+        page.limit,
+        |d| d.id,
+    ))
+}
+
+/// Signs one of my sessions out (a lost phone, a shared computer); this one too, if asked.
+pub async fn sign_out_device(
+    state: &AppState,
+    principal: &Principal,
+    id: SessionId,
+) -> Result<(), ApiError> {
+    principal.require_person()?;
+    let mut conn = state.pool.get().await?;
+    if !store::revoke_own_session(&mut conn, principal.user_id, id, "signed_out_by_owner").await? {
+        return Err(ApiError::not_found("session"));
+    }
+    Ok(())
 }
 
 // ---- API keys ----

@@ -281,17 +281,27 @@ pub async fn username_taken(conn: &mut AsyncPgConnection, username: &str) -> Que
 
 // ---- sessions and refresh tokens ----
 
+/// Where a session signed in from, as the person will see it among their devices.
+#[derive(Debug, Clone, Default)]
+pub struct Device {
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
 pub async fn insert_session(
     conn: &mut AsyncPgConnection,
     id: SessionId,
     user: UserId,
     expires_at: DateTime<Utc>,
+    device: &Device,
 ) -> QueryResult<()> {
     diesel::insert_into(sessions::table)
         .values((
             sessions::id.eq(id),
             sessions::user_id.eq(user),
             sessions::expires_at.eq(expires_at),
+            sessions::user_agent.eq(device.user_agent.as_deref()),
+            sessions::ip.eq(device.ip.as_deref()),
         ))
         .execute(conn)
         .await
@@ -355,6 +365,70 @@ pub struct Session {
     pub user_id: UserId,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A session as its owner sees it among their devices.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct DeviceRow {
+    pub id: SessionId,
+    pub created_at: DateTime<Utc>,
+    pub last_active_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// `user`'s sessions still signed in (not revoked, not expired), newest first.
+pub async fn list_sessions(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    after: Option<SessionId>,
+    limit: i64,
+) -> QueryResult<Vec<DeviceRow>> {
+    let mut query = sessions::table
+        .filter(sessions::user_id.eq(user))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(diesel::dsl::now))
+        .select(DeviceRow::as_select())
+        .order(sessions::id.desc())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(sessions::id.lt(after));
+    }
+    query.load(conn).await
+}
+
+/// Ends one of `user`'s sessions still signed in; false if there is no such session.
+pub async fn revoke_own_session(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    id: SessionId,
+    reason: &str,
+) -> QueryResult<bool> {
+    let ended = diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::user_id.eq(user))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(diesel::dsl::now)),
+    )
+    .set((
+        sessions::revoked_at.eq(diesel::dsl::now),
+        sessions::revoked_reason.eq(reason),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(ended > 0)
+}
+
+/// Notes that a session was just used to refresh its tokens.
+pub async fn touch_session(conn: &mut AsyncPgConnection, id: SessionId) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id))
+        .set(sessions::last_active_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
 }
 
 /// The session and its user, in one query.

@@ -1,6 +1,6 @@
 //! Request and response bodies of the identity endpoints.
 
-use super::{ApiKeyId, Role, Scope, UserId};
+use super::{ApiKeyId, Role, Scope, SessionId, UserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -135,6 +135,32 @@ pub struct CreateApiKeyRequest {
     pub scopes: Vec<Scope>,
     /// When the key stops working; must be in the future. Omit for a key that does not expire.
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A session signed in to my account: a browser or program, and where it signed in from.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Device {
+    pub id: SessionId,
+    /// When it signed in.
+    pub created_at: DateTime<Utc>,
+    /// When it last renewed its access (every few minutes while in use).
+    pub last_active_at: DateTime<Utc>,
+    /// When it is signed out unless used again before.
+    pub expires_at: DateTime<Utc>,
+    /// The `User-Agent` it signed in with (at most 256 characters).
+    pub user_agent: Option<String>,
+    /// The address it signed in from, as this server saw it.
+    pub ip: Option<String>,
+    /// This is the session asking.
+    pub current: bool,
+}
+
+/// A page of [`Device`]s.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DevicePage {
+    pub data: Vec<Device>,
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
 }
 
 /// An API key as listed: never the secret.

@@ -770,6 +770,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The devices signed in to my account (its sessions), newest first; `current` marks this one. */
+        get: operations["list_sessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Sign one of my devices out: its access and refresh tokens stop working at once. */
+        delete: operations["delete_session"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/webhook-secret": {
         parameters: {
             query?: never;
@@ -1314,6 +1348,37 @@ export interface components {
             /** @example correct horse battery */
             password: string;
         };
+        /** @description A session signed in to my account: a browser or program, and where it signed in from. */
+        Device: {
+            /**
+             * Format: date-time
+             * @description When it signed in.
+             */
+            created_at: string;
+            /** @description This is the session asking. */
+            current: boolean;
+            /**
+             * Format: date-time
+             * @description When it is signed out unless used again before.
+             */
+            expires_at: string;
+            id: components["schemas"]["SessionId"];
+            /** @description The address it signed in from, as this server saw it. */
+            ip?: string | null;
+            /**
+             * Format: date-time
+             * @description When it last renewed its access (every few minutes while in use).
+             */
+            last_active_at: string;
+            /** @description The `User-Agent` it signed in with (at most 256 characters). */
+            user_agent?: string | null;
+        };
+        /** @description A page of [`Device`]s. */
+        DevicePage: {
+            data: components["schemas"]["Device"][];
+            has_more: boolean;
+            next_cursor?: string | null;
+        };
         /**
          * Format: uuid
          * @description One ledger entry.
@@ -1776,6 +1841,11 @@ export interface components {
          * @enum {string}
          */
         Scope: "generate" | "read" | "billing";
+        /**
+         * Format: uuid
+         * @description One login: the family of refresh tokens issued from it.
+         */
+        SessionId: string;
         SignupRequest: {
             /**
              * Format: email
@@ -3863,6 +3933,81 @@ export interface operations {
             };
             /** @description Too many attempts for this account (`rate_limited`) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    list_sessions: {
+        parameters: {
+            query?: {
+                /** @description How many items to return, 1–100 (default 20). */
+                limit?: number;
+                /** @description `next_cursor` from the previous page; omit for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of sessions */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DevicePage"];
+                };
+            };
+            /** @description An API key (`insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    delete_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The session */
+                id: components["schemas"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed out */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An API key (`insufficient_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such session of mine still signed in */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { extensionOf, fromNow, money, promptLength, queueInWords, signed, stateInWords } from "./format";
+import { deviceName, extensionOf, fromNow, money, promptLength, queueInWords, signed, stateInWords } from "./format";
 import { matchPath, withQuery } from "./router";
 
 describe("format", () => {
@@ -24,6 +24,21 @@ describe("format", () => {
     expect(queueInWords({ queued_ahead: 999 })).toBe("999 ahead of it in the queue.");
     expect(queueInWords({ queued_ahead: 1000 })).toBe("1,000 or more ahead of it in the queue.");
     expect(queueInWords({ queued_ahead: null })).toBe("");
+  });
+
+  it("names a device as a person would, from its User-Agent", () => {
+    expect(
+      deviceName("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"),
+    ).toBe("Chrome on Windows");
+    expect(
+      deviceName("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"),
+    ).toBe("Safari on iPhone");
+    expect(deviceName("Mozilla/5.0 (Macintosh; Intel Mac OS X 14.7; rv:133.0) Gecko/20100101 Firefox/133.0")).toBe("Firefox on macOS");
+    expect(
+      deviceName("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0"),
+    ).toBe("Edge on Windows");
+    expect(deviceName("curl/8.5.0")).toBe("curl");
+    expect(deviceName(null)).toBe("Unknown device");
   });
 
   it("counts prompt characters the way the server does", () => {

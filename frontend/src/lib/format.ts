@@ -87,3 +87,30 @@ export function queueInWords(g: Pick<components["schemas"]["Generation"], "queue
   if (ahead >= 1000) return "1,000 or more ahead of it in the queue.";
   return `${ahead} ahead of it in the queue.`;
 }
+
+/** A device as a person names it ("Chrome on Windows"), from the User-Agent it signed in with. */
+export function deviceName(userAgent: string | null | undefined): string {
+  if (!userAgent) return "Unknown device";
+  const ua = userAgent;
+  const browser =
+    /Edg\//.test(ua) ? "Edge"
+    : /OPR\//.test(ua) ? "Opera"
+    : /Firefox\//.test(ua) ? "Firefox"
+    : /HeadlessChrome\//.test(ua) ? "Headless Chrome"
+    : /Chrome\//.test(ua) ? "Chrome"
+    : /Safari\//.test(ua) ? "Safari"
+    : null;
+  const system =
+    /iPhone/.test(ua) ? "iPhone"
+    : /iPad/.test(ua) ? "iPad"
+    : /Android/.test(ua) ? "Android"
+    : /Windows/.test(ua) ? "Windows"
+    : /Mac OS X|Macintosh/.test(ua) ? "macOS"
+    : /CrOS/.test(ua) ? "ChromeOS"
+    : /Linux/.test(ua) ? "Linux"
+    : null;
+  if (browser && system) return `${browser} on ${system}`;
+  if (browser ?? system) return (browser ?? system) as string;
+  // A program: its own name, as it gave it ("curl/8.5.0" → "curl").
+  return ua.split(/[/\s]/)[0] || "Unknown device";
+}

@@ -2,8 +2,9 @@ import { useState, type FormEvent } from "react";
 import { api, call, session } from "../api/client";
 import { credits } from "../api/problem";
 import { NewPasswordFields, differs } from "../components/NewPassword";
-import { ErrorBox } from "../components/ui";
+import { ErrorBox, Loading } from "../components/ui";
 import { useAction, useLoad } from "../lib/hooks";
+import { dateTime, deviceName } from "../lib/format";
 import { Link, navigate } from "../lib/router";
 
 /** The signed-in person's account: who they are here, and their password. */
@@ -13,6 +14,8 @@ export function Account() {
   const [next, setNext] = useState("");
   const [again, setAgain] = useState("");
   const [done, setDone] = useState(false);
+  // Bumped by a password change, which signs the other devices out: the list is read again.
+  const [changes, setChanges] = useState(0);
   const mismatch = differs(next, again);
   const { run: change, busy, error } = useAction(async (event: FormEvent) => {
     event.preventDefault();
@@ -20,6 +23,7 @@ export function Account() {
     if (mismatch) return;
     await call(api.PUT("/v1/me/password", { body: { current_password: current, new_password: next } }));
     setDone(true);
+    setChanges((n) => n + 1);
     setCurrent("");
     setNext("");
     setAgain("");
@@ -57,7 +61,50 @@ export function Account() {
         )}
         <ErrorBox error={error} />
       </form>
+      <Devices key={changes} />
       <DeleteAccount />
+    </section>
+  );
+}
+
+/** The devices signed in to the account, each of which can be signed out from here. */
+function Devices() {
+  const devices = useLoad(() => call(api.GET("/v1/me/sessions", { params: { query: { limit: 100 } } })), []);
+  const [error, setError] = useState<unknown>();
+  const signOut = async (id: string) => {
+    setError(undefined);
+    try {
+      await call(api.DELETE("/v1/me/sessions/{id}", { params: { path: { id } } }));
+      devices.reload();
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return (
+    <section className="panel" aria-labelledby="devices-heading">
+      <h2 id="devices-heading">Signed-in devices</h2>
+      {devices.loading && <Loading />}
+      <ErrorBox error={devices.error ?? error} />
+      <ul className="keys">
+        {(devices.data?.data ?? []).map((d) => (
+          <li key={d.id} className="row" data-testid="device">
+            <span className="grow">
+              <strong title={d.user_agent ?? undefined}>{deviceName(d.user_agent)}</strong>
+              <span className="muted small">
+                {" "}
+                {d.ip ? `from ${d.ip} · ` : ""}signed in {dateTime(d.created_at)} · last active {dateTime(d.last_active_at)}
+              </span>
+            </span>
+            {d.current ? (
+              <span className="muted small">This device</span>
+            ) : (
+              <button type="button" className="danger" onClick={() => void signOut(d.id)}>
+                Sign out
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
     </section>
   );
 }
