@@ -1308,4 +1308,20 @@ async fn signed_in_devices_are_listed_and_signed_out_one_by_one() {
         .await;
     assert_eq!(left.json["data"].as_array().map(Vec::len), Some(1));
     assert_eq!(left.json["data"][0]["current"], true);
+    // This device signs out with logout, not from the list.
+    let own = left.json["data"][0]["id"].as_str().unwrap_or_default();
+    app.call(
+        Method::DELETE,
+        &format!("/v1/me/sessions/{own}"),
+        Some(&token(&refreshed.json)),
+        None,
+    )
+    .await
+    .assert_problem(409, "conflict");
+    assert_eq!(
+        app.call(Method::GET, "/v1/me", Some(&token(&refreshed.json)), None)
+            .await
+            .status,
+        200
+    );
 }

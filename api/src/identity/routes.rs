@@ -332,7 +332,8 @@ pub async fn list_sessions(
     ))
 }
 
-/// Sign one of my devices out: its access and refresh tokens stop working at once.
+/// Sign another of my devices out: its access and refresh tokens stop working at once. (This one
+/// signs out with `POST /v1/auth/logout`.)
 #[utoipa::path(
     tag = "account",
     security(("session" = [])),
@@ -341,6 +342,7 @@ pub async fn list_sessions(
         (status = 204, description = "Signed out"),
         (status = 403, description = "An API key (`insufficient_scope`)", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such session of mine still signed in", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The session asking (`conflict`): sign out with `POST /v1/auth/logout`", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/v1/me/sessions/{id}")]

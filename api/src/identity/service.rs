@@ -423,13 +423,20 @@ pub async fn list_devices(
     ))
 }
 
-/// Signs one of my sessions out (a lost phone, a shared computer); this one too, if asked.
+/// Signs another of my sessions out (a lost phone, a shared computer). The one asking signs out
+/// with `POST /v1/auth/logout`, which also clears the browser's cookie.
 pub async fn sign_out_device(
     state: &AppState,
     principal: &Principal,
     id: SessionId,
 ) -> Result<(), ApiError> {
     principal.require_person()?;
+    if principal.via == Via::Session(id) {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "this is the session you are using: sign out with POST /v1/auth/logout",
+        ));
+    }
     let mut conn = state.pool.get().await?;
     if !store::revoke_own_session(&mut conn, principal.user_id, id, "signed_out_by_owner").await? {
         return Err(ApiError::not_found("session"));

@@ -797,7 +797,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Sign one of my devices out: its access and refresh tokens stop working at once. */
+        /**
+         * Sign another of my devices out: its access and refresh tokens stop working at once. (This one
+         *     signs out with `POST /v1/auth/logout`.)
+         */
         delete: operations["delete_session"];
         options?: never;
         head?: never;
@@ -4008,6 +4011,15 @@ export interface operations {
             };
             /** @description No such session of mine still signed in */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The session asking (`conflict`): sign out with `POST /v1/auth/logout` */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
