@@ -35,10 +35,11 @@ async function generate(page, prompt, { visibility } = {}) {
 }
 
 /**
- * The reset link mailed to `email`: without SMTP the development server writes each message to
- * E2E_MAIL_DIR as an .eml file, its body quoted-printable.
+ * The link to `page` (`reset-password`, `confirm-email`) mailed to `email`: without SMTP the
+ * development server writes each message to E2E_MAIL_DIR as an .eml file, its body
+ * quoted-printable.
  */
-async function resetLinkFor(email) {
+async function linkMailedTo(email, page) {
   const dir = process.env.E2E_MAIL_DIR ?? "target/e2e-data/mail";
   for (let i = 0; i < 200; i++) {
     let names = [];
@@ -51,12 +52,12 @@ async function resetLinkFor(email) {
       const raw = readFileSync(join(dir, name), "utf8");
       if (!raw.includes(`To: ${email}`)) continue;
       const text = raw.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
-      const link = /https?:\/\/\S+\/reset-password\?token=[A-Za-z0-9_-]+/.exec(text)?.[0];
+      const link = new RegExp(`https?://\\S+/${page}\\?token=[A-Za-z0-9_-]+`).exec(text)?.[0];
       if (link) return link;
     }
     await new Promise((done) => setTimeout(done, 50));
   }
-  throw new Error(`no reset mail for ${email} in ${dir}`);
+  throw new Error(`no mail with a ${page} link for ${email} in ${dir}`);
 }
 
 export const tests = {
@@ -494,7 +495,7 @@ export const tests = {
     assert.equal((await page.request.get(`/v1/images/${imageId}`)).status(), 200);
 
     await page.getByRole("link", { name: "Account" }).click();
-    await page.getByLabel("Password", { exact: true }).fill(`password-${name}`);
+    await page.getByRole("form", { name: "Delete account" }).getByLabel("Password").fill(`password-${name}`);
     await shot(page, "account-delete");
     page.once("dialog", (dialog) => void dialog.accept());
     await page.getByRole("button", { name: "Delete my account" }).click();
@@ -519,7 +520,7 @@ export const tests = {
     await page.getByLabel("Email").fill(`${name}@example.com`);
     await page.getByRole("button", { name: "Send the link" }).click();
     await page.getByTestId("reset-sent").waitFor();
-    const link = await resetLinkFor(`${name}@example.com`);
+    const link = await linkMailedTo(`${name}@example.com`, "reset-password");
     await page.goto(link);
     await page.getByLabel("New password", { exact: true }).fill("remembered at last");
     await page.getByLabel("New password again").fill("remembered at last");
@@ -537,6 +538,22 @@ export const tests = {
     await page.getByLabel("Password").fill("remembered at last");
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("link", { name: `@${name}` }).waitFor();
+  },
+
+  async "a new email is confirmed from the link mailed to it"({ newPage }) {
+    const name = `em${unique()}`;
+    const page = await newPage();
+    await signUp(page, name);
+    await page.getByRole("link", { name: "Account" }).click();
+    await page.getByLabel("New email").fill(`${name}@new.example`);
+    await page.getByRole("form", { name: "Change email" }).getByLabel("Password").fill(`password-${name}`);
+    await page.getByRole("form", { name: "Change email" }).getByRole("button", { name: "Send the link" }).click();
+    await page.getByTestId("email-link-sent").waitFor();
+    await page.goto(await linkMailedTo(`${name}@new.example`, "confirm-email"));
+    await page.getByRole("button", { name: "Confirm email" }).click();
+    await page.getByTestId("email-confirmed").waitFor();
+    await page.goto("/account");
+    await page.getByText(`Signed in as ${name}@new.example`).waitFor();
   },
 
   async "readable errors, API keys, and a phone-width layout"({ newPage, shot }) {

@@ -3,7 +3,7 @@ import { api, call, session } from "./api/client";
 import { Link, Router, matchPath, navigate, useLocation } from "./lib/router";
 import { useSubscription } from "./lib/hooks";
 import { Loading } from "./components/ui";
-import { ForgotPassword, Login, ResetPassword, Signup } from "./pages/Auth";
+import { ConfirmEmail, ForgotPassword, Login, ResetPassword, Signup } from "./pages/Auth";
 import { Generate } from "./pages/Generate";
 import { MyImages } from "./pages/MyImages";
 import { Gallery } from "./pages/Gallery";
@@ -39,6 +39,7 @@ function Page() {
   if (path === "/signup") return <Signup />;
   if (path === "/forgot-password") return <ForgotPassword />;
   if (path === "/reset-password") return <ResetPassword />;
+  if (path === "/confirm-email") return <ConfirmEmail />;
   if (path === "/generate") return <Generate />;
   if (path === "/images") return <MyImages />;
   if (path === "/history") return <History />;

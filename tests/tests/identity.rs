@@ -1325,3 +1325,131 @@ async fn signed_in_devices_are_listed_and_signed_out_one_by_one() {
         200
     );
 }
+
+/// The link in a mail to a new address.
+fn confirm_token(mail: &easel_tests::smtp::Mail) -> String {
+    let text = mail.text();
+    let start = text
+        .find("https://easel.test/confirm-email?token=")
+        .unwrap_or_else(|| panic!("no link in {text}"));
+    token_of(text[start..].split_whitespace().next().unwrap_or_default())
+}
+
+async fn ask_email_change(
+    app: &TestApp,
+    token: &str,
+    email: &str,
+    password: &str,
+) -> easel_tests::Reply {
+    app.call(
+        Method::POST,
+        "/v1/me/email",
+        Some(token),
+        Some(json!({"email": email, "password": password})),
+    )
+    .await
+}
+
+async fn confirm_email(app: &TestApp, token: &str) -> easel_tests::Reply {
+    app.call(
+        Method::POST,
+        "/v1/auth/email-change/confirm",
+        None,
+        Some(json!({"token": token})),
+    )
+    .await
+}
+
+/// A new email is confirmed by a link mailed to it, and the old address is told.
+#[tokio::test]
+async fn an_email_changes_once_the_new_address_confirms_it() {
+    let smtp = easel_tests::smtp::SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    let session = token(&app.signup("ola").await);
+    app.signup("taken").await;
+
+    // Refusals change nothing and send nothing.
+    let wrong = ask_email_change(&app, &session, "ola@new.example", "not my password").await;
+    wrong.assert_problem(422, "validation_failed");
+    assert_eq!(wrong.json["errors"][0]["field"], "password");
+    ask_email_change(&app, &session, "Taken@Example.com", "password-ola")
+        .await
+        .assert_problem(409, "conflict");
+    let same = ask_email_change(&app, &session, "ola@example.com", "password-ola").await;
+    assert_eq!(same.json["errors"][0]["field"], "email", "{}", same.text);
+    ask_email_change(&app, &session, "not an email", "password-ola")
+        .await
+        .assert_problem(422, "validation_failed");
+    assert_eq!(app.count("email_changes").await, 0);
+
+    let asked = ask_email_change(&app, &session, "Ola@New.Example", "password-ola").await;
+    assert_eq!(asked.status, 202, "{}", asked.text);
+    let mails = smtp.wait_for(2).await;
+    let to_new = mails
+        .iter()
+        .find(|m| m.to == ["<ola@new.example>"])
+        .expect("a mail to the new address");
+    let to_old = mails
+        .iter()
+        .find(|m| m.to == ["<ola@example.com>"])
+        .expect("a notice to the old address");
+    assert!(
+        to_old.text().contains("ola@new.example"),
+        "{}",
+        to_old.text()
+    );
+    assert!(
+        !to_old.text().contains("token="),
+        "the old address gets no link"
+    );
+    let link = confirm_token(to_new);
+    // Not yet: the account keeps its email until the new address confirms.
+    let me = app.call(Method::GET, "/v1/me", Some(&session), None).await;
+    assert_eq!(me.json["email"], "ola@example.com");
+
+    confirm_email(&app, "made-up")
+        .await
+        .assert_problem(422, "validation_failed");
+    let confirmed = confirm_email(&app, &link).await;
+    assert_eq!(confirmed.status, 204, "{}", confirmed.text);
+    let me = app.call(Method::GET, "/v1/me", Some(&session), None).await;
+    assert_eq!(me.json["email"], "ola@new.example", "the session goes on");
+    let login = app
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": "ola@new.example", "password": "password-ola"})),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let again = confirm_email(&app, &link).await;
+    assert_eq!(again.json["errors"][0]["field"], "token", "once only");
+
+    // An address another account takes before the link is used: 409, and nothing changes.
+    ask_email_change(&app, &session, "race@example.com", "password-ola").await;
+    let raced = confirm_token(
+        smtp.wait_for(4)
+            .await
+            .iter()
+            .find(|m| m.to == ["<race@example.com>"])
+            .expect("a mail to race@"),
+    );
+    app.signup("race").await;
+    confirm_email(&app, &raced)
+        .await
+        .assert_problem(409, "conflict");
+    let me = app.call(Method::GET, "/v1/me", Some(&session), None).await;
+    assert_eq!(me.json["email"], "ola@new.example");
+    // An expired link does nothing.
+    app.execute("UPDATE users SET email = 'race2@example.com' WHERE username = 'race'")
+        .await;
+    app.execute("UPDATE email_changes SET expires_at = now() - interval '1 second'")
+        .await;
+    let expired = confirm_email(&app, &raced).await;
+    assert_eq!(
+        expired.json["errors"][0]["field"], "token",
+        "{}",
+        expired.text
+    );
+}

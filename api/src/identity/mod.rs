@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod deletion;
 pub mod domain;
+pub mod email_change;
 pub mod external;
 pub mod password;
 pub mod principal;

@@ -3,8 +3,9 @@
 use super::principal::Principal;
 use super::types::{
     ApiKeyPage, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey, DeleteAccountRequest,
-    DevicePage, LoginRequest, Me, PasswordResetConfirmation, PasswordResetRequest, RefreshRequest,
-    SignupRequest, TokenResponse, UpdateMeRequest, WebhookAck,
+    DevicePage, EmailChangeConfirmation, EmailChangeRequest, LoginRequest, Me,
+    PasswordResetConfirmation, PasswordResetRequest, RefreshRequest, SignupRequest, TokenResponse,
+    UpdateMeRequest, WebhookAck,
 };
 use super::{ApiKeyId, Scope, SessionId, service, store};
 use crate::app::AppState;
@@ -25,6 +26,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(create_logout)
         .service(create_password_reset)
         .service(create_password_reset_confirmation)
+        .service(create_email_change)
+        .service(create_email_change_confirmation)
         .service(get_me)
         .service(update_me)
         .service(update_password)
@@ -216,6 +219,52 @@ pub async fn create_password_reset_confirmation(
     body: Json<PasswordResetConfirmation>,
 ) -> Result<HttpResponse, ApiError> {
     super::reset::confirm(&state, &body.token, &body.new_password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Change my email, given my password: a link mailed to the new address makes the change (within
+/// a day), and the old address is told. Until then the account keeps its email.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    request_body = EmailChangeRequest,
+    responses(
+        (status = 202, description = "The link is on its way to the new address"),
+        (status = 403, description = "An API key (`insufficient_scope`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another account has this email, or this account signs in through the identity provider (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an email address, already this account's, or a wrong `password` (`validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many password attempts (`rate_limited`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This server sends no email (`email_not_configured`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/me/email")]
+pub async fn create_email_change(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<EmailChangeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    super::email_change::request(&state, &principal, &body.email, &body.password).await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// Confirm a new email with the token from the link mailed to it. Needs no sign-in: the link is
+/// the proof.
+#[utoipa::path(
+    tag = "auth",
+    request_body = EmailChangeConfirmation,
+    responses(
+        (status = 204, description = "The account's email is the new one"),
+        (status = 409, description = "Another account took this email meanwhile (`conflict`); nothing changed", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The link was used, has expired or was never sent (`token`, `validation_failed`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this address (`rate_limited`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/auth/email-change/confirm")]
+pub async fn create_email_change_confirmation(
+    state: web::Data<AppState>,
+    body: Json<EmailChangeConfirmation>,
+) -> Result<HttpResponse, ApiError> {
+    super::email_change::confirm(&state, &body.token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -271,6 +271,89 @@ pub async fn use_password_reset(
     Ok(Some(owner.user_id))
 }
 
+/// Records a pending change of `user`'s email to `new_email`, confirmed by the token with this hash.
+pub async fn insert_email_change(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+    user: UserId,
+    new_email: &str,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO email_changes (token_hash, user_id, new_email, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind::<diesel::sql_types::Bytea, _>(token_hash)
+    .bind::<diesel::sql_types::Uuid, _>(user)
+    .bind::<diesel::sql_types::Text, _>(new_email)
+    .bind::<diesel::sql_types::Timestamptz, _>(expires_at)
+    .execute(conn)
+    .await
+}
+
+#[derive(QueryableByName)]
+struct EmailChange {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    user_id: UserId,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    new_email: String,
+}
+
+/// Uses up an email-change token: the account and its new email, if the token is unused,
+/// unexpired, and its account still open. The account's other pending changes are used up too.
+pub async fn use_email_change(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<(UserId, String)>> {
+    let change: Option<EmailChange> = diesel::sql_query(
+        "UPDATE email_changes c SET used_at = now() FROM users u \
+         WHERE c.token_hash = $1 AND c.used_at IS NULL AND c.expires_at > now() \
+           AND u.id = c.user_id AND u.disabled_at IS NULL AND u.deleted_at IS NULL \
+         RETURNING c.user_id, c.new_email",
+    )
+    .bind::<diesel::sql_types::Bytea, _>(token_hash)
+    .get_result(conn)
+    .await
+    .optional()?;
+    let Some(change) = change else {
+        return Ok(None);
+    };
+    diesel::sql_query(
+        "UPDATE email_changes SET used_at = now() WHERE user_id = $1 AND used_at IS NULL",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(change.user_id)
+    .execute(conn)
+    .await?;
+    Ok(Some((change.user_id, change.new_email)))
+}
+
+/// Sets `user`'s email (its unique index refuses one another account has).
+pub async fn set_email(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    email: &str,
+) -> QueryResult<usize> {
+    diesel::update(users::table.find(user))
+        .set(users::email.eq(email))
+        .execute(conn)
+        .await
+}
+
+/// Whether another account than `user` has this email.
+pub async fn email_taken(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    user: UserId,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        users::table
+            .filter(users::email.eq(email))
+            .filter(users::id.ne(user)),
+    ))
+    .get_result(conn)
+    .await
+}
+
 pub async fn username_taken(conn: &mut AsyncPgConnection, username: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         users::table.filter(users::username.eq(username)),

@@ -46,6 +46,23 @@ pub struct DeleteAccountRequest {
     pub password: String,
 }
 
+/// A new email for my account, with my password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChangeRequest {
+    #[schema(format = "email", max_length = 254, example = "ada@example.org")]
+    pub email: String,
+    #[schema(example = "correct horse battery")]
+    pub password: String,
+}
+
+/// The token from the link mailed to the new address.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChangeConfirmation {
+    pub token: String,
+}
+
 /// Who forgot their password.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

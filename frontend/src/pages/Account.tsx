@@ -61,9 +61,52 @@ export function Account() {
         )}
         <ErrorBox error={error} />
       </form>
+      <ChangeEmail />
       <Devices key={changes} />
       <DeleteAccount />
     </section>
+  );
+}
+
+/** A new email, which the new address confirms by the link mailed to it. */
+function ChangeEmail() {
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [sentTo, setSentTo] = useState<string>();
+  const { run: change, busy, error } = useAction(async (event: FormEvent) => {
+    event.preventDefault();
+    await call(api.POST("/v1/me/email", { body: { email, password } }));
+    setSentTo(email);
+    setPassword("");
+  });
+  return (
+    <form className="panel" onSubmit={(e) => void change(e)} aria-labelledby="email-heading">
+      <h2 id="email-heading">Change email</h2>
+      <p className="muted small">We email the new address a link; your email changes once you open it.</p>
+      <label>
+        New email
+        <input type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
+      </label>
+      <label>
+        Password
+        <input
+          type="password"
+          autoComplete="current-password"
+          required
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+        />
+      </label>
+      <button type="submit" disabled={busy}>
+        {busy ? "Sending…" : "Send the link"}
+      </button>
+      {sentTo && (
+        <p role="status" data-testid="email-link-sent">
+          A link is on its way to {sentTo}. Open it within a day.
+        </p>
+      )}
+      <ErrorBox error={error} />
+    </form>
   );
 }
 

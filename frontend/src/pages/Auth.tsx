@@ -186,3 +186,37 @@ export function ResetPassword() {
     </section>
   );
 }
+
+/** Confirms a new email with the token from the link mailed to it (`/confirm-email?token=…`). */
+export function ConfirmEmail() {
+  const token = useLocation().query.get("token") ?? "";
+  const [done, setDone] = useState(false);
+  // A button, not a request on load: mail scanners that open links must not confirm them.
+  const { run: confirm, busy, error } = useAction(async () => {
+    await call(api.POST("/v1/auth/email-change/confirm", { body: { token } }));
+    setDone(true);
+    if (session.user) {
+      const me = await call(api.GET("/v1/me")).catch(() => null);
+      if (me) session.setUser(me);
+    }
+  });
+  return (
+    <section className="narrow">
+      <h1>Confirm your new email</h1>
+      {done ? (
+        <p role="status" data-testid="email-confirmed">
+          Your account's email is now this address. Sign in with it from now on.
+        </p>
+      ) : (
+        <>
+          <p>Confirm that this address is your Easel account's email from now on.</p>
+          <ErrorBox error={error} />
+          <button type="button" disabled={busy || token === ""} onClick={() => void confirm()}>
+            {busy ? "Confirming…" : "Confirm email"}
+          </button>
+          {token === "" && <p className="error">This page needs the link from the email.</p>}
+        </>
+      )}
+    </section>
+  );
+}
