@@ -61,6 +61,17 @@ impl Mailer {
         !matches!(self.transport, Transport::None)
     }
 
+    /// 503 `email_not_configured` when mail goes nowhere, saying what therefore cannot be done.
+    pub fn required_for(&self, what: &str) -> Result<(), crate::error::ApiError> {
+        if self.configured() {
+            return Ok(());
+        }
+        Err(crate::error::ApiError::new(
+            crate::error::ErrorCode::EmailNotConfigured,
+            format!("this server sends no email, so {what}; ask its operator"),
+        ))
+    }
+
     /// Sends a plain-text message to `to`.
     pub async fn send(&self, to: &str, subject: &str, body: String) -> anyhow::Result<()> {
         let message = Message::builder()

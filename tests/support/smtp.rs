@@ -104,6 +104,29 @@ impl SmtpServer {
         self.inbox.lock().expect("inbox").clone()
     }
 
+    /// Waits (at most 10 s) for the `nth` (from 0) message to `to` (`<address>`) with this subject.
+    pub async fn wait_for_mail(&self, to: &str, subject: &str, nth: usize) -> Mail {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found: Vec<Mail> = self
+                .mails()
+                .into_iter()
+                .filter(|m| {
+                    m.to.iter().any(|t| t == to) && m.header("subject").as_deref() == Some(subject)
+                })
+                .collect();
+            if let Some(mail) = found.get(nth) {
+                return mail.clone();
+            }
+            assert!(
+                Instant::now() < until,
+                "no mail {nth} to {to} about {subject:?}: {:?}",
+                self.mails()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits (at most 10 s) until `count` messages have come.
     pub async fn wait_for(&self, count: usize) -> Vec<Mail> {
         let until = Instant::now() + Duration::from_secs(10);

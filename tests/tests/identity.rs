@@ -999,8 +999,9 @@ async fn a_forgotten_password_is_reset_by_a_link_sent_by_email() {
 
     let asked = ask_reset(&app, "  LOU@Example.com ").await;
     assert_eq!(asked.status, 202, "{}", asked.text);
-    let mails = smtp.wait_for(1).await;
-    let mail = &mails[0];
+    let mail = &smtp
+        .wait_for_mail("<lou@example.com>", "Reset your Easel password", 0)
+        .await;
     assert_eq!(mail.to, ["<lou@example.com>"]);
     assert_eq!(mail.from, "<no-reply@easel.test>");
     assert_eq!(
@@ -1058,15 +1059,25 @@ async fn a_forgotten_password_is_reset_by_a_link_sent_by_email() {
     // Once only.
     let again = confirm_reset(&app, &sent, "yet another one").await;
     assert_eq!(again.json["errors"][0]["field"], "token", "{}", again.text);
-    assert_eq!(smtp.mails().len(), 1, "no mail for the unknown email");
+    assert!(
+        smtp.mails().iter().all(|m| m.to == ["<lou@example.com>"]),
+        "no mail for the unknown email"
+    );
 
     // Using one link uses up the others; an expired one does not work.
     ask_reset(&app, "lou@example.com").await;
     ask_reset(&app, "lou@example.com").await;
-    let mails = smtp.wait_for(3).await;
     let (second, third) = (
-        token_of(&reset_link(&mails[1])),
-        token_of(&reset_link(&mails[2])),
+        token_of(&reset_link(
+            &smtp
+                .wait_for_mail("<lou@example.com>", "Reset your Easel password", 1)
+                .await,
+        )),
+        token_of(&reset_link(
+            &smtp
+                .wait_for_mail("<lou@example.com>", "Reset your Easel password", 2)
+                .await,
+        )),
     );
     assert_eq!(
         confirm_reset(&app, &third, "the third one").await.status,
@@ -1075,7 +1086,11 @@ async fn a_forgotten_password_is_reset_by_a_link_sent_by_email() {
     let used_up = confirm_reset(&app, &second, "the second one").await;
     assert_eq!(used_up.json["errors"][0]["field"], "token");
     ask_reset(&app, "lou@example.com").await;
-    let fourth = token_of(&reset_link(&smtp.wait_for(4).await[3]));
+    let fourth = token_of(&reset_link(
+        &smtp
+            .wait_for_mail("<lou@example.com>", "Reset your Easel password", 3)
+            .await,
+    ));
     app.execute("UPDATE password_resets SET expires_at = now() - interval '1 second'")
         .await;
     let expired = confirm_reset(&app, &fourth, "too late now").await;
@@ -1090,7 +1105,11 @@ async fn reset_links_do_nothing_for_closed_accounts() {
     let app = spawn_with_mail(&smtp).await;
     let session = token(&app.signup("max").await);
     ask_reset(&app, "max@example.com").await;
-    let link = token_of(&reset_link(&smtp.wait_for(1).await[0]));
+    let link = token_of(&reset_link(
+        &smtp
+            .wait_for_mail("<max@example.com>", "Reset your Easel password", 0)
+            .await,
+    ));
     let deleted = app
         .call(
             Method::POST,
@@ -1109,7 +1128,12 @@ async fn reset_links_do_nothing_for_closed_accounts() {
     assert_eq!(app.count("users WHERE password_hash IS NOT NULL").await, 0);
     assert_eq!(ask_reset(&app, "max@example.com").await.status, 202);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(smtp.mails().len(), 1);
+    let resets = smtp
+        .mails()
+        .iter()
+        .filter(|m| m.header("subject").as_deref() == Some("Reset your Easel password"))
+        .count();
+    assert_eq!(resets, 1);
 }
 
 /// Without a mail server, a development or test server writes each message to a file to open by
@@ -1132,11 +1156,14 @@ async fn without_smtp_mail_goes_to_files_or_nowhere() {
         let files: Vec<_> = std::fs::read_dir(&folder)
             .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
             .unwrap_or_default();
-        if let Some(file) = files
+        // The sign-up's confirmation link comes too: look for the reset.
+        let reset = files
             .iter()
-            .find(|p| p.extension().is_some_and(|e| e == "eml"))
-        {
-            break std::fs::read_to_string(file).expect("read mail");
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .find(|mail| mail.contains("reset-password?token="));
+        if let Some(mail) = reset {
+            break mail;
         }
         assert!(
             std::time::Instant::now() < until,
@@ -1380,19 +1407,21 @@ async fn an_email_changes_once_the_new_address_confirms_it() {
     ask_email_change(&app, &session, "not an email", "password-ola")
         .await
         .assert_problem(422, "validation_failed");
-    assert_eq!(app.count("email_changes").await, 0);
+    assert_eq!(
+        app.count("email_changes c JOIN users u ON u.id = c.user_id WHERE u.username = 'ola' AND c.new_email <> u.email")
+            .await,
+        0,
+        "only the sign-up's confirmation link"
+    );
 
     let asked = ask_email_change(&app, &session, "Ola@New.Example", "password-ola").await;
     assert_eq!(asked.status, 202, "{}", asked.text);
-    let mails = smtp.wait_for(2).await;
-    let to_new = mails
-        .iter()
-        .find(|m| m.to == ["<ola@new.example>"])
-        .expect("a mail to the new address");
-    let to_old = mails
-        .iter()
-        .find(|m| m.to == ["<ola@example.com>"])
-        .expect("a notice to the old address");
+    let to_new = &smtp
+        .wait_for_mail("<ola@new.example>", "Confirm your new Easel email", 0)
+        .await;
+    let to_old = &smtp
+        .wait_for_mail("<ola@example.com>", "Your Easel email is being changed", 0)
+        .await;
     assert!(
         to_old.text().contains("ola@new.example"),
         "{}",
@@ -1414,6 +1443,7 @@ async fn an_email_changes_once_the_new_address_confirms_it() {
     assert_eq!(confirmed.status, 204, "{}", confirmed.text);
     let me = app.call(Method::GET, "/v1/me", Some(&session), None).await;
     assert_eq!(me.json["email"], "ola@new.example", "the session goes on");
+    assert_eq!(me.json["email_verified"], true, "the link proved it");
     let login = app
         .call(
             Method::POST,
@@ -1429,11 +1459,9 @@ async fn an_email_changes_once_the_new_address_confirms_it() {
     // An address another account takes before the link is used: 409, and nothing changes.
     ask_email_change(&app, &session, "race@example.com", "password-ola").await;
     let raced = confirm_token(
-        smtp.wait_for(4)
-            .await
-            .iter()
-            .find(|m| m.to == ["<race@example.com>"])
-            .expect("a mail to race@"),
+        &smtp
+            .wait_for_mail("<race@example.com>", "Confirm your new Easel email", 0)
+            .await,
     );
     app.signup("race").await;
     confirm_email(&app, &raced)
@@ -1452,4 +1480,51 @@ async fn an_email_changes_once_the_new_address_confirms_it() {
         "{}",
         expired.text
     );
+}
+
+/// A new account's email is confirmed by the link mailed at sign-up, or by a new one asked for.
+#[tokio::test]
+async fn a_new_accounts_email_is_confirmed_by_a_mailed_link() {
+    let smtp = easel_tests::smtp::SmtpServer::start().await;
+    let app = spawn_with_mail(&smtp).await;
+    let session = token(&app.signup("pat").await);
+    let verified = async |session: &str| {
+        app.call(Method::GET, "/v1/me", Some(session), None)
+            .await
+            .json["email_verified"]
+            .clone()
+    };
+    assert_eq!(verified(&session).await, false);
+    let first = confirm_token(
+        &smtp
+            .wait_for_mail("<pat@example.com>", "Confirm your Easel email", 0)
+            .await,
+    );
+    // The first mail was lost: another link, which works; the first is used up with it.
+    let again = app
+        .call(
+            Method::POST,
+            "/v1/me/email/verification",
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 202, "{}", again.text);
+    let second = confirm_token(
+        &smtp
+            .wait_for_mail("<pat@example.com>", "Confirm your Easel email", 1)
+            .await,
+    );
+    assert_eq!(confirm_email(&app, &second).await.status, 204);
+    assert_eq!(verified(&session).await, true);
+    let used = confirm_email(&app, &first).await;
+    assert_eq!(used.json["errors"][0]["field"], "token", "{}", used.text);
+    app.call(
+        Method::POST,
+        "/v1/me/email/verification",
+        Some(&session),
+        None,
+    )
+    .await
+    .assert_problem(409, "conflict");
 }

@@ -208,6 +208,7 @@ diesel::table! {
         avatar_image_id -> Nullable<Uuid>,
         deleted_at -> Nullable<Timestamptz>,
         erased_at -> Nullable<Timestamptz>,
+        email_verified_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -8,7 +8,7 @@
 use super::domain::{Email, Password};
 use super::{password, store, tokens};
 use crate::app::AppState;
-use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::error::{ApiError, FieldError};
 use crate::http::rate_limit;
 use chrono::Utc;
 use diesel_async::AsyncConnection;
@@ -19,12 +19,9 @@ pub const LINK_TTL_MINUTES: i64 = 60;
 /// Sends a reset link to the account with this email, if there is one that signs in with a
 /// password. Answers alike either way.
 pub async fn request(state: &AppState, email: &str) -> Result<(), ApiError> {
-    if !state.mailer.configured() {
-        return Err(ApiError::new(
-            ErrorCode::EmailNotConfigured,
-            "this server sends no email, so a password cannot be reset by email; ask its operator",
-        ));
-    }
+    state
+        .mailer
+        .required_for("a password cannot be reset by email")?;
     let email = Email::parse(email).map_err(|e| ApiError::validation(vec![e]))?;
     let decision = state.rate_limits.hit(
         &format!("reset:{}", email.as_str()),

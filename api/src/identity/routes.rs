@@ -28,6 +28,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(create_password_reset_confirmation)
         .service(create_email_change)
         .service(create_email_change_confirmation)
+        .service(create_email_verification)
         .service(get_me)
         .service(update_me)
         .service(update_password)
@@ -244,6 +245,28 @@ pub async fn create_email_change(
     body: Json<EmailChangeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     super::email_change::request(&state, &principal, &body.email, &body.password).await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// Mail my email a new link that confirms it (`email_verified` on `GET /v1/me`); one goes at
+/// sign-up. The link opens the same page, and `POST /v1/auth/email-change/confirm` takes it.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    responses(
+        (status = 202, description = "The link is on its way"),
+        (status = 403, description = "An API key (`insufficient_scope`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email is confirmed already, or the account has none (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many links asked for (`rate_limited`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "This server sends no email (`email_not_configured`)", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/me/email/verification")]
+pub async fn create_email_verification(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    super::email_change::request_verification(&state, &principal).await?;
     Ok(HttpResponse::Accepted().finish())
 }
 

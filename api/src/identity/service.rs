@@ -19,6 +19,7 @@ pub fn me(user: &User) -> Me {
     Me {
         id: user.id,
         email: user.email.clone(),
+        email_verified: user.email.is_some() && user.email_verified_at.is_some(),
         username: user.username.clone(),
         display_name: user.display_name.clone(),
         bio: user.bio.clone(),
@@ -124,6 +125,7 @@ pub async fn signup(
     let mut conn = state.pool.get().await?;
     let user = create_account(&mut conn, account).await?;
     tracing::info!(user.id = %user.id, "account created");
+    super::email_change::verify_after_signup(state, &mut conn, &user).await;
     start_session(state, &mut conn, &user, device).await
 }
 

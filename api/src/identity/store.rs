@@ -22,6 +22,7 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub avatar_image_id: Option<crate::generation::ImageId>,
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Insertable)]
@@ -327,14 +328,18 @@ pub async fn use_email_change(
     Ok(Some((change.user_id, change.new_email)))
 }
 
-/// Sets `user`'s email (its unique index refuses one another account has).
-pub async fn set_email(
+/// Sets `user`'s email, confirmed just now by a link mailed to it (its unique index refuses one
+/// another account has).
+pub async fn set_verified_email(
     conn: &mut AsyncPgConnection,
     user: UserId,
     email: &str,
 ) -> QueryResult<usize> {
     diesel::update(users::table.find(user))
-        .set(users::email.eq(email))
+        .set((
+            users::email.eq(email),
+            users::email_verified_at.eq(diesel::dsl::now),
+        ))
         .execute(conn)
         .await
 }

@@ -109,6 +109,8 @@ pub struct TokenResponse {
 pub struct Me {
     pub id: UserId,
     pub email: Option<String>,
+    /// The email was confirmed by a link mailed to it.
+    pub email_verified: bool,
     pub username: String,
     pub display_name: Option<String>,
     pub bio: Option<String>,

@@ -37,6 +37,7 @@ export function Account() {
           <Link to={`/u/${user.username}`}>@{user.username}</Link>.
         </p>
       )}
+      {user?.email && !user.email_verified && <ConfirmEmailAgain email={user.email} />}
       <form className="panel" onSubmit={(e) => void change(e)} aria-labelledby="password-heading">
         <h2 id="password-heading">Change password</h2>
         <p className="muted small">Every other device signed in to this account is signed out. API keys keep working.</p>
@@ -65,6 +66,30 @@ export function Account() {
       <Devices key={changes} />
       <DeleteAccount />
     </section>
+  );
+}
+
+/** The email is not confirmed yet: the link mailed at sign-up, again. */
+function ConfirmEmailAgain({ email }: { email: string }) {
+  const [sent, setSent] = useState(false);
+  const { run: send, busy, error } = useAction(async () => {
+    await call(api.POST("/v1/me/email/verification"));
+    setSent(true);
+  });
+  return (
+    <div className="panel" data-testid="unconfirmed">
+      <p>
+        {email} is not confirmed yet: open the link we mailed to it.{" "}
+        {sent ? (
+          <span role="status">A new link is on its way.</span>
+        ) : (
+          <button type="button" className="link" disabled={busy} onClick={() => void send()}>
+            Send the link again
+          </button>
+        )}
+      </p>
+      <ErrorBox error={error} />
+    </div>
   );
 }
 
