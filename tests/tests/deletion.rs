@@ -1,5 +1,6 @@
 //! Deleting an account: closed at once, then everything it made erased, with the ledger intact.
 
+use crate::gallery::ids;
 use crate::generations::{generate, signup, terminal, wait_until};
 use easel_tests::{Reply, TestApp, json};
 use reqwest::Method;
@@ -30,18 +31,6 @@ async fn delete_account(app: &TestApp, token: &str, password: &str) -> Reply {
         Some(json!({"password": password})),
     )
     .await
-}
-
-fn ids(reply: &Reply) -> Vec<String> {
-    reply.json["data"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|i| i["id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -176,7 +165,7 @@ async fn deleting_an_account_closes_it_at_once_and_erases_what_it_made() {
         Some("canceled 1 canceled: the account was deleted")
     );
     let gallery = app.call(Method::GET, "/v1/gallery", None, None).await;
-    assert_eq!(ids(&gallery), [bobs_image]);
+    assert_eq!(ids(&gallery.json), [bobs_image]);
     assert_eq!(gallery.json["data"][0]["like_count"], 0, "{}", gallery.text);
     let bobs = app
         .call(
@@ -186,7 +175,7 @@ async fn deleting_an_account_closes_it_at_once_and_erases_what_it_made() {
             None,
         )
         .await;
-    assert_eq!(ids(&bobs), Vec::<String>::new());
+    assert_eq!(ids(&bobs.json), Vec::<String>::new());
     let bobs = app
         .call(
             Method::GET,

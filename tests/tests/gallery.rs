@@ -94,7 +94,8 @@ async fn seeded_image(
     image.to_string()
 }
 
-fn ids(page: &Value) -> Vec<String> {
+/// The ids of a page's items, in order.
+pub(crate) fn ids(page: &Value) -> Vec<String> {
     page["data"]
         .as_array()
         .map(|items| {

@@ -17,6 +17,20 @@ pub(crate) async fn generate(app: &TestApp, token: &str, body: serde_json::Value
         .await
 }
 
+/// `GET /v1/generations/{id}`, which must answer 200.
+pub(crate) async fn read(app: &TestApp, token: &str, id: &str) -> Reply {
+    let reply = app
+        .call(
+            Method::GET,
+            &format!("/v1/generations/{id}"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply
+}
+
 /// Polls a generation until `done` holds (at most 20 s).
 pub(crate) async fn wait_until(
     app: &TestApp,
@@ -26,15 +40,7 @@ pub(crate) async fn wait_until(
 ) -> serde_json::Value {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
-        let reply = app
-            .call(
-                Method::GET,
-                &format!("/v1/generations/{id}"),
-                Some(token),
-                None,
-            )
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.text);
+        let reply = read(app, token, id).await;
         if done(&reply.json) {
             return reply.json;
         }
@@ -654,18 +660,8 @@ async fn a_queued_generation_says_how_many_are_ahead() {
     // Jobs due at the same moment (one batch's) go in submission order.
     app.execute("UPDATE generations SET run_after = now() - interval '1 minute'")
         .await;
-    let ahead = async |token: &str, id: &str| {
-        let reply = app
-            .call(
-                Method::GET,
-                &format!("/v1/generations/{id}"),
-                Some(token),
-                None,
-            )
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.text);
-        reply.json["queued_ahead"].clone()
-    };
+    let ahead =
+        async |token: &str, id: &str| read(&app, token, id).await.json["queued_ahead"].clone();
     assert_eq!(ahead(&ann, &ids[0]).await, 0);
     assert_eq!(ahead(&bob, &ids[1]).await, 1);
     assert_eq!(ahead(&ann, &ids[2]).await, 2);

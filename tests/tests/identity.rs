@@ -14,6 +14,17 @@ fn refresh(v: &serde_json::Value) -> String {
     v["refresh_token"].as_str().unwrap_or_default().to_owned()
 }
 
+/// `POST /v1/auth/refresh` with the refresh token of `tokens` (a sign-in's answer).
+async fn refresh_with(app: &TestApp, tokens: &serde_json::Value) -> easel_tests::Reply {
+    app.call(
+        Method::POST,
+        "/v1/auth/refresh",
+        None,
+        Some(json!({"refresh_token": refresh(tokens)})),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_person_signs_up_uses_an_api_key_and_revokes_it() {
     let app = TestApp::spawn().await;
@@ -853,27 +864,15 @@ async fn changing_the_password_signs_out_every_other_session() {
             .status,
         200
     );
-    let refreshed = app
-        .call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": refresh(&here)})),
-        )
-        .await;
+    let refreshed = refresh_with(&app, &here).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
     // The other one is over, access and refresh.
     app.call(Method::GET, "/v1/me", Some(&token(&elsewhere.json)), None)
         .await
         .assert_problem(401, "invalid_token");
-    app.call(
-        Method::POST,
-        "/v1/auth/refresh",
-        None,
-        Some(json!({"refresh_token": refresh(&elsewhere.json)})),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
+    refresh_with(&app, &elsewhere.json)
+        .await
+        .assert_problem(401, "invalid_token");
     assert_eq!(
         app.count("sessions WHERE revoked_reason = 'password_changed'")
             .await,
@@ -1252,14 +1251,7 @@ async fn signed_in_devices_are_listed_and_signed_out_one_by_one() {
     let before = devices[1]["last_active_at"].clone();
     app.execute("UPDATE sessions SET last_active_at = now() - interval '1 hour'")
         .await;
-    let refreshed = app
-        .call(
-            Method::POST,
-            "/v1/auth/refresh",
-            None,
-            Some(json!({"refresh_token": refresh(&laptop)})),
-        )
-        .await;
+    let refreshed = refresh_with(&app, &laptop).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
     assert_eq!(
         app.count("sessions WHERE last_active_at > now() - interval '1 minute'")
@@ -1309,14 +1301,9 @@ async fn signed_in_devices_are_listed_and_signed_out_one_by_one() {
     app.call(Method::GET, "/v1/me", Some(&token(&phone)), None)
         .await
         .assert_problem(401, "invalid_token");
-    app.call(
-        Method::POST,
-        "/v1/auth/refresh",
-        None,
-        Some(json!({"refresh_token": refresh(&phone)})),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
+    refresh_with(&app, &phone)
+        .await
+        .assert_problem(401, "invalid_token");
     app.call(
         Method::DELETE,
         &format!("/v1/me/sessions/{phone_session}"),

@@ -10,7 +10,6 @@ use super::store::User;
 use super::{UserId, service, store, tokens};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode, FieldError};
-use crate::http::rate_limit;
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
@@ -67,17 +66,11 @@ pub async fn request(
 pub async fn request_verification(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
     principal.require_person()?;
     state.mailer.required_for("an email cannot be confirmed")?;
-    let decision = state.rate_limits.hit(
+    service::limit_per_account(
+        state,
         &format!("verify:{}", principal.user_id),
-        state.config.rate_limits.login_per_account,
-        rate_limit::MINUTE,
-    );
-    if !decision.allowed {
-        return Err(rate_limit::too_many(
-            &decision,
-            "confirmation links for this account",
-        ));
-    }
+        "confirmation links for this account",
+    )?;
     let mut conn = state.pool.get().await?;
     let user = store::find_user(&mut conn, principal.user_id)
         .await?

@@ -6,10 +6,9 @@
 //! the account out everywhere (whoever knew the old password is shut out).
 
 use super::domain::{Email, Password};
-use super::{password, store, tokens};
+use super::{password, service, store, tokens};
 use crate::app::AppState;
 use crate::error::{ApiError, FieldError};
-use crate::http::rate_limit;
 use chrono::Utc;
 use diesel_async::AsyncConnection;
 
@@ -23,17 +22,11 @@ pub async fn request(state: &AppState, email: &str) -> Result<(), ApiError> {
         .mailer
         .required_for("a password cannot be reset by email")?;
     let email = Email::parse(email).map_err(|e| ApiError::validation(vec![e]))?;
-    let decision = state.rate_limits.hit(
+    service::limit_per_account(
+        state,
         &format!("reset:{}", email.as_str()),
-        state.config.rate_limits.login_per_account,
-        rate_limit::MINUTE,
-    );
-    if !decision.allowed {
-        return Err(rate_limit::too_many(
-            &decision,
-            "password resets for this email",
-        ));
-    }
+        "password resets for this email",
+    )?;
     let mut conn = state.pool.get().await?;
     let user = store::find_user_by(&mut conn, store::UserKey::Email(email.as_str()))
         .await?

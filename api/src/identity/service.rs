@@ -144,17 +144,11 @@ pub async fn login(
 ) -> Result<TokenResponse, ApiError> {
     let email = Email::parse(email).map_err(|_| invalid_credentials())?;
     // Per account, whatever the IP: password guessing spread over many addresses still stops.
-    let decision = state.rate_limits.hit(
+    limit_per_account(
+        state,
         &format!("login:{}", email.as_str()),
-        state.config.rate_limits.login_per_account,
-        rate_limit::MINUTE,
-    );
-    if !decision.allowed {
-        return Err(rate_limit::too_many(
-            &decision,
-            "login attempts for this account",
-        ));
-    }
+        "login attempts for this account",
+    )?;
     let mut conn = state.pool.get().await?;
     let user = store::find_user_by(&mut conn, store::UserKey::Email(email.as_str())).await?;
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -166,6 +160,22 @@ pub async fn login(
         return Err(disabled());
     }
     start_session(state, &mut conn, &user, device).await
+}
+
+/// Counts one try at something guessable or mailable for one account (logins, passwords given
+/// again, reset links, confirmation links) against `EASEL_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE`,
+/// whatever address it comes from: guessing spread over many addresses still stops.
+pub fn limit_per_account(state: &AppState, key: &str, what: &str) -> Result<(), ApiError> {
+    let decision = state.rate_limits.hit(
+        key,
+        state.config.rate_limits.login_per_account,
+        rate_limit::MINUTE,
+    );
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(rate_limit::too_many(&decision, what))
+    }
 }
 
 fn disabled() -> ApiError {
@@ -359,17 +369,11 @@ pub async fn confirm_password(
     given: &str,
     field: &str,
 ) -> Result<User, ApiError> {
-    let decision = state.rate_limits.hit(
+    limit_per_account(
+        state,
         &format!("password:{}", principal.user_id),
-        state.config.rate_limits.login_per_account,
-        rate_limit::MINUTE,
-    );
-    if !decision.allowed {
-        return Err(rate_limit::too_many(
-            &decision,
-            "password attempts for this account",
-        ));
-    }
+        "password attempts for this account",
+    )?;
     let user = store::find_user(conn, principal.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("account"))?;

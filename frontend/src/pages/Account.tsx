@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { api, call, session } from "../api/client";
 import { credits } from "../api/problem";
-import { NewPasswordFields, differs } from "../components/NewPassword";
+import { CurrentPassword, NewPasswordFields, differs } from "../components/Passwords";
 import { ErrorBox, Loading } from "../components/ui";
 import { useAction, useLoad } from "../lib/hooks";
 import { dateTime, deviceName } from "../lib/format";
@@ -41,16 +41,7 @@ export function Account() {
       <form className="panel" onSubmit={(e) => void change(e)} aria-labelledby="password-heading">
         <h2 id="password-heading">Change password</h2>
         <p className="muted small">Every other device signed in to this account is signed out. API keys keep working.</p>
-        <label>
-          Current password
-          <input
-            type="password"
-            autoComplete="current-password"
-            required
-            value={current}
-            onChange={(e) => setCurrent(e.target.value)}
-          />
-        </label>
+        <CurrentPassword label="Current password" value={current} onChange={setCurrent} />
         <NewPasswordFields password={next} again={again} onPassword={setNext} onAgain={setAgain} />
         <button type="submit" disabled={busy || mismatch}>
           {busy ? "Changing…" : "Change password"}
@@ -112,16 +103,7 @@ function ChangeEmail() {
         New email
         <input type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
       </label>
-      <label>
-        Password
-        <input
-          type="password"
-          autoComplete="current-password"
-          required
-          value={password}
-          onChange={(e) => setPassword(e.target.value)}
-        />
-      </label>
+      <CurrentPassword value={password} onChange={setPassword} />
       <button type="submit" disabled={busy}>
         {busy ? "Sending…" : "Send the link"}
       </button>
@@ -202,16 +184,7 @@ function DeleteAccount() {
           Your {credits(purchased)} that do not expire (bought or given to you) will be lost.
         </p>
       )}
-      <label>
-        Password
-        <input
-          type="password"
-          autoComplete="current-password"
-          required
-          value={password}
-          onChange={(e) => setPassword(e.target.value)}
-        />
-      </label>
+      <CurrentPassword value={password} onChange={setPassword} />
       <button type="submit" className="danger" disabled={busy}>
         {busy ? "Deleting…" : "Delete my account"}
       </button>

@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { api, call, session } from "../api/client";
-import { NewPasswordFields, differs } from "../components/NewPassword";
+import { CurrentPassword, NewPasswordFields, differs } from "../components/Passwords";
 import { ErrorBox } from "../components/ui";
 import { useAction } from "../lib/hooks";
 import { Link, navigate, useLocation } from "../lib/router";
@@ -28,16 +28,7 @@ export function Login() {
           Email
           <input type="email" autoComplete="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
         </label>
-        <label>
-          Password
-          <input
-            type="password"
-            autoComplete="current-password"
-            required
-            value={password}
-            onChange={(e) => setPassword(e.target.value)}
-          />
-        </label>
+        <CurrentPassword value={password} onChange={setPassword} />
         <ErrorBox error={error} />
         <button type="submit" disabled={busy}>
           {busy ? "Signing in…" : "Sign in"}

@@ -1,3 +1,27 @@
+/** The account's password, given again to prove it is its owner at the keyboard. */
+export function CurrentPassword({
+  value,
+  onChange,
+  label = "Password",
+}: {
+  value: string;
+  onChange: (value: string) => void;
+  label?: string;
+}) {
+  return (
+    <label>
+      {label}
+      <input
+        type="password"
+        autoComplete="current-password"
+        required
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+      />
+    </label>
+  );
+}
+
 /** The two fields of a new password, typed twice so a slip of the finger does not lock anyone out. */
 export function NewPasswordFields({
   password,
