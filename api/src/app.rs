@@ -51,6 +51,7 @@ pub struct SpecJson(pub String);
 pub fn routes(cfg: &mut ServiceConfig) {
     ops::routes(cfg);
     identity::routes::routes(cfg);
+    identity::admin::routes(cfg);
     crate::credits::routes::routes(cfg);
     crate::catalog::routes::routes(cfg);
     crate::generation::routes::routes(cfg);

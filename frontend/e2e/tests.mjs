@@ -307,6 +307,16 @@ export const tests = {
     await shot(page, "support");
     assert.equal(await balance(), before, "both refunded");
 
+    // The account itself: shut, its token stops working; opened again, it works.
+    const card = page.getByTestId("account-card");
+    await card.getByText(`@${user}`).waitFor();
+    page.once("dialog", (dialog) => void dialog.accept());
+    await card.getByRole("button", { name: "Shut account" }).click();
+    await card.getByText(/Shut since/).waitFor();
+    assert.equal((await page.request.get("/v1/credits", auth)).status(), 401);
+    await card.getByRole("button", { name: "Open account" }).click();
+    await card.getByTestId("account-state").getByText("Open.").waitFor();
+
     // Only admins have it.
     const other = await newPage();
     await signUp(other, `no${unique()}`);

@@ -1,6 +1,8 @@
-//! Support's view of every account's generations: find them by owner, state, model or error, see
-//! how the job went, and cancel one with a refund. Admins only, signed in.
+//! Support's tools: every account's generations (find them by owner, state, model or error, see
+//! how the job went, cancel one with a refund), and accounts (look one up, shut it, open it, change
+//! its role). Admins only, signed in.
 
+use crate::gallery::ids;
 use crate::generations::{generate, signup, terminal, wait_until};
 use easel_tests::{TestApp, json};
 use reqwest::Method;
@@ -15,18 +17,6 @@ async fn admin_token(app: &TestApp) -> String {
 async fn user_id(app: &TestApp, token: &str) -> String {
     let me = app.call(Method::GET, "/v1/me", Some(token), None).await;
     me.json["id"].as_str().unwrap_or_default().to_owned()
-}
-
-fn ids(page: &serde_json::Value) -> Vec<String> {
-    page["data"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|g| g["id"].as_str().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -231,4 +221,135 @@ async fn only_a_signed_in_admin_uses_support_tools() {
     }
     // Nothing was canceled.
     assert_eq!(app.count("generations WHERE status = 'canceled'").await, 0);
+}
+
+/// Support looks an account up by id, email or username, shuts it (its sessions end and its API
+/// keys stop working) and opens it again.
+#[tokio::test]
+async fn support_looks_up_an_account_shuts_it_and_opens_it_again() {
+    let app = TestApp::spawn().await;
+    let boss = admin_token(&app).await;
+    let eve = signup(&app, "eve").await;
+    let eve_id = user_id(&app, &eve).await;
+    let key = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&eve),
+            Some(json!({"name": "bot", "scopes": ["read"]})),
+        )
+        .await;
+    let key = key.json["key"].as_str().unwrap_or_default().to_owned();
+    // Credits are granted on first use: her balance shows the sign-up bonus from then on.
+    app.call(Method::GET, "/v1/credits", Some(&eve), None).await;
+
+    for by in [eve_id.as_str(), "eve@example.com", "eve"] {
+        let found = app
+            .call(
+                Method::GET,
+                &format!("/v1/admin/users/{by}"),
+                Some(&boss),
+                None,
+            )
+            .await;
+        assert_eq!(found.status, 200, "{by}: {}", found.text);
+        assert_eq!(found.json["id"], eve_id.as_str());
+        assert_eq!(found.json["username"], "eve");
+        assert_eq!(found.json["purchased_credits"], 20, "the sign-up bonus");
+        assert_eq!(found.json["sessions"], 1);
+        assert_eq!(found.json["external"], false);
+        assert!(found.json["disabled_at"].is_null());
+    }
+    app.call(Method::GET, "/v1/admin/users/nobody", Some(&boss), None)
+        .await
+        .assert_problem(404, "not_found");
+    // Not for users, nor API keys, nor anyone anonymous.
+    app.call(Method::GET, "/v1/admin/users/eve", Some(&eve), None)
+        .await
+        .assert_problem(403, "forbidden");
+    let path = format!("/v1/admin/users/{eve_id}");
+    app.call(
+        Method::PATCH,
+        &path,
+        Some(&eve),
+        Some(json!({"disabled": true})),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.call(Method::PATCH, &path, None, Some(json!({"disabled": true})))
+        .await
+        .assert_problem(401, "unauthorized");
+    // Nor on one's own account.
+    let boss_id = user_id(&app, &boss).await;
+    app.call(
+        Method::PATCH,
+        &format!("/v1/admin/users/{boss_id}"),
+        Some(&boss),
+        Some(json!({"role": "user"})),
+    )
+    .await
+    .assert_problem(409, "conflict");
+    assert_eq!(app.count("users WHERE disabled_at IS NOT NULL").await, 0);
+
+    let shut = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&boss),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(shut.status, 200, "{}", shut.text);
+    assert!(shut.json["disabled_at"].is_string(), "{}", shut.text);
+    assert_eq!(shut.json["sessions"], 0);
+    app.call(Method::GET, "/v1/me", Some(&eve), None)
+        .await
+        .assert_problem(401, "invalid_token");
+    app.call(Method::GET, "/v1/me", Some(&key), None)
+        .await
+        .assert_problem(401, "account_disabled");
+    app.call(
+        Method::POST,
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": "eve@example.com", "password": "password-eve"})),
+    )
+    .await
+    .assert_problem(401, "account_disabled");
+
+    let opened = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&boss),
+            Some(json!({"disabled": false, "role": "admin"})),
+        )
+        .await;
+    assert_eq!(opened.status, 200, "{}", opened.text);
+    assert!(opened.json["disabled_at"].is_null());
+    assert_eq!(opened.json["role"], "admin");
+    assert_eq!(
+        app.call(Method::GET, "/v1/me", Some(&key), None)
+            .await
+            .status,
+        200,
+        "the key works again"
+    );
+    let login = app
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": "eve@example.com", "password": "password-eve"})),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    app.call(
+        Method::PATCH,
+        &path,
+        Some(&boss),
+        Some(json!({"banned": true})),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
 }

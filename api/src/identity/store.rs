@@ -23,6 +23,7 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
     pub avatar_image_id: Option<crate::generation::ImageId>,
     pub email_verified_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Insertable)]
@@ -486,6 +487,17 @@ pub async fn list_sessions(
         query = query.filter(sessions::id.lt(after));
     }
     query.load(conn).await
+}
+
+/// How many of `user`'s sessions are signed in now.
+pub async fn count_signed_in(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<i64> {
+    sessions::table
+        .filter(sessions::user_id.eq(user))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(diesel::dsl::now))
+        .count()
+        .get_result(conn)
+        .await
 }
 
 /// Ends one of `user`'s sessions still signed in; false if there is no such session.

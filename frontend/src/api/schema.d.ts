@@ -173,6 +173,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/users/{user}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One account, by its id, email or username. */
+        get: operations["get_admin_user"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Shut an account or open it again, or change its role. Not one's own: an admin cannot lock
+         *     themselves out or drop their own role by a slip.
+         */
+        patch: operations["update_admin_user"];
+        trace?: never;
+    };
     "/v1/auth/email-change/confirm": {
         parameters: {
             query?: never;
@@ -1169,6 +1190,41 @@ export interface components {
             has_more: boolean;
             next_cursor?: string | null;
         };
+        /** @description An account as support sees it. */
+        AdminUser: {
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description Deleted by its owner; such an account cannot be opened again.
+             */
+            deleted_at?: string | null;
+            /**
+             * Format: date-time
+             * @description Shut by support (or by the identity provider): no sign-in, no session, no API key works.
+             */
+            disabled_at?: string | null;
+            display_name?: string | null;
+            email?: string | null;
+            email_verified: boolean;
+            /** @description Signs in through the external identity provider rather than with a password here. */
+            external: boolean;
+            /**
+             * Format: int64
+             * @description Daily free credits as of their last grant, and non-expiring ones.
+             */
+            free_credits: number;
+            id: components["schemas"]["UserId"];
+            /** Format: int64 */
+            purchased_credits: number;
+            role: components["schemas"]["Role"];
+            /**
+             * Format: int64
+             * @description Devices signed in now.
+             */
+            sessions: number;
+            username: string;
+        };
         /** @description An API key as listed: never the secret. */
         ApiKey: {
             /** Format: date-time */
@@ -1967,6 +2023,15 @@ export interface components {
             token_type: string;
             user: components["schemas"]["Me"];
         };
+        /** @description What support changes on an account. */
+        UpdateAdminUserRequest: {
+            /**
+             * @description True shuts the account at once (its sessions end; its API keys stop working while it is
+             *     shut); false opens it again.
+             */
+            disabled?: boolean | null;
+            role?: components["schemas"]["Role"] | null;
+        };
         UpdateCollectionRequest: {
             cover_image_id?: components["schemas"]["ImageId"] | null;
             /** @description Null clears it. */
@@ -2455,6 +2520,103 @@ export interface operations {
             };
             /** @description Invalid amount or reason, or `idempotency_conflict` */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    get_admin_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's id, email or username */
+                user: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUser"];
+                };
+            };
+            /** @description Not an admin, or an API key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such account */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    update_admin_user: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's id */
+                user: components["schemas"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAdminUserRequest"];
+            };
+        };
+        responses: {
+            /** @description The account after the change */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUser"];
+                };
+            };
+            /** @description Not an admin, or an API key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such account */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description One's own account, or a deleted one (`conflict`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -84,6 +84,7 @@ export function Support() {
         </label>
         <button type="submit">Find</button>
       </form>
+      {filter.user.trim() && <AccountCard key={filter.user.trim()} user={filter.user.trim()} />}
       <ErrorBox error={list.error} onRetry={list.more} />
       {list.items.length > 0 && (
         <table className="ledger">
@@ -159,5 +160,53 @@ function Row({ generation: g, onChange }: { generation: AdminGeneration; onChang
         <ErrorBox error={cancel.error} />
       </td>
     </tr>
+  );
+}
+
+/** The account a search named: who it is, its credits, and a switch to shut it or open it again. */
+function AccountCard({ user }: { user: string }) {
+  const account = useLoad(() => call(api.GET("/v1/admin/users/{user}", { params: { path: { user } } })), [user]);
+  const { run: change, busy, error } = useAction(async (disabled: boolean) => {
+    const id = account.data?.id;
+    if (!id) return;
+    if (disabled && !window.confirm("Shut this account? Its sessions end and its API keys stop working.")) return;
+    account.set(await call(api.PATCH("/v1/admin/users/{user}", { params: { path: { user: id } }, body: { disabled } })));
+  });
+  const a = account.data;
+  return (
+    <div className="panel" data-testid="account-card">
+      {account.loading && <Loading />}
+      <ErrorBox error={account.error ?? error} />
+      {a && (
+        <>
+          <p>
+            <strong>@{a.username}</strong> {a.email ?? "no email"}
+            {a.email && !a.email_verified && " (unconfirmed)"} · {a.role} · joined {dateTime(a.created_at)}
+            {a.external && " · signs in through the identity provider"}
+          </p>
+          <p className="muted small">
+            {a.purchased_credits} non-expiring and {a.free_credits} free credits · {a.sessions} device
+            {a.sessions === 1 ? "" : "s"} signed in
+          </p>
+          {a.deleted_at ? (
+            <p data-testid="account-state">Deleted by its owner {dateTime(a.deleted_at)}.</p>
+          ) : a.disabled_at ? (
+            <p data-testid="account-state">
+              Shut since {dateTime(a.disabled_at)}.{" "}
+              <button type="button" className="secondary" disabled={busy} onClick={() => void change(false)}>
+                Open account
+              </button>
+            </p>
+          ) : (
+            <p data-testid="account-state">
+              Open.{" "}
+              <button type="button" className="danger" disabled={busy} onClick={() => void change(true)}>
+                Shut account
+              </button>
+            </p>
+          )}
+        </>
+      )}
+    </div>
   );
 }
