@@ -58,6 +58,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     crate::generation::admin::routes(cfg);
     crate::providers::routes::routes(cfg);
     crate::gallery::routes::routes(cfg);
+    crate::gallery::reports::routes(cfg);
     crate::billing::routes::routes(cfg);
     crate::inputs::routes::routes(cfg);
 }

@@ -323,6 +323,49 @@ export const tests = {
     assert.equal(await other.getByRole("link", { name: "Support", exact: true }).count(), 0);
   },
 
+  async "a reported image is hidden by support and gone for everyone else"({ newPage, shot }) {
+    // An owner publishes an image through the API.
+    const owner = `ow${unique()}`;
+    const api = await newPage();
+    const signup = await api.request.post("/v1/auth/signup", {
+      data: { email: `${owner}@example.com`, username: owner, password: `password-${owner}` },
+    });
+    const auth = { Authorization: `Bearer ${(await signup.json()).access_token}` };
+    const made = await api.request.post("/v1/generations", {
+      headers: { ...auth, Prefer: "wait=30" },
+      data: { prompt: "an image someone objects to", model: "easel-sketch", visibility: "public" },
+    });
+    const imageId = (await made.json()).images[0].id;
+
+    // Someone else reports it.
+    const reporter = await newPage();
+    await signUp(reporter, `rp${unique()}`);
+    await reporter.goto(`/images/${imageId}`);
+    await reporter.getByRole("button", { name: "Report this image" }).click();
+    await reporter.getByLabel("What is wrong").selectOption("spam");
+    await reporter.getByLabel("Details (optional)").fill("the same picture posted over and over");
+    await reporter.getByRole("button", { name: "Send report" }).click();
+    await reporter.getByTestId("reported").waitFor();
+
+    // Support hides it.
+    const admin = await newPage();
+    await admin.goto("/login");
+    await admin.getByLabel("Email").fill(process.env.E2E_ADMIN_EMAIL);
+    await admin.getByLabel("Password").fill(process.env.E2E_ADMIN_PASSWORD);
+    await admin.getByRole("button", { name: "Sign in" }).click();
+    await admin.getByRole("link", { name: "Support", exact: true }).click();
+    const row = admin.getByTestId("report").filter({ hasText: "an image someone objects to" });
+    await row.getByText("the same picture posted over and over").waitFor();
+    await shot(admin, "support-reports");
+    await row.getByRole("button", { name: "Hide" }).click();
+    await row.waitFor({ state: "detached" });
+
+    // Gone for the reporter; still there, flagged, for its owner.
+    assert.equal((await reporter.request.get(`/v1/images/${imageId}`)).status(), 404);
+    const own = await api.request.get(`/v1/images/${imageId}`, { headers: auth });
+    assert.equal((await own.json()).flagged, true);
+  },
+
   async "a failing generation shows the refund"({ newPage, shot }) {
     const page = await newPage();
     await signUp(page, `cy${unique()}`);

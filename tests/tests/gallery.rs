@@ -1551,3 +1551,185 @@ async fn prepared_statements_survive_an_added_column() {
         .await
         .expect("claim after a column was added");
 }
+
+async fn report(app: &TestApp, who: Option<&Person>, image: &str, body: Value) -> Reply {
+    call(
+        app,
+        Method::POST,
+        &format!("/v1/images/{image}/reports"),
+        who,
+        Some(body),
+    )
+    .await
+}
+
+async fn moderate(app: &TestApp, admin: &Person, image: &str, action: &str) -> Reply {
+    call(
+        app,
+        Method::POST,
+        &format!("/v1/admin/images/{image}/moderation"),
+        Some(admin),
+        Some(json!({"action": action})),
+    )
+    .await
+}
+
+fn image_ids(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["image_id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// People report public images; support hides one (its owner alone sees it after) and dismisses
+/// the other (it stays), each decision closing every open report of the image.
+#[tokio::test]
+async fn reported_images_are_hidden_or_kept_by_support() {
+    let app = TestApp::spawn().await;
+    let (ann, bob, cat) = (
+        person(&app, "ann").await,
+        person(&app, "bob").await,
+        person(&app, "cat").await,
+    );
+    let boss = person(&app, "boss").await;
+    app.execute("UPDATE users SET role = 'admin' WHERE username = 'boss'")
+        .await;
+    let offending = seeded_image(&app, &bob, "something awful", "public", None, 0, false).await;
+    let fine = seeded_image(&app, &bob, "a quiet pond", "unlisted", None, 0, false).await;
+    let private = seeded_image(&app, &bob, "a secret", "private", None, 0, false).await;
+
+    // Refusals record nothing.
+    report(&app, None, &offending, json!({"reason": "spam"}))
+        .await
+        .assert_problem(401, "unauthorized");
+    report(&app, Some(&ann), &private, json!({"reason": "spam"}))
+        .await
+        .assert_problem(404, "not_found");
+    let own = report(&app, Some(&bob), &offending, json!({"reason": "spam"})).await;
+    own.assert_problem(422, "validation_failed");
+    report(&app, Some(&ann), &offending, json!({"reason": "boring"}))
+        .await
+        .assert_problem(422, "validation_failed");
+    report(
+        &app,
+        Some(&ann),
+        &offending,
+        json!({"reason": "other", "details": "x".repeat(1001)}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    assert_eq!(app.count("image_reports").await, 0);
+
+    let first = report(
+        &app,
+        Some(&ann),
+        &offending,
+        json!({"reason": "hateful", "details": "  slurs in the title  "}),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(first.json["status"], "open");
+    assert_eq!(first.json["details"], "slurs in the title");
+    // Once per person: the same report again.
+    let again = report(&app, Some(&ann), &offending, json!({"reason": "spam"})).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json["id"], first.json["id"]);
+    assert_eq!(again.json["reason"], "hateful");
+    report(&app, Some(&cat), &offending, json!({"reason": "violent"})).await;
+    report(&app, Some(&cat), &fine, json!({"reason": "spam"})).await;
+
+    // Support's queue: oldest first report first, one row an image; others may not read it.
+    call(&app, Method::GET, "/v1/admin/reports", Some(&ann), None)
+        .await
+        .assert_problem(403, "forbidden");
+    moderate(&app, &ann, &offending, "hide")
+        .await
+        .assert_problem(403, "forbidden");
+    let queue = call(&app, Method::GET, "/v1/admin/reports", Some(&boss), None).await;
+    assert_eq!(queue.status, 200, "{}", queue.text);
+    assert_eq!(image_ids(&queue.json), [offending.clone(), fine.clone()]);
+    let top = &queue.json["data"][0];
+    assert_eq!(top["reports"], 2);
+    assert_eq!(top["reasons"], json!(["hateful", "violent"]));
+    assert_eq!(top["details"], json!(["slurs in the title"]));
+    assert_eq!(top["owner_username"], "bob");
+    let paged = call(
+        &app,
+        Method::GET,
+        "/v1/admin/reports?limit=1",
+        Some(&boss),
+        None,
+    )
+    .await;
+    assert_eq!(image_ids(&paged.json), [offending.clone()]);
+    let cursor = paged.json["next_cursor"].as_str().unwrap_or_default();
+    let next = call(
+        &app,
+        Method::GET,
+        &format!("/v1/admin/reports?limit=1&cursor={cursor}"),
+        Some(&boss),
+        None,
+    )
+    .await;
+    assert_eq!(image_ids(&next.json), [fine.clone()]);
+
+    let hidden = moderate(&app, &boss, &offending, "hide").await;
+    assert_eq!(hidden.status, 200, "{}", hidden.text);
+    assert_eq!(hidden.json["reports_closed"], 2);
+    let kept = moderate(&app, &boss, &fine, "dismiss").await;
+    assert_eq!(kept.json["reports_closed"], 1);
+    moderate(&app, &boss, &uuid::Uuid::now_v7().to_string(), "hide")
+        .await
+        .assert_problem(404, "not_found");
+
+    // Hidden: out of the gallery and gone for others; its owner sees it flagged.
+    let gallery = call(&app, Method::GET, "/v1/gallery", None, None).await;
+    assert!(!ids(&gallery.json).contains(&offending), "{}", gallery.text);
+    call(
+        &app,
+        Method::GET,
+        &format!("/v1/images/{offending}"),
+        Some(&ann),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    let owners = call(
+        &app,
+        Method::GET,
+        &format!("/v1/images/{offending}"),
+        Some(&bob),
+        None,
+    )
+    .await;
+    assert_eq!(owners.json["flagged"], true, "{}", owners.text);
+    // Dismissed: it stays; the queue is empty until someone reports it again.
+    let still = call(
+        &app,
+        Method::GET,
+        &format!("/v1/images/{fine}"),
+        Some(&ann),
+        None,
+    )
+    .await;
+    assert_eq!(still.status, 200);
+    let queue = call(&app, Method::GET, "/v1/admin/reports", Some(&boss), None).await;
+    assert_eq!(image_ids(&queue.json), Vec::<String>::new());
+    report(&app, Some(&ann), &fine, json!({"reason": "copyright"})).await;
+    let queue = call(&app, Method::GET, "/v1/admin/reports", Some(&boss), None).await;
+    assert_eq!(image_ids(&queue.json), [fine.clone()]);
+    assert_eq!(
+        queue.json["data"][0]["reports"], 1,
+        "only the new one is open"
+    );
+    assert_eq!(
+        app.count("image_reports WHERE resolution = 'hidden' AND resolved_by IS NOT NULL")
+            .await,
+        2
+    );
+}

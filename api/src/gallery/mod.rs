@@ -3,6 +3,7 @@
 //! sees their live images; anyone else only public or unlisted ones that are not flagged, and lists
 //! (feeds, artist pages) only public ones.
 
+pub mod reports;
 pub mod routes;
 pub mod service;
 pub mod store;
@@ -12,4 +13,8 @@ pub mod verify;
 crate::uuid_id!(
     /// A collection of images.
     CollectionId
+);
+crate::uuid_id!(
+    /// A person's report of an image.
+    ReportId
 );

@@ -68,7 +68,7 @@ fn may_see(row: &ImageRow, viewer: Option<UserId>) -> bool {
     viewer == Some(row.user_id) || (row.visibility != "private" && !row.nsfw)
 }
 
-async fn visible_image(
+pub(super) async fn visible_image(
     conn: &mut AsyncPgConnection,
     viewer: Option<UserId>,
     id: ImageId,

@@ -39,7 +39,8 @@ pub struct Image {
     pub model: String,
     pub seed: i64,
     pub visibility: Visibility,
-    /// Flagged by the provider's safety checker: shown to its owner only.
+    /// Flagged by the provider's safety checker, or hidden by support after a report: shown to its
+    /// owner only.
     pub flagged: bool,
     pub like_count: i32,
     /// Whether the caller likes it (false when anonymous).

@@ -156,6 +156,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/images/{id}/moderation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Decide on an image: hide it or dismiss its reports; every open report of it is closed so.
+         *     Hiding works on any image, reported or not.
+         */
+        post: operations["create_image_moderation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Images with open reports, oldest first report first (admins, signed in). */
+        get: operations["list_admin_reports"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/users/{id}/credits": {
         parameters: {
             query?: never;
@@ -716,6 +753,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/images/{id}/reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report an image I can see (not my own). Once per image: reporting it again answers the first
+         *     report.
+         */
+        post: operations["create_image_report"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me": {
         parameters: {
             query?: never;
@@ -1211,7 +1268,8 @@ export interface components {
             external: boolean;
             /**
              * Format: int64
-             * @description Daily free credits as of their last grant, and non-expiring ones.
+             * @description Daily free credits as of their last grant, and non-expiring ones (both 0 until the account
+             *     first uses credits, which grants them).
              */
             free_credits: number;
             id: components["schemas"]["UserId"];
@@ -1387,6 +1445,11 @@ export interface components {
              * @example https://example.com/hooks/easel
              */
             webhook_url?: string | null;
+        };
+        CreateReportRequest: {
+            /** @description What is wrong, for support to read; up to 1000 characters. */
+            details?: string | null;
+            reason: components["schemas"]["ReportReason"];
         };
         /** @description A new API key: the only time the secret `key` is shown. */
         CreatedApiKey: components["schemas"]["ApiKey"] & {
@@ -1641,7 +1704,10 @@ export interface components {
             content_type: string;
             /** Format: date-time */
             created_at: string;
-            /** @description Flagged by the provider's safety checker: shown to its owner only. */
+            /**
+             * @description Flagged by the provider's safety checker, or hidden by support after a report: shown to its
+             *     owner only.
+             */
             flagged: boolean;
             generation_id: components["schemas"]["GenerationId"];
             /** Format: int32 */
@@ -1787,6 +1853,22 @@ export interface components {
              */
             generations: number;
             model: string;
+        };
+        /** @description What a decision did. */
+        Moderation: {
+            image_id: components["schemas"]["ImageId"];
+            /**
+             * Format: int64
+             * @description The open reports it closed.
+             */
+            reports_closed: number;
+            /** @description `hidden` or `dismissed`. */
+            resolution: string;
+        };
+        /** @enum {string} */
+        ModerationAction: "hide" | "dismiss";
+        ModerationRequest: {
+            action: components["schemas"]["ModerationAction"];
         };
         /**
          * @description What a model's outputs are.
@@ -1968,6 +2050,52 @@ export interface components {
         /** @description The refresh token comes from this body or, for the SPA, from the `easel_refresh` cookie. */
         RefreshRequest: {
             refresh_token?: string | null;
+        };
+        /** @description My report of an image. */
+        Report: {
+            /** Format: date-time */
+            created_at: string;
+            details?: string | null;
+            id: components["schemas"]["ReportId"];
+            image_id: components["schemas"]["ImageId"];
+            reason: string;
+            /** @description `open` until support decides; then `hidden` or `dismissed`. */
+            status: string;
+        };
+        /**
+         * Format: uuid
+         * @description A person's report of an image.
+         */
+        ReportId: string;
+        /** @enum {string} */
+        ReportReason: "sexual" | "violent" | "hateful" | "spam" | "copyright" | "other";
+        /** @description An image with reports support has not decided on. */
+        ReportedImage: {
+            /** @description The first few reporters' own words. */
+            details: string[];
+            /** @description Its oldest open report (the queue's order). */
+            first_report_id: components["schemas"]["ReportId"];
+            /** Format: date-time */
+            first_reported_at: string;
+            image_id: components["schemas"]["ImageId"];
+            owner_id: components["schemas"]["UserId"];
+            owner_username: string;
+            prompt: string;
+            reasons: string[];
+            /**
+             * Format: int64
+             * @description Open reports, and the reasons they give.
+             */
+            reports: number;
+            thumb_url: string;
+            title?: string | null;
+            visibility: string;
+        };
+        /** @description A page of [`ReportedImage`]s. */
+        ReportedImagePage: {
+            data: components["schemas"]["ReportedImage"][];
+            has_more: boolean;
+            next_cursor?: string | null;
         };
         /** @enum {string} */
         Role: "user" | "admin";
@@ -2453,6 +2581,87 @@ export interface operations {
             };
             /** @description No such generation */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_image_moderation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The image */
+                id: components["schemas"]["ImageId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ModerationRequest"];
+            };
+        };
+        responses: {
+            /** @description Decided */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Moderation"];
+                };
+            };
+            /** @description Not an admin, or an API key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such image */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    list_admin_reports: {
+        parameters: {
+            query?: {
+                /** @description How many items to return, 1–100 (default 20). */
+                limit?: number;
+                /** @description `next_cursor` from the previous page; omit for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of reported images */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReportedImagePage"];
+                };
+            };
+            /** @description Not an admin, or an API key */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3937,6 +4146,61 @@ export interface operations {
             };
             /** @description No such image, or not one the caller may see */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_image_report: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The image */
+                id: components["schemas"]["ImageId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateReportRequest"];
+            };
+        };
+        responses: {
+            /** @description Reported already: the first report */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Report"];
+                };
+            };
+            /** @description Reported */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Report"];
+                };
+            };
+            /** @description No such image, or not one the caller may see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description My own image, or details too long (`validation_failed`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,8 +1,8 @@
-import { useState } from "react";
+import { useState, type FormEvent } from "react";
 import { api, call, session } from "../api/client";
 import type { components } from "../api/schema";
 import { ApiImage, ErrorBox, Loading, download } from "../components/ui";
-import { useLoad } from "../lib/hooks";
+import { useAction, useLoad } from "../lib/hooks";
 import { dateTime } from "../lib/format";
 import { Link, navigate } from "../lib/router";
 import { ModelView } from "../components/model";
@@ -116,8 +116,73 @@ function Detail({ image, onChange }: { image: Image; onChange: (image: Image) =>
         </dl>
         {mine && <OwnerControls image={image} onChange={onChange} />}
         {session.user && <AddToCollection imageId={image.id} />}
+        {session.user && !mine && <ReportImage imageId={image.id} />}
       </div>
     </section>
+  );
+}
+
+type ReportReason = components["schemas"]["ReportReason"];
+const REASONS: { reason: ReportReason; label: string }[] = [
+  { reason: "sexual", label: "Sexual content" },
+  { reason: "violent", label: "Violence" },
+  { reason: "hateful", label: "Hate or harassment" },
+  { reason: "spam", label: "Spam" },
+  { reason: "copyright", label: "Someone else's work" },
+  { reason: "other", label: "Something else" },
+];
+
+/** Tells support about an image that should not be here. */
+function ReportImage({ imageId }: { imageId: string }) {
+  const [open, setOpen] = useState(false);
+  const [reason, setReason] = useState<ReportReason>("sexual");
+  const [details, setDetails] = useState("");
+  const [sent, setSent] = useState(false);
+  const { run: send, busy, error } = useAction(async (event: FormEvent) => {
+    event.preventDefault();
+    await call(
+      api.POST("/v1/images/{id}/reports", {
+        params: { path: { id: imageId } },
+        body: { reason, details: details.trim() || undefined },
+      }),
+    );
+    setSent(true);
+  });
+  if (sent) {
+    return (
+      <p role="status" className="muted small" data-testid="reported">
+        Reported. Thank you: support will look at it.
+      </p>
+    );
+  }
+  if (!open) {
+    return (
+      <button type="button" className="link small" onClick={() => setOpen(true)}>
+        Report this image
+      </button>
+    );
+  }
+  return (
+    <form className="panel" onSubmit={(e) => void send(e)} aria-label="Report this image">
+      <label>
+        What is wrong
+        <select value={reason} onChange={(e) => setReason(e.target.value as ReportReason)}>
+          {REASONS.map((r) => (
+            <option key={r.reason} value={r.reason}>
+              {r.label}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Details (optional)
+        <textarea maxLength={1000} value={details} onChange={(e) => setDetails(e.target.value)} />
+      </label>
+      <button type="submit" className="danger" disabled={busy}>
+        {busy ? "Sending…" : "Send report"}
+      </button>
+      <ErrorBox error={error} />
+    </form>
   );
 }
 

@@ -50,6 +50,8 @@ export function Support() {
   return (
     <section>
       <h1>Support</h1>
+      <Reports />
+      <h2>Generations</h2>
       <p className="muted">Every account&apos;s generations, newest first.</p>
       <form className="row" onSubmit={search} aria-label="Find generations">
         <label className="grow">
@@ -208,5 +210,49 @@ function AccountCard({ user }: { user: string }) {
         </>
       )}
     </div>
+  );
+}
+
+/** Images people reported, oldest report first: hide each or keep it. */
+function Reports() {
+  const queue = usePaged((cursor) => call(api.GET("/v1/admin/reports", { params: { query: { cursor, limit: 20 } } })), []);
+  const { run: decide, error } = useAction(async (imageId: string, action: "hide" | "dismiss") => {
+    await call(api.POST("/v1/admin/images/{id}/moderation", { params: { path: { id: imageId } }, body: { action } }));
+    queue.replace((items) => items.filter((item) => item.image_id !== imageId));
+  });
+  return (
+    <section aria-labelledby="reports-heading">
+      <h2 id="reports-heading">Reported images</h2>
+      <ErrorBox error={queue.error ?? error} onRetry={queue.more} />
+      {!queue.loading && queue.items.length === 0 && <Empty>No reports waiting.</Empty>}
+      <ul className="keys">
+        {queue.items.map((item) => (
+          <li key={item.image_id} className="row" data-testid="report">
+            {/* Reported images are public or unlisted: their thumbnails need no credentials. */}
+            <img src={item.thumb_url} alt={item.title ?? item.prompt} width={64} height={64} className="report-thumb" loading="lazy" />
+            <span className="grow">
+              <Link to={`/images/${item.image_id}`}>{item.title || item.prompt}</Link> by @{item.owner_username}
+              <span className="muted small">
+                {" "}
+                · {item.reports} report{item.reports === 1 ? "" : "s"}: {item.reasons.join(", ")} · first {dateTime(item.first_reported_at)}
+              </span>
+              {item.details.map((d, i) => (
+                <span key={i} className="muted small">
+                  {" "}
+                  <q>{d}</q>
+                </span>
+              ))}
+            </span>
+            <button type="button" className="danger" onClick={() => void decide(item.image_id, "hide")}>
+              Hide
+            </button>
+            <button type="button" className="secondary" onClick={() => void decide(item.image_id, "dismiss")}>
+              Keep
+            </button>
+          </li>
+        ))}
+      </ul>
+      <LoadMore list={queue} />
+    </section>
   );
 }
