@@ -1652,7 +1652,7 @@ async fn reported_images_are_hidden_or_kept_by_support() {
         .assert_problem(403, "forbidden");
     let queue = call(&app, Method::GET, "/v1/admin/reports", Some(&boss), None).await;
     assert_eq!(queue.status, 200, "{}", queue.text);
-    assert_eq!(image_ids(&queue.json), [offending.clone(), fine.clone()]);
+    assert_eq!(image_ids(&queue.json), [offending.as_str(), fine.as_str()]);
     let top = &queue.json["data"][0];
     assert_eq!(top["reports"], 2);
     assert_eq!(top["reasons"], json!(["hateful", "violent"]));
@@ -1666,7 +1666,7 @@ async fn reported_images_are_hidden_or_kept_by_support() {
         None,
     )
     .await;
-    assert_eq!(image_ids(&paged.json), [offending.clone()]);
+    assert_eq!(image_ids(&paged.json), [offending.as_str()]);
     let cursor = paged.json["next_cursor"].as_str().unwrap_or_default();
     let next = call(
         &app,
@@ -1676,7 +1676,7 @@ async fn reported_images_are_hidden_or_kept_by_support() {
         None,
     )
     .await;
-    assert_eq!(image_ids(&next.json), [fine.clone()]);
+    assert_eq!(image_ids(&next.json), [fine.as_str()]);
 
     let hidden = moderate(&app, &boss, &offending, "hide").await;
     assert_eq!(hidden.status, 200, "{}", hidden.text);
@@ -1722,7 +1722,7 @@ async fn reported_images_are_hidden_or_kept_by_support() {
     assert_eq!(image_ids(&queue.json), Vec::<String>::new());
     report(&app, Some(&ann), &fine, json!({"reason": "copyright"})).await;
     let queue = call(&app, Method::GET, "/v1/admin/reports", Some(&boss), None).await;
-    assert_eq!(image_ids(&queue.json), [fine.clone()]);
+    assert_eq!(image_ids(&queue.json), [fine.as_str()]);
     assert_eq!(
         queue.json["data"][0]["reports"], 1,
         "only the new one is open"
