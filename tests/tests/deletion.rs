@@ -102,6 +102,35 @@ async fn deleting_an_account_closes_it_at_once_and_erases_what_it_made() {
         )
         .await;
     let key = key.json["key"].as_str().unwrap_or_default().to_owned();
+    // Two photos uploaded: one restyled (the generation keeps it as its input), one not used yet.
+    let photo =
+        |seed| easel::providers::local::sample_png("ann's own photo", 96, 72, seed).expect("png");
+    let mut upload_files = Vec::new();
+    let mut uploads = Vec::new();
+    for seed in [1, 2] {
+        let bytes = photo(seed);
+        let uploaded = app.upload(&ann, "me.png", &bytes).await;
+        assert_eq!(uploaded.status, 201, "{}", uploaded.text);
+        uploads.push(uploaded.json["id"].as_str().unwrap_or_default().to_owned());
+        let hash = easel::storage::content_hash(&bytes);
+        upload_files.push(
+            app.data_dir
+                .join("images/uploads")
+                .join(&hash[..2])
+                .join(&hash[2..4])
+                .join(&hash),
+        );
+    }
+    let restyled = app
+        .send(
+            app.request(Method::POST, "/v1/generations")
+                .bearer_auth(&ann)
+                .header("prefer", "wait=20")
+                .json(&json!({"prompt": "in autumn colours", "model": "easel-restyle", "image_input": uploads[0]})),
+        )
+        .await;
+    assert_eq!(restyled.json["status"], "succeeded", "{}", restyled.text);
+    assert!(upload_files.iter().all(|f| f.exists()));
     let entries_before = app.count("credit_entries").await;
 
     // Refusals change nothing.
@@ -199,7 +228,8 @@ async fn deleting_an_account_closes_it_at_once_and_erases_what_it_made() {
     assert_eq!(
         app.count("images WHERE prompt = '' AND deleted_at IS NOT NULL")
             .await,
-        1
+        2,
+        "the lighthouse and the restyled photo"
     );
     assert_eq!(
         app.count(
@@ -208,6 +238,11 @@ async fn deleting_an_account_closes_it_at_once_and_erases_what_it_made() {
         .await,
         1
     );
+
+    // The photos are gone, files and all; the generation stays, without its input.
+    assert_eq!(app.count("uploads").await, 0);
+    assert_eq!(app.count("generation_inputs").await, 0);
+    assert!(upload_files.iter().all(|f| !f.exists()), "{upload_files:?}");
 
     // The ledger keeps every entry (the refund added one) and still adds up.
     assert_eq!(app.count("credit_entries").await, entries_before + 1);
@@ -222,7 +257,7 @@ async fn deleting_an_account_closes_it_at_once_and_erases_what_it_made() {
         .expect("sweep files");
     assert_eq!(
         app.count("images WHERE files_removed_at IS NOT NULL").await,
-        1
+        2
     );
 
     // The email and username are free again, for a new account.

@@ -4,7 +4,7 @@
 //!    session and API key revoked), and what names the person leaves it (email, username,
 //!    profile, password). The email and username are free again.
 //! 2. Then [`erase`]: its running generations are canceled with their refunds, and its images,
-//!    collections, likes, prompts, webhooks and stored idempotent answers go. If that is cut
+//!    uploaded photos, collections, likes, prompts, webhooks and stored idempotent answers go. If that is cut
 //!    short (a crash, or a submission that slipped in as the account closed), the watchdog's
 //!    [`erase_pending`] finishes it.
 //!
@@ -62,6 +62,8 @@ pub async fn erase(state: &AppState, user: UserId) -> anyhow::Result<bool> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
+    // The photos it uploaded as inputs, files and all.
+    crate::inputs::service::erase_owner(state, user).await?;
     let erased = conn
         .transaction::<_, anyhow::Error, _>(async |conn| {
             let images = crate::gallery::store::erase_owner(conn, user).await?;

@@ -180,6 +180,32 @@ pub async fn resolve(
     })
 }
 
+/// Erases a deleted account's uploads: each row, the records of the generations that used it,
+/// and its file when nothing else holds it, in one transaction under the file's lock (as
+/// [`purge`] does). Returns how many uploads went.
+pub async fn erase_owner(
+    state: &AppState,
+    owner: crate::identity::UserId,
+) -> anyhow::Result<usize> {
+    let mut conn = state.pool.get().await?;
+    let uploads = store::uploads_of(&mut conn, owner).await?;
+    for (id, hash) in &uploads {
+        diesel_async::AsyncConnection::transaction::<_, anyhow::Error, _>(
+            &mut conn,
+            async |conn| {
+                crate::gallery::store::lock_file(conn, hash).await?;
+                store::delete_upload_and_uses(conn, *id).await?;
+                if !store::upload_file_in_use(conn, hash).await? {
+                    state.storage.delete("uploads", hash).await?;
+                }
+                Ok(())
+            },
+        )
+        .await?;
+    }
+    Ok(uploads.len())
+}
+
 /// Deletes uploads unused for a day, and their files when nothing else holds them.
 ///
 /// Each upload goes in one transaction under its file's lock: the row is deleted, then the file,

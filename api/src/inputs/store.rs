@@ -231,3 +231,31 @@ pub async fn upload_file_in_use(conn: &mut AsyncPgConnection, hash: &str) -> Que
     .get_result(conn)
     .await
 }
+
+/// `owner`'s uploads, with their files' hashes (a deleted account's, to erase).
+pub async fn uploads_of(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+) -> QueryResult<Vec<(UploadId, String)>> {
+    uploads::table
+        .filter(uploads::user_id.eq(owner))
+        .select((uploads::id, uploads::content_hash))
+        .load(conn)
+        .await
+}
+
+/// Deletes an upload and the records of the generations that used it as their input (a deleted
+/// account's: its generations are kept, its photos are not).
+pub async fn delete_upload_and_uses(conn: &mut AsyncPgConnection, id: UploadId) -> QueryResult<()> {
+    diesel::delete(
+        generation_inputs::table
+            .filter(generation_inputs::source.eq("upload"))
+            .filter(generation_inputs::source_id.eq(id.0)),
+    )
+    .execute(conn)
+    .await?;
+    diesel::delete(uploads::table.find(id))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
