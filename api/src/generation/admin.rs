@@ -210,12 +210,9 @@ async fn account(
     user: &str,
 ) -> Result<Option<UserId>, ApiError> {
     use crate::identity::store::{UserKey, find_user_by};
-    let key = match uuid::Uuid::parse_str(user) {
-        Ok(id) => UserKey::Id(UserId(id)),
-        Err(_) if user.contains('@') => UserKey::Email(user),
-        Err(_) => UserKey::Username(user),
-    };
-    Ok(find_user_by(conn, key).await?.map(|found| found.id))
+    Ok(find_user_by(conn, UserKey::named(user))
+        .await?
+        .map(|found| found.id))
 }
 
 /// An admin, signed in: support tools are not for API keys.

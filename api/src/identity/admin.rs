@@ -106,13 +106,8 @@ fn require_support(principal: &Principal) -> Result<(), ApiError> {
 }
 
 async fn look_up(state: &AppState, user: &str) -> Result<AdminUser, ApiError> {
-    let key = match uuid::Uuid::parse_str(user) {
-        Ok(id) => UserKey::Id(UserId(id)),
-        Err(_) if user.contains('@') => UserKey::Email(user),
-        Err(_) => UserKey::Username(user),
-    };
     let mut conn = state.pool.get().await?;
-    let found = store::find_user_by(&mut conn, key)
+    let found = store::find_user_by(&mut conn, UserKey::named(user))
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
     present(&mut conn, found).await

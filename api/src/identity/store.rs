@@ -102,6 +102,17 @@ pub enum UserKey<'a> {
     Subject(&'a str),
 }
 
+impl<'a> UserKey<'a> {
+    /// What support types to name an account: its id, its email (it has an `@`), or its username.
+    pub fn named(name: &'a str) -> Self {
+        match uuid::Uuid::parse_str(name) {
+            Ok(id) => Self::Id(UserId(id)),
+            Err(_) if name.contains('@') => Self::Email(name),
+            Err(_) => Self::Username(name),
+        }
+    }
+}
+
 pub async fn find_user_by(
     conn: &mut AsyncPgConnection,
     key: UserKey<'_>,
