@@ -4,7 +4,7 @@ import type { components } from "../api/schema";
 import { Empty, ErrorBox, Loading, LoadMore } from "../components/ui";
 import { replaceById, useAction, usePaged } from "../lib/hooks";
 import { STATUSES, isTerminal } from "../api/sse";
-import { dateTime } from "../lib/format";
+import { dateTime, queueInWords } from "../lib/format";
 import { Link } from "../lib/router";
 
 type Status = components["schemas"]["Status"];
@@ -82,6 +82,7 @@ function Row({ generation: g, onChange }: { generation: Generation; onChange: (g
       <td>
         <span data-testid="generation-status">{g.status}</span>
         {active && g.progress > 0 && ` (${g.progress}%)`}
+        {g.queued_ahead != null && <div className="muted small">{queueInWords(g)}</div>}
         {active && (
           <div>
             <button type="button" className="link" disabled={cancel.busy} onClick={() => void cancel.run()} aria-label={`Cancel “${g.prompt}”`}>
