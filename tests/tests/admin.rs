@@ -263,6 +263,20 @@ async fn support_looks_up_an_account_shuts_it_and_opens_it_again() {
     app.call(Method::GET, "/v1/admin/users/nobody", Some(&boss), None)
         .await
         .assert_problem(404, "not_found");
+    // A name no account can have (PostgreSQL text holds no NUL) is nobody's, not a server error.
+    app.call(Method::GET, "/v1/admin/users/%00eve", Some(&boss), None)
+        .await
+        .assert_problem(404, "not_found");
+    let none = app
+        .call(
+            Method::GET,
+            "/v1/admin/generations?user=%00S",
+            Some(&boss),
+            None,
+        )
+        .await;
+    assert_eq!(none.status, 200, "{}", none.text);
+    assert_eq!(none.json["data"], json!([]));
     // Not for users, nor API keys, nor anyone anonymous.
     app.call(Method::GET, "/v1/admin/users/eve", Some(&eve), None)
         .await

@@ -117,6 +117,12 @@ pub async fn find_user_by(
     conn: &mut AsyncPgConnection,
     key: UserKey<'_>,
 ) -> QueryResult<Option<User>> {
+    // PostgreSQL text cannot hold NUL, so no account has it, and sending it is an error.
+    if let UserKey::Email(text) | UserKey::Username(text) | UserKey::Subject(text) = key
+        && text.contains('\0')
+    {
+        return Ok(None);
+    }
     let query = users::table.select(User::as_select()).into_boxed();
     let query = match key {
         UserKey::Id(id) => query.filter(users::id.eq(id)),
