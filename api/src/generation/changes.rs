@@ -7,7 +7,7 @@ use super::GenerationId;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -30,6 +30,9 @@ pub struct Changes {
     heard: AtomicBool,
     /// How long a waiter goes without a notice before it reads its generation anyway.
     poll: Duration,
+    /// Notices received, about any generation: a queued one's place moves only when another
+    /// changes (is taken up, ends, comes back), so an unchanged count means it has not moved.
+    notices: AtomicU64,
 }
 
 /// One waiter's registration for one generation; dropping it stops watching.
@@ -45,6 +48,7 @@ impl Changes {
             watched: Mutex::new(HashMap::new()),
             heard: AtomicBool::new(false),
             poll,
+            notices: AtomicU64::new(0),
         }
     }
 
@@ -78,7 +82,13 @@ impl Changes {
         self.watched().len()
     }
 
+    /// How many notices have arrived (see `notices`); it only grows.
+    pub fn notices(&self) -> u64 {
+        self.notices.load(Ordering::Relaxed)
+    }
+
     fn changed(&self, ids: impl Iterator<Item = GenerationId>) {
+        self.notices.fetch_add(1, Ordering::Relaxed);
         let watched = self.watched();
         for id in ids {
             if let Some(signal) = watched.get(&id) {
@@ -89,6 +99,7 @@ impl Changes {
 
     /// Wakes every waiter: what changed while nobody listened is not known.
     fn changed_all(&self) {
+        self.notices.fetch_add(1, Ordering::Relaxed);
         for signal in self.watched().values() {
             signal.send_replace(());
         }

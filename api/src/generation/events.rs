@@ -1,7 +1,8 @@
 //! The Server-Sent Events stream of one generation: its state as JSON whenever status or progress
 //! changes, a keep-alive comment when nothing does, and the end after the terminal state. It reads
-//! the generation when word of a change comes (`changes`), and while it is queued also every
-//! [`QUEUE_REFRESH`], since the jobs ahead of it move on without word to this one.
+//! the generation when word of a change comes (`changes`), and while it is queued also at most
+//! every [`QUEUE_REFRESH`] when word came of any other generation, since the jobs ahead of it move
+//! on without word to this one. A queue that does not move costs nothing.
 
 use super::GenerationId;
 use super::changes::Watch;
@@ -28,6 +29,8 @@ struct Cursor {
     read: bool,
     /// It was queued when last read.
     queued: bool,
+    /// `Changes::notices` when it was last read.
+    notices: u64,
     done: bool,
 }
 
@@ -46,6 +49,7 @@ pub fn stream(
         last_write: Instant::now(),
         read: false,
         queued: false,
+        notices: 0,
         done: false,
     };
     futures_util::stream::unfold(start, |mut cursor| async move {
@@ -69,8 +73,14 @@ pub fn stream(
                     cursor.last_write = Instant::now();
                     return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), cursor));
                 }
+                let changes = &cursor.state.changes;
+                if quiet && changes.heard() && changes.notices() == cursor.notices {
+                    // Nothing anywhere changed: the queue ahead has not moved.
+                    continue;
+                }
             }
             cursor.read = true;
+            cursor.notices = cursor.state.changes.notices();
             let generation = match service::get(&cursor.state, &cursor.principal, cursor.id).await {
                 Ok(g) => g,
                 Err(e) => {
