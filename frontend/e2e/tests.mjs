@@ -358,12 +358,17 @@ export const tests = {
     await row.getByText("the same picture posted over and over").waitFor();
     await shot(admin, "support-reports");
     await row.getByRole("button", { name: "Hide" }).click();
-    await row.waitFor({ state: "detached" });
+    await row.getByTestId("decision").getByText("Hidden.").waitFor();
 
     // Gone for the reporter; still there, flagged, for its owner.
     assert.equal((await reporter.request.get(`/v1/images/${imageId}`)).status(), 404);
     const own = await api.request.get(`/v1/images/${imageId}`, { headers: auth });
     assert.equal((await own.json()).flagged, true);
+
+    // Taken back: shown again.
+    await row.getByRole("button", { name: "Undo" }).click();
+    await row.getByTestId("decision").getByText("Shown again.").waitFor();
+    assert.equal((await reporter.request.get(`/v1/images/${imageId}`)).status(), 200);
   },
 
   async "a failing generation shows the refund"({ newPage, shot }) {

@@ -1732,4 +1732,30 @@ async fn reported_images_are_hidden_or_kept_by_support() {
             .await,
         2
     );
+
+    // A hide taken back: shown as before. Only support's own hide can be.
+    let restored = moderate(&app, &boss, &offending, "restore").await;
+    assert_eq!(restored.status, 200, "{}", restored.text);
+    let gallery = call(&app, Method::GET, "/v1/gallery", None, None).await;
+    assert!(ids(&gallery.json).contains(&offending), "{}", gallery.text);
+    assert_eq!(
+        app.count("image_reports WHERE resolution = 'restored'")
+            .await,
+        2
+    );
+    moderate(&app, &boss, &offending, "restore")
+        .await
+        .assert_problem(409, "conflict");
+    moderate(&app, &boss, &fine, "restore")
+        .await
+        .assert_problem(409, "conflict");
+    let flagged = seeded_image(&app, &bob, "flagged by a checker", "public", None, 0, true).await;
+    moderate(&app, &boss, &flagged, "restore")
+        .await
+        .assert_problem(409, "conflict");
+    assert_eq!(
+        app.count("images WHERE nsfw").await,
+        1,
+        "the checker's flag stays"
+    );
 }

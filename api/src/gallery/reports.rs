@@ -7,7 +7,7 @@ use super::ReportId;
 use super::service::visible_image;
 use crate::app::AppState;
 use crate::db::cursor::{Page, PageParams};
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::generation::ImageId;
 use crate::identity::{Principal, Scope, UserId};
 use actix_web::{HttpResponse, get, post, web};
@@ -66,7 +66,8 @@ pub struct Report {
     pub reason: String,
     pub details: Option<String>,
     pub created_at: DateTime<Utc>,
-    /// `open` until support decides; then `hidden` or `dismissed`.
+    /// `open` until support decides; then `hidden` or `dismissed` (or `restored`, a hide taken
+    /// back).
     pub status: String,
 }
 
@@ -105,6 +106,9 @@ pub enum ModerationAction {
     Hide,
     /// Leave it as it is and close its reports.
     Dismiss,
+    /// Take back a hide: the image is shown as before, and the reports that hid it read
+    /// `restored`. Only for an image support hid.
+    Restore,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -117,7 +121,7 @@ pub struct ModerationRequest {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Moderation {
     pub image_id: ImageId,
-    /// `hidden` or `dismissed`.
+    /// `hidden`, `dismissed` or `restored`.
     pub resolution: String,
     /// The open reports it closed.
     pub reports_closed: i64,
@@ -174,8 +178,8 @@ pub async fn list_admin_reports(
     Ok(web::Json(queue(&state, &page).await?))
 }
 
-/// Decide on an image: hide it or dismiss its reports; every open report of it is closed so.
-/// Hiding works on any image, reported or not.
+/// Decide on an image: hide it or dismiss its reports, every open report of it closed so (hiding
+/// works on any image, reported or not); or restore an image support hid.
 #[utoipa::path(
     tag = "admin",
     security(("session" = [])),
@@ -185,6 +189,7 @@ pub async fn list_admin_reports(
         (status = 200, description = "Decided", body = Moderation),
         (status = 403, description = "Not an admin, or an API key", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such image", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`restore` of an image support did not hide (`conflict`)", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/admin/images/{id}/moderation")]
@@ -381,6 +386,7 @@ async fn decide(
     let resolution = match action {
         ModerationAction::Hide => "hidden",
         ModerationAction::Dismiss => "dismissed",
+        ModerationAction::Restore => "restored",
     };
     let mut conn = state.pool.get().await?;
     let closed = conn
@@ -394,8 +400,30 @@ async fn decide(
             if !found.found {
                 return Err(ApiError::not_found("image"));
             }
-            if matches!(action, ModerationAction::Hide) {
-                hide(conn, image).await?;
+            match action {
+                ModerationAction::Hide => hide(conn, image, true).await?,
+                ModerationAction::Restore => {
+                    // Only support's own hide is taken back: a safety checker's flag stays.
+                    let restored: Closed = diesel::sql_query(
+                        "WITH restored AS ( \
+                             UPDATE image_reports SET resolution = 'restored', resolved_by = $2, \
+                                    resolved_at = now() \
+                             WHERE image_id = $1 AND resolution = 'hidden' RETURNING 1) \
+                         SELECT count(*) AS closed FROM restored",
+                    )
+                    .bind::<SqlUuid, _>(image)
+                    .bind::<SqlUuid, _>(admin)
+                    .get_result(conn)
+                    .await?;
+                    if restored.closed == 0 {
+                        return Err(ApiError::new(
+                            ErrorCode::Conflict,
+                            "support did not hide this image, so there is nothing to take back",
+                        ));
+                    }
+                    hide(conn, image, false).await?;
+                }
+                ModerationAction::Dismiss => {}
             }
             let closed: Closed = diesel::sql_query(
                 "WITH closed AS ( \
@@ -419,11 +447,12 @@ async fn decide(
     })
 }
 
-/// Flags an image, as a safety checker's flag does: out of every public list and link, its owner
-/// alone sees it.
-async fn hide(conn: &mut AsyncPgConnection, image: ImageId) -> Result<(), ApiError> {
-    diesel::sql_query("UPDATE images SET nsfw = true WHERE id = $1")
+/// Flags an image (or takes the flag back), as a safety checker's flag does: out of every public
+/// list and link, its owner alone sees it.
+async fn hide(conn: &mut AsyncPgConnection, image: ImageId, hidden: bool) -> Result<(), ApiError> {
+    diesel::sql_query("UPDATE images SET nsfw = $2 WHERE id = $1")
         .bind::<SqlUuid, _>(image)
+        .bind::<Bool, _>(hidden)
         .execute(conn)
         .await?;
     Ok(())

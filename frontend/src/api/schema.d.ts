@@ -166,8 +166,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Decide on an image: hide it or dismiss its reports; every open report of it is closed so.
-         *     Hiding works on any image, reported or not.
+         * Decide on an image: hide it or dismiss its reports, every open report of it closed so (hiding
+         *     works on any image, reported or not); or restore an image support hid.
          */
         post: operations["create_image_moderation"];
         delete?: never;
@@ -1862,11 +1862,11 @@ export interface components {
              * @description The open reports it closed.
              */
             reports_closed: number;
-            /** @description `hidden` or `dismissed`. */
+            /** @description `hidden`, `dismissed` or `restored`. */
             resolution: string;
         };
         /** @enum {string} */
-        ModerationAction: "hide" | "dismiss";
+        ModerationAction: "hide" | "dismiss" | "restore";
         ModerationRequest: {
             action: components["schemas"]["ModerationAction"];
         };
@@ -2059,7 +2059,10 @@ export interface components {
             id: components["schemas"]["ReportId"];
             image_id: components["schemas"]["ImageId"];
             reason: string;
-            /** @description `open` until support decides; then `hidden` or `dismissed`. */
+            /**
+             * @description `open` until support decides; then `hidden` or `dismissed` (or `restored`, a hide taken
+             *     back).
+             */
             status: string;
         };
         /**
@@ -2627,6 +2630,15 @@ export interface operations {
             };
             /** @description No such image */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `restore` of an image support did not hide (`conflict`) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -8,6 +8,7 @@ import { dateTime } from "../lib/format";
 import { Link } from "../lib/router";
 
 type AdminGeneration = components["schemas"]["AdminGeneration"];
+type ModerationAction = components["schemas"]["ModerationAction"];
 type Status = components["schemas"]["Status"];
 
 interface Filter {
@@ -216,9 +217,11 @@ function AccountCard({ user }: { user: string }) {
 /** Images people reported, oldest report first: hide each or keep it. */
 function Reports() {
   const queue = usePaged((cursor) => call(api.GET("/v1/admin/reports", { params: { query: { cursor, limit: 20 } } })), []);
-  const { run: decide, error } = useAction(async (imageId: string, action: "hide" | "dismiss") => {
-    await call(api.POST("/v1/admin/images/{id}/moderation", { params: { path: { id: imageId } }, body: { action } }));
-    queue.replace((items) => items.filter((item) => item.image_id !== imageId));
+  // Decided images stay in the list until the page reloads, so a hide can be taken back at once.
+  const [decided, setDecided] = useState<Record<string, string>>({});
+  const { run: decide, error } = useAction(async (imageId: string, action: ModerationAction) => {
+    const done = await call(api.POST("/v1/admin/images/{id}/moderation", { params: { path: { id: imageId } }, body: { action } }));
+    setDecided((d) => ({ ...d, [imageId]: done.resolution }));
   });
   return (
     <section aria-labelledby="reports-heading">
@@ -243,12 +246,25 @@ function Reports() {
                 </span>
               ))}
             </span>
-            <button type="button" className="danger" onClick={() => void decide(item.image_id, "hide")}>
-              Hide
-            </button>
-            <button type="button" className="secondary" onClick={() => void decide(item.image_id, "dismiss")}>
-              Keep
-            </button>
+            {decided[item.image_id] === "hidden" ? (
+              <span data-testid="decision">
+                Hidden.{" "}
+                <button type="button" className="link" onClick={() => void decide(item.image_id, "restore")}>
+                  Undo
+                </button>
+              </span>
+            ) : decided[item.image_id] ? (
+              <span data-testid="decision">{decided[item.image_id] === "restored" ? "Shown again." : "Kept."}</span>
+            ) : (
+              <>
+                <button type="button" className="danger" onClick={() => void decide(item.image_id, "hide")}>
+                  Hide
+                </button>
+                <button type="button" className="secondary" onClick={() => void decide(item.image_id, "dismiss")}>
+                  Keep
+                </button>
+              </>
+            )}
           </li>
         ))}
       </ul>
