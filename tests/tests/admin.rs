@@ -4,6 +4,7 @@
 
 use crate::gallery::ids;
 use crate::generations::{generate, signup, terminal, wait_until};
+use crate::identity::login;
 use easel_tests::{TestApp, json};
 use reqwest::Method;
 
@@ -322,14 +323,9 @@ async fn support_looks_up_an_account_shuts_it_and_opens_it_again() {
     app.call(Method::GET, "/v1/me", Some(&key), None)
         .await
         .assert_problem(401, "account_disabled");
-    app.call(
-        Method::POST,
-        "/v1/auth/login",
-        None,
-        Some(json!({"email": "eve@example.com", "password": "password-eve"})),
-    )
-    .await
-    .assert_problem(401, "account_disabled");
+    login(&app, "eve", "password-eve")
+        .await
+        .assert_problem(401, "account_disabled");
 
     let opened = app
         .call(
@@ -349,15 +345,8 @@ async fn support_looks_up_an_account_shuts_it_and_opens_it_again() {
         200,
         "the key works again"
     );
-    let login = app
-        .call(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": "eve@example.com", "password": "password-eve"})),
-        )
-        .await;
-    assert_eq!(login.status, 200, "{}", login.text);
+    let signed_in = login(&app, "eve", "password-eve").await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.text);
     app.call(
         Method::PATCH,
         &path,

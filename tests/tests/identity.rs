@@ -770,7 +770,8 @@ async fn creating_a_key_with_an_idempotency_key_happens_once() {
     assert_eq!(app.count("api_keys WHERE name = 'retried'").await, 1);
 }
 
-async fn login(app: &TestApp, name: &str, password: &str) -> easel_tests::Reply {
+/// Signs in as `name` (`name@example.com`) with `password`.
+pub(crate) async fn login(app: &TestApp, name: &str, password: &str) -> easel_tests::Reply {
     app.call(
         Method::POST,
         "/v1/auth/login",

@@ -80,16 +80,7 @@ async fn generate(app: &TestApp, token: &str, prompt: &str, outputs: u32) -> Str
 }
 
 async fn get(app: &TestApp, token: &str, id: &str) -> serde_json::Value {
-    let reply = app
-        .call(
-            Method::GET,
-            &format!("/v1/generations/{id}"),
-            Some(token),
-            None,
-        )
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.json
+    crate::generations::read(app, token, id).await.json
 }
 
 async fn wait_for(
