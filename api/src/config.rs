@@ -73,14 +73,14 @@ pub struct Config {
     pub mail: MailConfig,
 }
 
-/// Outgoing email (password-reset links).
+/// Outgoing email: links that reset a password or confirm an email.
 #[derive(Debug, Clone)]
 pub struct MailConfig {
     /// `smtps://user:pass@host:465`, `smtp://user:pass@host:587?tls=required`, or plain
     /// `smtp://host:25` to a relay on this machine.
     pub smtp_url: Option<Secret>,
     /// Without SMTP, outside production: each message is written here as an `.eml` file, to open by
-    /// hand. `None` (production without SMTP): nothing is sent, and resets answer 503.
+    /// hand. `None` (production without SMTP): nothing is sent, and what needs mail answers 503.
     pub folder: Option<PathBuf>,
     /// The sender, as `Name <address>` or a bare address.
     pub from: String,
