@@ -47,9 +47,12 @@ token=$(curl -fsS -X POST "http://127.0.0.1:$app_port/v1/auth/signup" -H 'conten
 DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/$db" EASEL_ENV=test EASEL_LOG=warn \
   target/debug/easel admin set-role "st$suffix" admin >/dev/null
 
+# One worker: with two, hypothesis parses lambdas' source from two threads at once, which CPython
+# 3.11 can fail with "AST constructor recursion depth mismatch" (a Runtime Error of the tool, not of
+# the API; seen once in five runs). One worker takes 48 s here against 45 s for two.
 status=0
 "$venv/bin/schemathesis" --no-color --config-file scripts/schemathesis.toml run "http://127.0.0.1:$app_port/openapi.json" \
-  --checks all --max-examples 50 --workers 2 -H "Authorization: Bearer $token" || status=$?
+  --checks all --max-examples 50 --workers 1 -H "Authorization: Bearer $token" || status=$?
 
 kill -INT $server
 server_status=0
