@@ -1623,6 +1623,14 @@ async fn reported_images_are_hidden_or_kept_by_support() {
     )
     .await
     .assert_problem(422, "validation_failed");
+    let nul = report(
+        &app,
+        Some(&ann),
+        &offending,
+        json!({"reason": "other", "details": "a\u{0}b"}),
+    )
+    .await;
+    assert_eq!(nul.json["errors"][0]["field"], "details", "{}", nul.text);
     assert_eq!(app.count("image_reports").await, 0);
 
     let first = report(
