@@ -212,8 +212,7 @@ pub async fn create_credit_adjustment(
     key: IdempotencyKey,
     body: Json<AdjustCreditsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_person()?;
-    principal.require_admin()?;
+    principal.require_support()?;
     let user = id.into_inner();
     idempotency::run(&state, principal.user_id, &key, &req, body.digest(), || async {
         let reason = parse_adjustment(&body)?;

@@ -173,8 +173,7 @@ pub async fn list_admin_reports(
     principal: Principal,
     page: crate::http::extract::Query<PageParams>,
 ) -> Result<web::Json<Page<ReportedImage>>, ApiError> {
-    principal.require_person()?;
-    principal.require_admin()?;
+    principal.require_support()?;
     Ok(web::Json(queue(&state, &page).await?))
 }
 
@@ -199,8 +198,7 @@ pub async fn create_image_moderation(
     id: web::Path<ImageId>,
     body: crate::http::extract::Json<ModerationRequest>,
 ) -> Result<web::Json<Moderation>, ApiError> {
-    principal.require_person()?;
-    principal.require_admin()?;
+    principal.require_support()?;
     Ok(web::Json(
         decide(&state, principal.user_id, id.into_inner(), body.action).await?,
     ))

@@ -84,7 +84,7 @@ pub async fn list_admin_generations(
     principal: Principal,
     filter: crate::http::extract::Query<AdminGenerationFilter>,
 ) -> Result<web::Json<Page<AdminGeneration>>, ApiError> {
-    require_support(&principal)?;
+    principal.require_support()?;
     Ok(web::Json(search(&state, filter.into_inner()).await?))
 }
 
@@ -152,7 +152,7 @@ pub async fn get_admin_generation(
     principal: Principal,
     id: web::Path<GenerationId>,
 ) -> Result<web::Json<AdminGeneration>, ApiError> {
-    require_support(&principal)?;
+    principal.require_support()?;
     Ok(web::Json(one(&state, id.into_inner()).await?))
 }
 
@@ -174,7 +174,7 @@ pub async fn create_admin_generation_cancel(
     principal: Principal,
     id: web::Path<GenerationId>,
 ) -> Result<web::Json<AdminGeneration>, ApiError> {
-    require_support(&principal)?;
+    principal.require_support()?;
     Ok(web::Json(
         cancel(&state, &principal, id.into_inner()).await?,
     ))
@@ -213,12 +213,6 @@ async fn account(
     Ok(find_user_by(conn, UserKey::named(user))
         .await?
         .map(|found| found.id))
-}
-
-/// An admin, signed in: support tools are not for API keys.
-fn require_support(principal: &Principal) -> Result<(), ApiError> {
-    principal.require_person()?;
-    principal.require_admin()
 }
 
 async fn one(state: &AppState, id: GenerationId) -> Result<AdminGeneration, ApiError> {

@@ -68,7 +68,7 @@ pub async fn get_admin_user(
     principal: Principal,
     user: web::Path<String>,
 ) -> Result<web::Json<AdminUser>, ApiError> {
-    require_support(&principal)?;
+    principal.require_support()?;
     Ok(web::Json(look_up(&state, &user).await?))
 }
 
@@ -93,16 +93,10 @@ pub async fn update_admin_user(
     user: web::Path<UserId>,
     body: crate::http::extract::Json<UpdateAdminUserRequest>,
 ) -> Result<web::Json<AdminUser>, ApiError> {
-    require_support(&principal)?;
+    principal.require_support()?;
     Ok(web::Json(
         update(&state, &principal, user.into_inner(), &body).await?,
     ))
-}
-
-/// An admin, signed in: support tools are not for API keys.
-fn require_support(principal: &Principal) -> Result<(), ApiError> {
-    principal.require_person()?;
-    principal.require_admin()
 }
 
 async fn look_up(state: &AppState, user: &str) -> Result<AdminUser, ApiError> {

@@ -46,6 +46,12 @@ impl Principal {
         }
     }
 
+    /// Support tools: an admin, signed in as a person (never an API key, whatever its owner).
+    pub fn require_support(&self) -> Result<(), ApiError> {
+        self.require_person()?;
+        self.require_admin()
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.role == Role::Admin {
             Ok(())
