@@ -223,6 +223,91 @@ async fn a_change_to_a_generation_wakes_only_its_waiters() {
     assert!(woken.is_err(), "woken without a change");
 }
 
+/// A worker that meets a busy provider hands the job straight back to the queue. Its stream says
+/// "starting" only once a job stays taken up, so it does not flicker between the two.
+#[tokio::test]
+async fn a_job_handed_straight_back_does_not_leave_the_queue_in_its_stream() {
+    // No job runner: the claims below are the only ones.
+    let app = spawn_hearing_changes(&[("EASEL_JOB_WORKERS", "0")]).await;
+    let token = signup(&app, "patient").await;
+    let accepted = generate(
+        &app,
+        &token,
+        json!({"prompt": "a queue", "model": "easel-sketch"}),
+    )
+    .await;
+    let id = id_of(&accepted);
+    let mut stream = app
+        .client
+        .get(app.url(&format!("/v1/generations/{id}/events")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("events");
+    let first = stream
+        .chunk()
+        .await
+        .expect("first event")
+        .unwrap_or_default();
+    let first = String::from_utf8_lossy(&first).into_owned();
+    assert!(first.contains("id: queued:0:0"), "{first}");
+
+    let generation = easel::generation::GenerationId(uuid::Uuid::parse_str(&id).expect("id"));
+    let mut conn = app.db().await;
+    for _ in 0..3 {
+        let claimed = easel::generation::store::claim(&mut conn, "busy-worker", 1)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1);
+        // The provider's "no room" takes a moment to come back.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let released = easel::generation::store::release(
+            &mut conn,
+            &[generation],
+            "busy-worker",
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("release");
+        assert_eq!(released.len(), 1);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    // Taken up for good: now it is said, then the end.
+    easel::generation::store::claim(&mut conn, "worker", 1)
+        .await
+        .expect("claim");
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut body = first;
+    while !body.contains("id: starting:0") {
+        assert!(Instant::now() < until, "starting was never said: {body}");
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("an event in time")
+            .expect("chunk")
+            .unwrap_or_default();
+        body.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let canceled = app
+        .call(
+            Method::POST,
+            &format!("/v1/generations/{id}/cancel"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(canceled.status, 200, "{}", canceled.text);
+    let rest = tokio::time::timeout(Duration::from_secs(20), stream.text())
+        .await
+        .expect("stream ends")
+        .expect("body");
+    body.push_str(&rest);
+    let said: Vec<&str> = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("id: "))
+        .collect();
+    assert_eq!(said, ["queued:0:0", "starting:0", "canceled:0"], "{body}");
+}
+
 #[tokio::test]
 async fn prefer_wait_returns_the_finished_generation() {
     // Only word of the change can end the wait before its 10 s are up.

@@ -2,7 +2,9 @@
 //! changes, a keep-alive comment when nothing does, and the end after the terminal state. It reads
 //! the generation when word of a change comes (`changes`), and while it is queued also at most
 //! every [`QUEUE_REFRESH`] when word came of any other generation, since the jobs ahead of it move
-//! on without word to this one. A queue that does not move costs nothing.
+//! on without word to this one. A queue that does not move costs nothing. A job seen leaving the
+//! queue is read again [`START_SETTLE`] later before "starting" is said: one that met a busy
+//! provider goes straight back, and its stream would otherwise flicker between the two.
 
 use super::GenerationId;
 use super::changes::Watch;
@@ -17,6 +19,10 @@ use std::time::{Duration, Instant};
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How often a queued generation's `queued_ahead` is counted again.
 const QUEUE_REFRESH: Duration = Duration::from_secs(2);
+/// How long a job must stay taken up before its stream says it left the queue. A busy provider's
+/// answer comes within a request's time; a job that starts is in no hurry to be told (its first
+/// progress follows within a heartbeat).
+const START_SETTLE: Duration = Duration::from_secs(1);
 
 struct Cursor {
     state: Arc<AppState>,
@@ -31,6 +37,8 @@ struct Cursor {
     queued: bool,
     /// `Changes::notices` when it was last read.
     notices: u64,
+    /// It was seen taken up from the queue and is being read again after [`START_SETTLE`].
+    settling: bool,
     done: bool,
 }
 
@@ -50,6 +58,7 @@ pub fn stream(
         read: false,
         queued: false,
         notices: 0,
+        settling: false,
         done: false,
     };
     futures_util::stream::unfold(start, |mut cursor| async move {
@@ -88,6 +97,18 @@ pub fn stream(
                     return None;
                 }
             };
+            let left_queue = generation.status == super::Status::Starting
+                && cursor
+                    .last_sent
+                    .as_deref()
+                    .is_some_and(|sent| sent.starts_with("queued:"));
+            if left_queue && !cursor.settling {
+                cursor.settling = true;
+                tokio::time::sleep(START_SETTLE).await;
+                cursor.read = false;
+                continue;
+            }
+            cursor.settling = false;
             cursor.queued = generation.queued_ahead.is_some();
             let event_id = match generation.queued_ahead {
                 Some(ahead) => format!(
