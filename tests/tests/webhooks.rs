@@ -54,9 +54,12 @@ fn local_hooks(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'s
     vars
 }
 
+/// Where the server says it is reached: a receiver has only this to go on.
+const PUBLIC_URL: &str = "https://easel.example";
+
 #[tokio::test]
 async fn a_finished_generation_is_posted_to_its_webhook_signed() {
-    let app = TestApp::spawn_with(&local_hooks(&[])).await;
+    let app = TestApp::spawn_with(&local_hooks(&[("EASEL_PUBLIC_URL", PUBLIC_URL)])).await;
     let receiver = Receiver::start(&[]).await;
     let token = signup(&app, "hooked").await;
     let created = generate(
@@ -90,14 +93,19 @@ async fn a_finished_generation_is_posted_to_its_webhook_signed() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(images.len(), 1, "{event}");
-    // The image it names is there to fetch.
-    let file = app
-        .send(
-            app.request(Method::GET, images[0]["url"].as_str().unwrap_or_default())
-                .bearer_auth(&token),
-        )
-        .await;
-    assert_eq!(file.status, 200);
+    // The image it names is there to fetch, at the server's public address.
+    for (field, variant) in [("url", "original"), ("thumb_url", "thumb")] {
+        let link = images[0][field].as_str().unwrap_or_default();
+        let path = format!(
+            "/v1/images/{}/file?variant={variant}",
+            images[0]["id"].as_str().unwrap_or_default()
+        );
+        assert_eq!(link, format!("{PUBLIC_URL}{path}"), "{event}");
+        let file = app
+            .send(app.request(Method::GET, &path).bearer_auth(&token))
+            .await;
+        assert_eq!(file.status, 200, "{}", file.text);
+    }
 
     let state = wait_for_state(&app, &token, &id, |w| !w["delivered_at"].is_null()).await;
     assert_eq!(state["url"], format!("{}?tag=a%20b", receiver.url));

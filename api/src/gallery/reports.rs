@@ -341,7 +341,7 @@ async fn queue(state: &AppState, page: &PageParams) -> Result<Page<ReportedImage
     let items = rows
         .into_iter()
         .map(|row| ReportedImage {
-            thumb_url: format!("/v1/images/{}/file?variant=thumb", row.image_id),
+            thumb_url: super::service::file_url(row.image_id, "thumb"),
             image_id: row.image_id,
             owner_id: row.owner_id,
             owner_username: row.owner_username,

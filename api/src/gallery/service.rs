@@ -25,7 +25,8 @@ fn text_param(field: &str, value: Option<String>) -> Result<Option<String>, ApiE
     }
 }
 
-fn file_url(id: ImageId, variant: &str) -> String {
+/// The path an image's file is served at (`original` or `thumb`), relative to the server.
+pub fn file_url(id: ImageId, variant: &str) -> String {
     format!("/v1/images/{id}/file?variant={variant}")
 }
 

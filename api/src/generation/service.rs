@@ -556,8 +556,8 @@ pub fn image_view(image: &ImageRow) -> GeneratedImage {
         },
         width: image.width,
         height: image.height,
-        url: format!("/v1/images/{}/file?variant=original", image.id),
-        thumb_url: format!("/v1/images/{}/file?variant=thumb", image.id),
+        url: crate::gallery::service::file_url(image.id, "original"),
+        thumb_url: crate::gallery::service::file_url(image.id, "thumb"),
     }
 }
 

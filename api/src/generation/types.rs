@@ -143,6 +143,21 @@ pub struct Generation {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
+impl Generation {
+    /// The same generation with its links made absolute on `base` (the server's public URL), for
+    /// readers that do not know which server it came from.
+    pub fn linked_from(mut self, base: &str) -> Self {
+        for image in &mut self.images {
+            image.url.insert_str(0, base);
+            image.thumb_url.insert_str(0, base);
+        }
+        if let Some(url) = &mut self.image_input_url {
+            url.insert_str(0, base);
+        }
+        self
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct GenerationPage {
     pub data: Vec<Generation>,
@@ -177,4 +192,34 @@ pub struct WebhookSecret {
     /// `whsec_` and the base64 key.
     #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
     pub secret: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Generation;
+
+    #[test]
+    fn links_are_made_absolute_on_the_public_url() {
+        let generation: Generation = serde_json::from_value(serde_json::json!({
+            "id": "0192b7a0-0000-7000-8000-000000000001", "status": "succeeded",
+            "model": "m", "prompt": "p", "negative_prompt": null, "aspect_ratio": "1:1",
+            "width": 64, "height": 64, "num_outputs": 1, "seed": 1, "style": null,
+            "steps": null, "guidance": null,
+            "image_input": "0192b7a0-0000-7000-8000-000000000003",
+            "image_input_url": "/v1/uploads/0192b7a0-0000-7000-8000-000000000003/file",
+            "visibility": "private", "credits_charged": 1, "credits_refunded": 0, "error": null,
+            "images": [{"id": "0192b7a0-0000-7000-8000-000000000002", "kind": "image",
+                        "width": 64, "height": 64, "url": "/a", "thumb_url": "/b"}],
+            "progress": 100, "queued_ahead": null, "created_at": "2026-12-02T00:00:00Z",
+            "started_at": null, "completed_at": null
+        }))
+        .expect("a generation");
+        let linked = generation.linked_from("https://easel.example");
+        assert_eq!(linked.images[0].url, "https://easel.example/a");
+        assert_eq!(linked.images[0].thumb_url, "https://easel.example/b");
+        assert_eq!(
+            linked.image_input_url.as_deref(),
+            Some("https://easel.example/v1/uploads/0192b7a0-0000-7000-8000-000000000003/file")
+        );
+    }
 }

@@ -356,7 +356,12 @@ async fn start_due(
             .find(|(user, _)| *user == d.user_id)
             .map(|(_, secret)| secret.clone())
             .ok_or_else(|| anyhow::anyhow!("no webhook secret for {}", d.user_id.0))?;
-        let view = views.iter().find(|v| v.id == d.generation_id).cloned();
+        // The receiver is another program: its links must say which server they are on.
+        let view = views
+            .iter()
+            .find(|v| v.id == d.generation_id)
+            .cloned()
+            .map(|v| v.linked_from(&state.config.public_url));
         ready.push((d, view, secret));
     }
     // No connection is held while receivers answer.
