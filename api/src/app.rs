@@ -61,6 +61,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
     crate::gallery::reports::routes(cfg);
     crate::billing::routes::routes(cfg);
     crate::inputs::routes::routes(cfg);
+    crate::export::routes::routes(cfg);
 }
 
 /// Everything computed once per process and handed to each worker's `App`.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod credits;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod gallery;
 pub mod generation;
 pub mod http;

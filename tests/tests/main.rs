@@ -10,6 +10,7 @@ mod credits;
 mod deletion;
 mod downloads;
 mod errors;
+mod export;
 mod gallery;
 mod generations;
 mod harness;

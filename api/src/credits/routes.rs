@@ -1,11 +1,11 @@
 //! Credit endpoints: thin handlers over `service`.
 
-use super::store::{self, Entry};
+use super::service;
+use super::store;
 use super::types::{
     AdjustCreditsRequest, CreditTransaction, CreditTransactionPage, Credits, ModelUsage,
     TransactionFilter, Usage, UsageQuery,
 };
-use super::{EntryKind, service};
 use crate::app::AppState;
 use crate::db::cursor::{Page, PageParams};
 use crate::error::{ApiError, FieldError};
@@ -21,24 +21,6 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(list_credit_transactions)
         .service(get_usage)
         .service(create_credit_adjustment);
-}
-
-pub fn transaction(entry: Entry) -> CreditTransaction {
-    CreditTransaction {
-        id: entry.id,
-        kind: EntryKind::from_db(&entry.kind).unwrap_or(EntryKind::AdminGrant),
-        delta: entry.free_delta + entry.purchased_delta,
-        free_delta: entry.free_delta,
-        purchased_delta: entry.purchased_delta,
-        free_after: entry.free_after,
-        purchased_after: entry.purchased_after,
-        generation_id: entry.generation_id,
-        purchase_id: entry.purchase_id,
-        refund_of: entry.refund_of,
-        admin_id: entry.admin_id,
-        reason: entry.reason,
-        created_at: entry.created_at,
-    }
 }
 
 /// My balance by bucket, and when the next daily grant arrives.
@@ -95,27 +77,9 @@ pub async fn list_credit_transactions(
     filter: crate::http::extract::Query<TransactionFilter>,
 ) -> Result<web::Json<Page<CreditTransaction>>, ApiError> {
     principal.require(Scope::Read)?;
-    let kind = filter.kind;
-    let list = format!(
-        "credit_transactions:{}",
-        kind.map_or("all", EntryKind::as_str)
-    );
-    let page = page.parse::<i64>(&list)?;
-    let mut conn = state.pool.get().await?;
-    service::touch(
-        &mut conn,
-        principal.user_id,
-        &state.config.credits,
-        service::today(Utc::now()),
-    )
-    .await?;
-    let rows =
-        store::list_entries(&mut conn, principal.user_id, kind, page.after, page.limit).await?;
-    let items = rows
-        .into_iter()
-        .map(|(seq, entry)| (seq, transaction(entry)))
-        .collect();
-    Ok(web::Json(Page::from_keyed_rows(&list, items, page.limit)))
+    Ok(web::Json(
+        service::transactions(&state, principal.user_id, &page, filter.kind).await?,
+    ))
 }
 
 /// Generations and credits by model between `start` and `end`.
@@ -227,7 +191,7 @@ pub async fn create_credit_adjustment(
         };
         let entry = service::adjust(&mut conn, user, body.amount, &cause).await?;
         tracing::info!(admin.id = %principal.user_id, user.id = %user, amount = body.amount, "credits adjusted by an admin");
-        Ok(HttpResponse::Created().json(transaction(entry)))
+        Ok(HttpResponse::Created().json(service::transaction(entry)))
     })
     .await
 }

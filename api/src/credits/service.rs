@@ -2,12 +2,56 @@
 //! the caller already opened one), so a balance never changes without its entry.
 
 use super::store::{self, Applied, Entry, NewEntry};
+use super::types::CreditTransaction;
 use super::{EntryId, EntryKind};
 use crate::config::CreditsConfig;
+use crate::db::cursor::{Page, PageParams};
 use crate::error::{ApiError, ErrorCode};
 use crate::identity::UserId;
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+/// A page of an account's ledger, newest first, all or of one kind. Today's free credits are
+/// granted first, so the page shows them.
+pub async fn transactions(
+    state: &crate::app::AppState,
+    user: UserId,
+    page: &PageParams,
+    kind: Option<EntryKind>,
+) -> Result<Page<CreditTransaction>, ApiError> {
+    let list = format!(
+        "credit_transactions:{}",
+        kind.map_or("all", EntryKind::as_str)
+    );
+    let page = page.parse::<i64>(&list)?;
+    let mut conn = state.pool.get().await?;
+    touch(&mut conn, user, &state.config.credits, today(Utc::now())).await?;
+    let rows = store::list_entries(&mut conn, user, kind, page.after, page.limit).await?;
+    let items = rows
+        .into_iter()
+        .map(|(seq, entry)| (seq, transaction(entry)))
+        .collect();
+    Ok(Page::from_keyed_rows(&list, items, page.limit))
+}
+
+/// A ledger entry as the API shows it.
+pub fn transaction(entry: Entry) -> CreditTransaction {
+    CreditTransaction {
+        id: entry.id,
+        kind: EntryKind::from_db(&entry.kind).unwrap_or(EntryKind::AdminGrant),
+        delta: entry.free_delta + entry.purchased_delta,
+        free_delta: entry.free_delta,
+        purchased_delta: entry.purchased_delta,
+        free_after: entry.free_after,
+        purchased_after: entry.purchased_after,
+        generation_id: entry.generation_id,
+        purchase_id: entry.purchase_id,
+        refund_of: entry.refund_of,
+        admin_id: entry.admin_id,
+        reason: entry.reason,
+        created_at: entry.created_at,
+    }
+}
 
 /// What an entry is for and what it links to.
 #[derive(Debug, Clone, Default)]

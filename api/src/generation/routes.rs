@@ -148,24 +148,9 @@ pub async fn list_generations(
     filter: crate::http::extract::Query<GenerationFilter>,
 ) -> Result<web::Json<Page<Generation>>, ApiError> {
     principal.require(Scope::Read)?;
-    let list = format!(
-        "generations:{}",
-        filter.status.map_or("all", super::Status::as_str)
-    );
-    let page = page.parse::<GenerationId>(&list)?;
-    let mut conn = state.pool.get().await?;
-    let rows = store::list(
-        &mut conn,
-        principal.user_id,
-        filter.status,
-        page.after,
-        page.limit,
-    )
-    .await?;
-    let items = service::present(rows, &state.catalog, &mut conn).await?;
-    Ok(web::Json(Page::from_rows(&list, items, page.limit, |g| {
-        g.id
-    })))
+    Ok(web::Json(
+        service::list(&state, &principal, &page, filter.status).await?,
+    ))
 }
 
 /// One of my generations, with its images, progress and any error.

@@ -8,6 +8,7 @@ use crate::app::AppState;
 use crate::catalog::{Input, Model};
 use crate::credits;
 use crate::db::batch::Batcher;
+use crate::db::cursor::{Page, PageParams};
 use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::identity::{Principal, Role};
 use chrono::Utc;
@@ -559,6 +560,21 @@ pub fn image_view(image: &ImageRow) -> GeneratedImage {
         url: crate::gallery::service::file_url(image.id, "original"),
         thumb_url: crate::gallery::service::file_url(image.id, "thumb"),
     }
+}
+
+/// A page of my generations, newest first, all or in one status.
+pub async fn list(
+    state: &AppState,
+    principal: &Principal,
+    page: &PageParams,
+    status: Option<Status>,
+) -> Result<Page<Generation>, ApiError> {
+    let list = format!("generations:{}", status.map_or("all", Status::as_str));
+    let page = page.parse::<GenerationId>(&list)?;
+    let mut conn = state.pool.get().await?;
+    let rows = store::list(&mut conn, principal.user_id, status, page.after, page.limit).await?;
+    let items = present(rows, &state.catalog, &mut conn).await?;
+    Ok(Page::from_rows(&list, items, page.limit, |g| g.id))
 }
 
 /// Generations as the API shows them, with their images loaded in one query.

@@ -950,6 +950,21 @@ pub async fn images_of(
         .await
 }
 
+/// The owner's live images among `ids`, for their files.
+pub async fn files_of(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+    ids: &[ImageId],
+) -> QueryResult<Vec<ImageRow>> {
+    images::table
+        .filter(images::id.eq_any(ids))
+        .filter(images::user_id.eq(owner))
+        .filter(images::deleted_at.is_null())
+        .select(ImageRow::as_select())
+        .load(conn)
+        .await
+}
+
 pub async fn find_image(
     conn: &mut AsyncPgConnection,
     id: ImageId,

@@ -591,6 +591,41 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
     Ok(principal(&user, Via::ExternalProvider))
 }
 
+/// Who a link made by a signed-in person acts for, asked again when it is used: the account, while
+/// the session that made it lasts (`None` for an identity provider's sign-in, which has no session
+/// of ours) and the account is open. Anything else is "no such link", saying nothing of why.
+pub async fn principal_of_link(
+    state: &AppState,
+    user: UserId,
+    session: Option<SessionId>,
+) -> Result<Principal, ApiError> {
+    let gone = || ApiError::not_found("link");
+    let (user, via) = match session {
+        Some(session) => {
+            let found = state.sessions.call(session).await.ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("the session lookup's batch was lost"))
+            })??;
+            match found {
+                Some((row, owner)) if owner.id == user && row.revoked_at.is_none() => {
+                    (owner, Via::Session(row.id))
+                }
+                _ => return Err(gone()),
+            }
+        }
+        None => {
+            let mut conn = state.pool.get().await?;
+            match store::find_user(&mut conn, user).await? {
+                Some(owner) if owner.external_subject.is_some() => (owner, Via::ExternalProvider),
+                _ => return Err(gone()),
+            }
+        }
+    };
+    if user.disabled_at.is_some() {
+        return Err(gone());
+    }
+    Ok(principal(&user, via))
+}
+
 /// Looks sessions up in batches: every request signed in with a session checks its session, so
 /// under load one query answers all the requests that arrived while the last one ran.
 pub type SessionLookups = crate::db::batch::Batcher<SessionId, SessionLookup>;

@@ -22,8 +22,9 @@ crate::uuid_id!(
     UploadId
 );
 
-/// Signs and checks the URLs that let a provider fetch one job's input for a short while. The key
-/// is derived from the token-signing secret, so there is no extra setting to manage.
+/// Signs and checks short-lived links: the ones that let a provider fetch one job's input, and
+/// account exports' download links. The key is derived from the token-signing secret, so there is
+/// no extra setting to manage; each kind of link signs a message with its own prefix.
 #[derive(Clone)]
 pub struct Signer {
     key: Vec<u8>,
@@ -38,17 +39,28 @@ impl Signer {
         }
     }
 
-    fn mac(&self, generation: uuid::Uuid, expires: i64) -> Hmac<Sha256> {
+    /// The signature of `message`, hex.
+    pub fn sign(&self, message: &str) -> String {
         let mut mac = hmac(&self.key);
-        mac.update(format!("input:{generation}:{expires}").as_bytes());
-        mac
+        mac.update(message.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `sig` is [`Signer::sign`]'s for `message`, compared in constant time.
+    pub fn verifies(&self, message: &str, sig: &str) -> bool {
+        let Ok(given) = hex::decode(sig) else {
+            return false;
+        };
+        let mut mac = hmac(&self.key);
+        mac.update(message.as_bytes());
+        mac.verify_slice(&given).is_ok()
     }
 
     /// The path (with query) of the generation's input, valid until `expires` (unix seconds).
     pub fn input_path(&self, generation: uuid::Uuid, expires: i64) -> String {
         format!(
             "/v1/generations/{generation}/input?expires={expires}&sig={}",
-            hex::encode(self.mac(generation, expires).finalize().into_bytes())
+            self.sign(&format!("input:{generation}:{expires}"))
         )
     }
 
@@ -61,11 +73,9 @@ impl Signer {
         now: i64,
     ) -> Result<(), ApiError> {
         let refused = || ApiError::new(ErrorCode::NotFound, "no such input, or its link expired");
-        let given = hex::decode(sig).map_err(|_| refused())?;
-        // verify_slice compares in constant time.
-        self.mac(generation, expires)
-            .verify_slice(&given)
-            .map_err(|_| refused())?;
+        if !self.verifies(&format!("input:{generation}:{expires}"), sig) {
+            return Err(refused());
+        }
         if now > expires || expires - now > INPUT_URL_TTL_SECS {
             return Err(refused());
         }

@@ -543,6 +543,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/exports/{user}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A zip archive of the account's data, written as it is sent. Use the link
+         *     `POST /v1/me/export` gives; it needs no other credential.
+         */
+        get: operations["get_export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/gallery": {
         parameters: {
             query?: never;
@@ -882,6 +902,27 @@ export interface paths {
          *     sign-up. The link opens the same page, and `POST /v1/auth/email-change/confirm` takes it.
          */
         post: operations["create_email_verification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A link to download all my data as one zip archive: my account, generations, images with their
+         *     files, collections, credit ledger and purchases. The link works for 15 minutes, needs no other
+         *     credential, and stops working when this session signs out. People only: not API keys.
+         */
+        post: operations["create_export"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1585,6 +1626,17 @@ export interface components {
          * @enum {string}
          */
         EntryKind: "signup_bonus" | "daily_grant" | "daily_expiry" | "reservation" | "refund" | "purchase" | "claw_back" | "admin_grant" | "admin_deduct";
+        /** @description A download link for `principal`'s archive: the path, and when it stops working. */
+        ExportLink: {
+            /** Format: date-time */
+            expires_at: string;
+            /**
+             * @description Download it with a plain GET, no credentials needed; it works once or many times until
+             *     `expires_at`, while the session that asked stays signed in.
+             * @example /v1/exports/0192b7a0-0000-7000-8000-000000000001?session=0192b7a0-0000-7000-8000-000000000002&expires=1790000000&sig=…
+             */
+            url: string;
+        };
         /** @description One invalid input: which field (dotted path, or a query parameter's name) and what is wrong. */
         FieldError: {
             field: string;
@@ -3594,6 +3646,46 @@ export interface operations {
             default: components["responses"]["Problem"];
         };
     };
+    get_export: {
+        parameters: {
+            query: {
+                /** @description The session the link was made in (absent for an identity provider's sign-in). */
+                session?: components["schemas"]["SessionId"];
+                /** @description When the link stops working (unix seconds). */
+                expires: number;
+                /** @description The link's signature. */
+                sig: string;
+            };
+            header?: never;
+            path: {
+                /** @description The account */
+                user: components["schemas"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The archive */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": components["schemas"]["FileBytes"];
+                };
+            };
+            /** @description No such link: altered, expired, or its session ended */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
     list_gallery: {
         parameters: {
             query?: {
@@ -4564,6 +4656,36 @@ export interface operations {
             };
             /** @description This server sends no email (`email_not_configured`) */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_export: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The download link */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportLink"];
+                };
+            };
+            /** @description An API key */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
