@@ -540,7 +540,7 @@ export const tests = {
     await here.getByRole("link", { name: `@${name}` }).waitFor();
   },
 
-  async "deleting the account takes its public image away, and the email signs up again"({ newPage, shot }) {
+  async "downloading my data, then deleting the account takes its public image away, and the email signs up again"({ newPage, shot }) {
     const name = `del${unique()}`;
     const page = await newPage();
     await signUp(page, name);
@@ -553,6 +553,17 @@ export const tests = {
     assert.equal((await page.request.get(`/v1/images/${imageId}`)).status(), 200);
 
     await page.getByRole("link", { name: "Account" }).click();
+    // First the data, as a person leaving would: one zip with the image in it, as it was made.
+    const saved = page.waitForEvent("download");
+    await page.getByRole("button", { name: "Download my data" }).click();
+    const archive = await saved;
+    assert.match(archive.suggestedFilename(), new RegExp(`^easel-${name}-\\d{4}-\\d{2}-\\d{2}\\.zip$`));
+    const zip = readFileSync(await archive.path());
+    assert.equal(zip.subarray(0, 4).toString("latin1"), "PK\x03\x04");
+    const original = Buffer.from(await (await page.request.get(`/v1/images/${imageId}/file`)).body());
+    assert.ok(zip.includes(original), "the image's bytes are in the archive, stored as they are");
+    assert.ok(zip.includes(Buffer.from(`images/${imageId}.png`)), "under its own name");
+
     await page.getByRole("form", { name: "Delete account" }).getByLabel("Password").fill(`password-${name}`);
     await shot(page, "account-delete");
     page.once("dialog", (dialog) => void dialog.accept());

@@ -55,6 +55,7 @@ export function Account() {
       </form>
       <ChangeEmail />
       <Devices key={changes} />
+      <DownloadData />
       <DeleteAccount />
     </section>
   );
@@ -159,6 +160,28 @@ function Devices() {
   );
 }
 
+/** All of the account's data as one zip file, downloaded from a short-lived link. */
+function DownloadData() {
+  const { run: download, busy, error } = useAction(async () => {
+    const link = await call(api.POST("/v1/me/export"));
+    // A plain navigation: the browser saves the archive as it arrives, however large it is.
+    window.location.assign(link.url);
+  });
+  return (
+    <section className="panel" aria-labelledby="export-heading">
+      <h2 id="export-heading">Download your data</h2>
+      <p className="muted small">
+        One zip file: your account, every generation with its settings, your images as they were made, your
+        collections, and your credit history and purchases.
+      </p>
+      <button type="button" disabled={busy} onClick={() => void download()}>
+        {busy ? "Preparing…" : "Download my data"}
+      </button>
+      <ErrorBox error={error} />
+    </section>
+  );
+}
+
 /** Deleting the account, behind its password and a plain statement of what goes and what stays. */
 function DeleteAccount() {
   const balance = useLoad(() => call(api.GET("/v1/credits")), []);
@@ -177,7 +200,7 @@ function DeleteAccount() {
       <p className="muted small">
         Your images, collections and likes are removed, generations still running are stopped, and you are signed out
         everywhere; API keys stop working. Your email and username become free. Records of payments and credits are
-        kept.
+        kept. Download your data first if you want to keep your images.
       </p>
       {purchased > 0 && (
         <p className="error" data-testid="forfeit">
