@@ -34,6 +34,7 @@ bench:
 	bench/generation/run.sh
 	bench/events/run.sh
 	bench/gallery/run.sh
+	bench/export/run.sh
 
 db:
 	scripts/pg.sh start .data/postgres $${EASEL_PG_PORT:-54320} durable
