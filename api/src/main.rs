@@ -80,6 +80,9 @@ enum AdminCommand {
     /// Set an account's password (from EASEL_NEW_USER_PASSWORD, else generated and printed once)
     /// and sign out all its sessions: for a person who lost theirs
     ResetPassword { username: String },
+    /// Turn off an account's two-step sign-in (its authenticator key and recovery codes stop
+    /// working): for a person who lost both. Its password still signs in.
+    ResetTwoFactor { username: String },
     /// Change an account's role
     SetRole {
         username: String,
@@ -194,6 +197,15 @@ async fn admin(config: &Config, command: AdminCommand) -> anyhow::Result<ExitCod
             if generated {
                 println!("password (shown once): {password}");
             }
+        }
+        AdminCommand::ResetTwoFactor { username } => {
+            let user = service::reset_two_factor(&mut conn, &username)
+                .await
+                .map_err(describe)?;
+            println!(
+                "turned off two-step sign-in of {} ({})",
+                user.username, user.id
+            );
         }
         AdminCommand::SetRole { username, role } => {
             let role = if role == "admin" {

@@ -21,4 +21,5 @@ mod ops;
 mod providers;
 mod spa;
 mod storage;
+mod two_factor;
 mod webhooks;

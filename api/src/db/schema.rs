@@ -209,6 +209,7 @@ diesel::table! {
         deleted_at -> Nullable<Timestamptz>,
         erased_at -> Nullable<Timestamptz>,
         email_verified_at -> Nullable<Timestamptz>,
+        two_factor_at -> Nullable<Timestamptz>,
     }
 }
 

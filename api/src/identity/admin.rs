@@ -33,6 +33,9 @@ pub struct AdminUser {
     pub deleted_at: Option<DateTime<Utc>>,
     /// Signs in through the external identity provider rather than with a password here.
     pub external: bool,
+    /// Signing in takes a code from an authenticator app too (`easel admin reset-two-factor`
+    /// turns it off for a person who lost it).
+    pub two_factor: bool,
     /// Daily free credits as of their last grant, and non-expiring ones (both 0 until the account
     /// first uses credits, which grants them).
     pub free_credits: i64,
@@ -168,6 +171,7 @@ async fn present(
         disabled_at: user.disabled_at,
         deleted_at: user.deleted_at,
         external: user.external_subject.is_some(),
+        two_factor: user.two_factor_at.is_some(),
         free_credits: balance.map_or(0, |b| b.free),
         purchased_credits: balance.map_or(0, |b| b.purchased),
         sessions,

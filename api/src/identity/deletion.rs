@@ -33,6 +33,7 @@ pub async fn delete_account(
         if store::mark_deleted(conn, user.id, &placeholder).await? {
             store::revoke_user_sessions(conn, user.id, "account_deleted").await?;
             store::revoke_user_api_keys(conn, user.id).await?;
+            store::forget_two_factor(conn, user.id).await?;
         }
         Ok(())
     })

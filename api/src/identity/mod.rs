@@ -15,6 +15,7 @@ pub mod routes;
 pub mod service;
 pub mod store;
 pub mod tokens;
+pub mod two_factor;
 pub mod types;
 pub mod webhook;
 

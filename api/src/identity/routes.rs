@@ -3,11 +3,12 @@
 use super::principal::Principal;
 use super::types::{
     ApiKeyPage, ChangePasswordRequest, CreateApiKeyRequest, CreatedApiKey, DeleteAccountRequest,
-    DevicePage, EmailChangeConfirmation, EmailChangeRequest, LoginRequest, Me,
-    PasswordResetConfirmation, PasswordResetRequest, RefreshRequest, SignupRequest, TokenResponse,
+    DevicePage, EmailChangeConfirmation, EmailChangeRequest, LoginRequest, Me, PasswordAgain,
+    PasswordResetConfirmation, PasswordResetRequest, RecoveryCodes, RefreshRequest, SignupRequest,
+    TokenResponse, TwoFactorChallenge, TwoFactorCode, TwoFactorLogin, TwoFactorSetup,
     UpdateMeRequest, WebhookAck,
 };
-use super::{ApiKeyId, Scope, SessionId, service, store};
+use super::{ApiKeyId, Scope, SessionId, service, store, two_factor};
 use crate::app::AppState;
 use crate::db::cursor::{Page, PageParams};
 use crate::error::{ApiError, ErrorCode};
@@ -22,6 +23,7 @@ pub const REFRESH_COOKIE: &str = "easel_refresh";
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(create_signup)
         .service(create_login)
+        .service(create_two_factor_login)
         .service(create_refresh)
         .service(create_logout)
         .service(create_password_reset)
@@ -33,6 +35,10 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(update_me)
         .service(update_password)
         .service(create_account_deletion)
+        .service(create_two_factor)
+        .service(create_two_factor_confirmation)
+        .service(create_two_factor_removal)
+        .service(create_recovery_codes)
         .service(list_sessions)
         .service(delete_session)
         .service(list_api_keys)
@@ -118,6 +124,7 @@ pub async fn create_signup(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 202, description = "The password is right and the account asks for a code from its authenticator app too: answer the challenge at `POST /v1/auth/login/two-factor`", body = TwoFactorChallenge),
         (status = 401, description = "`invalid_credentials` or `account_disabled`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many attempts for this account or from this address", body = crate::error::Problem, content_type = "application/problem+json"),
     )
@@ -128,8 +135,124 @@ pub async fn create_login(
     state: web::Data<AppState>,
     body: Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let tokens = service::login(&state, &body.email, &body.password, &device_of(&req)).await?;
+    match service::login(&state, &body.email, &body.password, &device_of(&req)).await? {
+        service::Login::Tokens(tokens) => Ok(with_tokens(HttpResponse::Ok(), &state, tokens)),
+        service::Login::Challenge(challenge) => Ok(HttpResponse::Accepted().json(challenge)),
+    }
+}
+
+/// The second step of signing in to an account with two-step sign-in: the login's challenge and
+/// the code its authenticator app shows now (each works once), or one of its recovery codes.
+#[utoipa::path(
+    tag = "auth",
+    request_body = TwoFactorLogin,
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "`invalid_token`: the challenge expired or was altered; sign in again. `account_disabled`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A wrong, used or old code (`validation_failed` on `code`)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many codes for this account this hour", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/auth/login/two-factor")]
+pub async fn create_two_factor_login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: Json<TwoFactorLogin>,
+) -> Result<HttpResponse, ApiError> {
+    let tokens = two_factor::finish(&state, &body.challenge, &body.code, &device_of(&req)).await?;
     Ok(with_tokens(HttpResponse::Ok(), &state, tokens))
+}
+
+/// Start turning on two-step sign-in (my password again): a new key for an authenticator app.
+/// Nothing changes until `POST /v1/me/two-factor/confirmation` with its first code; asking again
+/// replaces the key.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    request_body = PasswordAgain,
+    responses(
+        (status = 201, description = "The key to add to the app", body = TwoFactorSetup),
+        (status = 403, description = "API keys cannot change how an account signs in", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It is on already, or the account signs in through its identity provider", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not this account's password", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/me/two-factor")]
+pub async fn create_two_factor(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<PasswordAgain>,
+) -> Result<HttpResponse, ApiError> {
+    let setup = two_factor::begin(&state, &principal, &body.password).await?;
+    Ok(HttpResponse::Created().json(setup))
+}
+
+/// Turn two-step sign-in on with the first code the app shows. Answers the recovery codes, once.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    request_body = TwoFactorCode,
+    responses(
+        (status = 200, description = "On; keep the recovery codes", body = RecoveryCodes),
+        (status = 403, description = "An API key", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No set-up started, or it is on already", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not the code the app shows now", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many codes for this account this hour", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/me/two-factor/confirmation")]
+pub async fn create_two_factor_confirmation(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<TwoFactorCode>,
+) -> Result<web::Json<RecoveryCodes>, ApiError> {
+    Ok(web::Json(
+        two_factor::confirm(&state, &principal, &body.code).await?,
+    ))
+}
+
+/// Turn two-step sign-in off (my password again): its key and recovery codes stop working.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    request_body = PasswordAgain,
+    responses(
+        (status = 204, description = "Off"),
+        (status = 403, description = "An API key", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The account signs in through its identity provider", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not this account's password", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/me/two-factor/removal")]
+pub async fn create_two_factor_removal(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<PasswordAgain>,
+) -> Result<HttpResponse, ApiError> {
+    two_factor::remove(&state, &principal, &body.password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// New recovery codes in place of the old ones (my password again), shown once.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    request_body = PasswordAgain,
+    responses(
+        (status = 201, description = "The new codes; the old ones stopped working", body = RecoveryCodes),
+        (status = 403, description = "An API key", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Two-step sign-in is off", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not this account's password", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/me/two-factor/recovery-codes")]
+pub async fn create_recovery_codes(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: Json<PasswordAgain>,
+) -> Result<HttpResponse, ApiError> {
+    let codes = two_factor::renew_recovery_codes(&state, &principal, &body.password).await?;
+    Ok(HttpResponse::Created().json(codes))
 }
 
 fn refresh_token_from(req: &HttpRequest, body: &RefreshRequest) -> Option<String> {

@@ -25,6 +25,7 @@ pub fn me(user: &User) -> Me {
         bio: user.bio.clone(),
         avatar_image_id: user.avatar_image_id,
         role: Role::from_db(&user.role),
+        two_factor: user.two_factor_at.is_some(),
         created_at: user.created_at,
     }
 }
@@ -136,12 +137,19 @@ fn invalid_credentials() -> ApiError {
     )
 }
 
+/// What a right password gets: a session, or for an account with two-step sign-in, a challenge
+/// to answer with a code.
+pub enum Login {
+    Tokens(TokenResponse),
+    Challenge(super::types::TwoFactorChallenge),
+}
+
 pub async fn login(
     state: &AppState,
     email: &str,
     password_input: &str,
     device: &store::Device,
-) -> Result<TokenResponse, ApiError> {
+) -> Result<Login, ApiError> {
     let email = Email::parse(email).map_err(|_| invalid_credentials())?;
     // Per account, whatever the IP: password guessing spread over many addresses still stops.
     limit_per_account(
@@ -159,7 +167,15 @@ pub async fn login(
     if user.disabled_at.is_some() {
         return Err(disabled());
     }
-    start_session(state, &mut conn, &user, device).await
+    if user.two_factor_at.is_some() {
+        let now = Utc::now().timestamp();
+        return Ok(Login::Challenge(super::two_factor::challenge(
+            state, user.id, now,
+        )));
+    }
+    Ok(Login::Tokens(
+        start_session(state, &mut conn, &user, device).await?,
+    ))
 }
 
 /// Counts one try at something guessable or mailable for one account (logins, passwords given
@@ -824,6 +840,23 @@ pub async fn reset_password(
         })
         .await?;
     Ok((user, ended))
+}
+
+/// Turns off `username`'s two-step sign-in, for an operator helping a person who lost their
+/// authenticator and recovery codes.
+pub async fn reset_two_factor(
+    conn: &mut AsyncPgConnection,
+    username: &str,
+) -> Result<User, ApiError> {
+    let user = store::find_user_by(conn, store::UserKey::Username(username))
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        store::forget_two_factor(conn, user.id).await?;
+        Ok(())
+    })
+    .await?;
+    Ok(user)
 }
 
 pub fn parse_new_user(

@@ -24,6 +24,8 @@ pub struct User {
     pub avatar_image_id: Option<crate::generation::ImageId>,
     pub email_verified_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Two-step sign-in is on (since then).
+    pub two_factor_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Insertable)]
@@ -768,4 +770,130 @@ pub async fn session_of_refresh_token(
         .first(conn)
         .await
         .optional()
+}
+
+// ---- two-step sign-in ----
+
+/// A new authenticator secret for `user`, in place of any set-up not finished.
+pub async fn set_two_factor_secret(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    secret: &[u8],
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO two_factor_secrets (user_id, secret) VALUES ($1, $2) \
+         ON CONFLICT (user_id) DO UPDATE SET secret = EXCLUDED.secret, last_step = 0, \
+                                             created_at = now()",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user)
+    .bind::<diesel::sql_types::Bytea, _>(secret)
+    .execute(conn)
+    .await
+}
+
+#[derive(QueryableByName)]
+struct TwoFactorSecret {
+    #[diesel(sql_type = diesel::sql_types::Bytea)]
+    secret: Vec<u8>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last_step: i64,
+}
+
+/// `user`'s authenticator secret and the last step used, locked until the transaction ends (so
+/// one code cannot be used twice at once).
+pub async fn lock_two_factor_secret(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+) -> QueryResult<Option<(Vec<u8>, i64)>> {
+    let row: Option<TwoFactorSecret> = diesel::sql_query(
+        "SELECT secret, last_step FROM two_factor_secrets WHERE user_id = $1 FOR UPDATE",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(row.map(|r| (r.secret, r.last_step)))
+}
+
+pub async fn two_factor_on(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<bool> {
+    users::table
+        .find(user)
+        .select(users::two_factor_at.is_not_null())
+        .first(conn)
+        .await
+}
+
+pub async fn use_two_factor_step(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    step: i64,
+) -> QueryResult<usize> {
+    diesel::sql_query("UPDATE two_factor_secrets SET last_step = $2 WHERE user_id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(user)
+        .bind::<diesel::sql_types::BigInt, _>(step)
+        .execute(conn)
+        .await
+}
+
+/// Two-step sign-in on (from now) or off.
+pub async fn turn_two_factor(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    on: bool,
+) -> QueryResult<usize> {
+    let at = if on { Some(Utc::now()) } else { None };
+    diesel::update(users::table.find(user))
+        .set(users::two_factor_at.eq(at))
+        .execute(conn)
+        .await
+}
+
+/// Two-step sign-in off: the secret and recovery codes go. Run it in a transaction.
+pub async fn forget_two_factor(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<()> {
+    turn_two_factor(conn, user, false).await?;
+    diesel::sql_query("DELETE FROM two_factor_secrets WHERE user_id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(user)
+        .execute(conn)
+        .await?;
+    diesel::sql_query("DELETE FROM recovery_codes WHERE user_id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(user)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// `user`'s recovery codes become these (by hash); the old ones stop working.
+pub async fn replace_recovery_codes(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    hashes: &[Vec<u8>],
+) -> QueryResult<usize> {
+    diesel::sql_query("DELETE FROM recovery_codes WHERE user_id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(user)
+        .execute(conn)
+        .await?;
+    diesel::sql_query(
+        "INSERT INTO recovery_codes (code_hash, user_id) SELECT unnest($2::bytea[]), $1",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Bytea>, _>(hashes)
+    .execute(conn)
+    .await
+}
+
+/// Uses up one of `user`'s recovery codes; false when it is not theirs or was used.
+pub async fn use_recovery_code(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    hash: &[u8],
+) -> QueryResult<bool> {
+    let used = diesel::sql_query(
+        "UPDATE recovery_codes SET used_at = now() \
+         WHERE code_hash = $1 AND user_id = $2 AND used_at IS NULL",
+    )
+    .bind::<diesel::sql_types::Bytea, _>(hash)
+    .bind::<diesel::sql_types::Uuid, _>(user)
+    .execute(conn)
+    .await?;
+    Ok(used == 1)
 }

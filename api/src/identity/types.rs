@@ -46,6 +46,62 @@ pub struct DeleteAccountRequest {
     pub password: String,
 }
 
+/// My password, given again to change how I sign in.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordAgain {
+    #[schema(example = "correct horse battery")]
+    pub password: String,
+}
+
+/// A new authenticator app's key: add it to the app (type `secret`, or open `otpauth_url`, often
+/// shown as a QR code), then confirm with the code the app shows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TwoFactorSetup {
+    /// The key, base32, as apps take it when typed.
+    #[schema(example = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")]
+    pub secret: String,
+    #[schema(
+        example = "otpauth://totp/Easel:ada?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Easel&algorithm=SHA1&digits=6&period=30"
+    )]
+    pub otpauth_url: String,
+}
+
+/// A code from the authenticator app.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TwoFactorCode {
+    /// Six digits.
+    #[schema(example = "123456", max_length = 64)]
+    pub code: String,
+}
+
+/// Single-use codes that sign in in place of the app's code, shown once: keep them somewhere safe.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    #[schema(example = json!(["k3v9a-p2xqm"]))]
+    pub codes: Vec<String>,
+}
+
+/// The password was right; this account asks for a code too: send it with this challenge to
+/// `POST /v1/auth/login/two-factor` within five minutes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TwoFactorChallenge {
+    pub challenge: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The second step of signing in.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TwoFactorLogin {
+    /// `challenge` from the login's 202.
+    pub challenge: String,
+    /// The six digits the authenticator app shows, or one of the recovery codes.
+    #[schema(example = "123456", max_length = 64)]
+    pub code: String,
+}
+
 /// A new email for my account, with my password.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +173,8 @@ pub struct Me {
     /// The public image of mine shown as my avatar.
     pub avatar_image_id: Option<crate::generation::ImageId>,
     pub role: Role,
+    /// Signing in takes a code from an authenticator app too (`POST /v1/me/two-factor`).
+    pub two_factor: bool,
     pub created_at: DateTime<Utc>,
 }
 

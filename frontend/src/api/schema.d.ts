@@ -268,6 +268,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/login/two-factor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The second step of signing in to an account with two-step sign-in: the login's challenge and
+         *     the code its authenticator app shows now (each works once), or one of its recovery codes.
+         */
+        post: operations["create_two_factor_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/logout": {
         parameters: {
             query?: never;
@@ -986,6 +1006,78 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/two-factor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start turning on two-step sign-in (my password again): a new key for an authenticator app.
+         *     Nothing changes until `POST /v1/me/two-factor/confirmation` with its first code; asking again
+         *     replaces the key.
+         */
+        post: operations["create_two_factor"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/two-factor/confirmation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Turn two-step sign-in on with the first code the app shows. Answers the recovery codes, once. */
+        post: operations["create_two_factor_confirmation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/two-factor/recovery-codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** New recovery codes in place of the old ones (my password again), shown once. */
+        post: operations["create_recovery_codes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/me/two-factor/removal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Turn two-step sign-in off (my password again): its key and recovery codes stop working. */
+        post: operations["create_two_factor_removal"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/webhook-secret": {
         parameters: {
             query?: never;
@@ -1322,6 +1414,11 @@ export interface components {
              * @description Devices signed in now.
              */
             sessions: number;
+            /**
+             * @description Signing in takes a code from an authenticator app too (`easel admin reset-two-factor`
+             *     turns it off for a person who lost it).
+             */
+            two_factor: boolean;
             username: string;
         };
         /** @description An API key as listed: never the secret. */
@@ -1837,6 +1934,8 @@ export interface components {
             email_verified: boolean;
             id: components["schemas"]["UserId"];
             role: components["schemas"]["Role"];
+            /** @description Signing in takes a code from an authenticator app too (`POST /v1/me/two-factor`). */
+            two_factor: boolean;
             username: string;
         };
         /** @description A model as the API shows it. */
@@ -1960,6 +2059,11 @@ export interface components {
             dev_payments: boolean;
             /** @description False when this server cannot take payments (no Stripe key): checkout answers 503. */
             payments_configured: boolean;
+        };
+        /** @description My password, given again to change how I sign in. */
+        PasswordAgain: {
+            /** @example correct horse battery */
+            password: string;
         };
         /** @description A new password, with the token from the reset link. */
         PasswordResetConfirmation: {
@@ -2099,6 +2203,15 @@ export interface components {
              */
             status: string;
         };
+        /** @description Single-use codes that sign in in place of the app's code, shown once: keep them somewhere safe. */
+        RecoveryCodes: {
+            /**
+             * @example [
+             *       "k3v9a-p2xqm"
+             *     ]
+             */
+            codes: string[];
+        };
         /** @description The refresh token comes from this body or, for the SPA, from the `easel_refresh` cookie. */
         RefreshRequest: {
             refresh_token?: string | null;
@@ -2205,6 +2318,46 @@ export interface components {
              */
             token_type: string;
             user: components["schemas"]["Me"];
+        };
+        /**
+         * @description The password was right; this account asks for a code too: send it with this challenge to
+         *     `POST /v1/auth/login/two-factor` within five minutes.
+         */
+        TwoFactorChallenge: {
+            challenge: string;
+            /** Format: date-time */
+            expires_at: string;
+        };
+        /** @description A code from the authenticator app. */
+        TwoFactorCode: {
+            /**
+             * @description Six digits.
+             * @example 123456
+             */
+            code: string;
+        };
+        /** @description The second step of signing in. */
+        TwoFactorLogin: {
+            /** @description `challenge` from the login's 202. */
+            challenge: string;
+            /**
+             * @description The six digits the authenticator app shows, or one of the recovery codes.
+             * @example 123456
+             */
+            code: string;
+        };
+        /**
+         * @description A new authenticator app's key: add it to the app (type `secret`, or open `otpauth_url`, often
+         *     shown as a QR code), then confirm with the code the app shows.
+         */
+        TwoFactorSetup: {
+            /** @example otpauth://totp/Easel:ada?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Easel&algorithm=SHA1&digits=6&period=30 */
+            otpauth_url: string;
+            /**
+             * @description The key, base32, as apps take it when typed.
+             * @example JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP
+             */
+            secret: string;
         };
         /** @description What support changes on an account. */
         UpdateAdminUserRequest: {
@@ -2972,6 +3125,15 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
+            /** @description The password is right and the account asks for a code from its authenticator app too: answer the challenge at `POST /v1/auth/login/two-factor` */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwoFactorChallenge"];
+                };
+            };
             /** @description `invalid_credentials` or `account_disabled` */
             401: {
                 headers: {
@@ -2982,6 +3144,58 @@ export interface operations {
                 };
             };
             /** @description `rate_limited`: too many attempts for this account or from this address */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_two_factor_login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TwoFactorLogin"];
+            };
+        };
+        responses: {
+            /** @description Signed in */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description `invalid_token`: the challenge expired or was altered; sign in again. `account_disabled` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A wrong, used or old code (`validation_failed` on `code`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `rate_limited`: too many codes for this account this hour */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4829,6 +5043,221 @@ export interface operations {
             };
             /** @description The session asking (`conflict`): sign out with `POST /v1/auth/logout` */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_two_factor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordAgain"];
+            };
+        };
+        responses: {
+            /** @description The key to add to the app */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwoFactorSetup"];
+                };
+            };
+            /** @description API keys cannot change how an account signs in */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description It is on already, or the account signs in through its identity provider */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not this account's password */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_two_factor_confirmation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TwoFactorCode"];
+            };
+        };
+        responses: {
+            /** @description On; keep the recovery codes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description An API key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No set-up started, or it is on already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not the code the app shows now */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many codes for this account this hour */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_recovery_codes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordAgain"];
+            };
+        };
+        responses: {
+            /** @description The new codes; the old ones stopped working */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description An API key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Two-step sign-in is off */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not this account's password */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    create_two_factor_removal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordAgain"];
+            };
+        };
+        responses: {
+            /** @description Off */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description An API key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The account signs in through its identity provider */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not this account's password */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
