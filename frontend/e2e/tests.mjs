@@ -1,6 +1,7 @@
 // The end-to-end journeys. Each gets `newPage` (a fresh browser profile per call), and `shot` to
 // save a screenshot under target/e2e/.
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
@@ -13,6 +14,27 @@ async function signUp(page, name) {
   await page.getByLabel("Password").fill(`password-${name}`);
   await page.getByRole("button", { name: "Create account" }).click();
   await page.getByRole("heading", { name: "Generate" }).waitFor();
+}
+
+/** What an authenticator app shows for a base32 `key`, `offset` 30-second steps from now (RFC 6238). */
+function authenticatorCode(key, offset = 0) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const c of key.replace(/\s/g, "")) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+  const bytes = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const step = Buffer.alloc(8);
+  step.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000) + offset));
+  const mac = createHmac("sha1", bytes).update(step).digest();
+  const at = mac[19] & 15;
+  return String((mac.readUInt32BE(at) & 0x7fffffff) % 1000000).padStart(6, "0");
+}
+
+/** Signs in with the password; stops at the second step when the account asks for a code. */
+async function signIn(page, name) {
+  await page.goto("/login");
+  await page.getByLabel("Email").fill(`${name}@example.com`);
+  await page.getByLabel("Password").fill(`password-${name}`);
+  await page.getByRole("button", { name: "Sign in" }).click();
 }
 
 /** Generates from the Generate page and waits for the end; returns the progress values seen. */
@@ -577,6 +599,51 @@ export const tests = {
     await page.getByRole("link", { name: "Sign in" }).waitFor();
     // The same email and username make a new account.
     await signUp(page, name);
+  },
+
+  async "two-step sign-in: set up with an app's code, then a code or a recovery code after the password"({ newPage, shot }) {
+    const name = `tf${unique()}`;
+    const page = await newPage();
+    await signUp(page, name);
+    await page.getByRole("link", { name: "Account" }).click();
+    const section = page.getByRole("form", { name: "Two-step sign-in" });
+    await section.getByLabel("Password").fill(`password-${name}`);
+    await section.getByRole("button", { name: "Set up" }).click();
+    const key = (await page.getByTestId("two-factor-key").textContent()).replace(/\s/g, "");
+    assert.match(key, /^[A-Z2-7]{32}$/);
+    await shot(page, "two-factor-setup");
+    await page.getByLabel("The code the app shows").fill(authenticatorCode(key));
+    await page.getByRole("button", { name: "Turn on" }).click();
+    await page.getByTestId("two-factor-on").waitFor();
+    const codes = await page.getByTestId("recovery-codes").locator("code").allTextContents();
+    assert.equal(codes.length, 10);
+    await shot(page, "two-factor-codes");
+
+    // Another browser: the password alone is not enough, the app's next code is.
+    const other = await newPage();
+    await signIn(other, name);
+    const second = other.getByRole("form", { name: "Authenticator code" });
+    await second.getByLabel("Code from your authenticator app").fill("000000");
+    await second.getByRole("button", { name: "Sign in" }).click();
+    await other.getByRole("alert").waitFor();
+    await second.getByLabel("Code from your authenticator app").fill(authenticatorCode(key, 1));
+    await second.getByRole("button", { name: "Sign in" }).click();
+    await other.getByRole("link", { name: `@${name}` }).waitFor();
+
+    // A third, with a recovery code typed as written down.
+    const third = await newPage();
+    await signIn(third, name);
+    await third.getByLabel("Code from your authenticator app").fill(codes[0].toUpperCase());
+    await third.getByRole("button", { name: "Sign in" }).click();
+    await third.getByRole("link", { name: `@${name}` }).waitFor();
+
+    // Off again: the password alone signs in.
+    await page.getByRole("region", { name: "Two-step sign-in" }).getByLabel("Password").fill(`password-${name}`);
+    await page.getByRole("button", { name: "Turn off" }).click();
+    await page.getByRole("form", { name: "Two-step sign-in" }).getByRole("button", { name: "Set up" }).waitFor();
+    const fourth = await newPage();
+    await signIn(fourth, name);
+    await fourth.getByRole("link", { name: `@${name}` }).waitFor();
   },
 
   async "a forgotten password is set anew from the emailed link"({ newPage, shot }) {

@@ -8,7 +8,14 @@ function tokens(access: string, expiresIn = 900): Tokens {
     token_type: "Bearer",
     expires_in: expiresIn,
     refresh_token: "r",
-    user: { id: "u1", username: "ada", role: "user", email_verified: false, created_at: "2026-11-24T00:00:00Z" },
+    user: {
+      id: "u1",
+      username: "ada",
+      role: "user",
+      email_verified: false,
+      two_factor: false,
+      created_at: "2026-11-24T00:00:00Z",
+    },
   };
 }
 

@@ -54,6 +54,7 @@ export function Account() {
         <ErrorBox error={error} />
       </form>
       <ChangeEmail />
+      <TwoFactor />
       <Devices key={changes} />
       <DownloadData />
       <DeleteAccount />
@@ -115,6 +116,121 @@ function ChangeEmail() {
       )}
       <ErrorBox error={error} />
     </form>
+  );
+}
+
+/** Two-step sign-in: an authenticator app's code after the password. */
+function TwoFactor() {
+  const [on, setOn] = useState(session.user?.two_factor ?? false);
+  const [password, setPassword] = useState("");
+  const [setup, setSetup] = useState<{ secret: string; otpauth_url: string }>();
+  const [code, setCode] = useState("");
+  const [codes, setCodes] = useState<string[]>();
+  const turned = (value: boolean) => {
+    setOn(value);
+    if (session.user) session.setUser({ ...session.user, two_factor: value });
+  };
+  const begin = useAction(async (event: FormEvent) => {
+    event.preventDefault();
+    setCodes(undefined);
+    setSetup(await call(api.POST("/v1/me/two-factor", { body: { password } })));
+    setPassword("");
+  });
+  const confirm = useAction(async (event: FormEvent) => {
+    event.preventDefault();
+    const answer = await call(api.POST("/v1/me/two-factor/confirmation", { body: { code } }));
+    setCodes(answer.codes);
+    setSetup(undefined);
+    setCode("");
+    turned(true);
+  });
+  const renew = useAction(async () => {
+    setCodes((await call(api.POST("/v1/me/two-factor/recovery-codes", { body: { password } }))).codes);
+    setPassword("");
+  });
+  const remove = useAction(async () => {
+    await call(api.POST("/v1/me/two-factor/removal", { body: { password } }));
+    setPassword("");
+    setCodes(undefined);
+    turned(false);
+  });
+  const recovery = codes && (
+    <div data-testid="recovery-codes">
+      <p>
+        <strong>Recovery codes.</strong> Each signs in once in place of the app's code. Keep them somewhere safe: they
+        are not shown again.
+      </p>
+      <ul className="codes">
+        {codes.map((c) => (
+          <li key={c}>
+            <code>{c}</code>
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+  if (setup) {
+    return (
+      <form className="panel" onSubmit={(e) => void confirm.run(e)} aria-labelledby="two-factor-heading">
+        <h2 id="two-factor-heading">Two-step sign-in</h2>
+        <p>
+          Add this key to your authenticator app, or <a href={setup.otpauth_url}>open it in the app</a>:
+        </p>
+        <p>
+          <code className="secret" data-testid="two-factor-key">
+            {setup.secret.match(/.{1,4}/g)?.join(" ")}
+          </code>
+        </p>
+        <label>
+          The code the app shows
+          <input
+            autoComplete="one-time-code"
+            inputMode="numeric"
+            required
+            pattern="[0-9]{6}"
+            title="six digits"
+            value={code}
+            onChange={(e) => setCode(e.target.value)}
+          />
+        </label>
+        <button type="submit" disabled={confirm.busy}>
+          {confirm.busy ? "Checking…" : "Turn on"}
+        </button>
+        <ErrorBox error={confirm.error} />
+      </form>
+    );
+  }
+  if (!on) {
+    return (
+      <form className="panel" onSubmit={(e) => void begin.run(e)} aria-labelledby="two-factor-heading">
+        <h2 id="two-factor-heading">Two-step sign-in</h2>
+        <p className="muted small">
+          Off. With it on, signing in takes a code from an authenticator app on your phone as well as your password.
+        </p>
+        <CurrentPassword value={password} onChange={setPassword} />
+        <button type="submit" disabled={begin.busy}>
+          {begin.busy ? "Starting…" : "Set up"}
+        </button>
+        <ErrorBox error={begin.error} />
+      </form>
+    );
+  }
+  return (
+    <section className="panel" aria-labelledby="two-factor-heading">
+      <h2 id="two-factor-heading">Two-step sign-in</h2>
+      <p data-testid="two-factor-on">On: signing in takes a code from your authenticator app.</p>
+      {recovery}
+      <CurrentPassword value={password} onChange={setPassword} />
+      <div className="row">
+        <button type="button" disabled={renew.busy} onClick={() => void renew.run()}>
+          New recovery codes
+        </button>
+        <button type="button" className="danger" disabled={remove.busy} onClick={() => void remove.run()}>
+          Turn off
+        </button>
+      </div>
+      <ErrorBox error={renew.error ?? remove.error} />
+    </section>
   );
 }
 

@@ -15,11 +15,19 @@ export function Login() {
   const next = useNext();
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
+  // Set when the password was right and the account asks for an authenticator code too.
+  const [challenge, setChallenge] = useState<string>();
   const { run: submit, busy, error } = useAction(async (event: FormEvent) => {
     event.preventDefault();
-    session.accept(await call(api.POST("/v1/auth/login", { body: { email, password } })));
+    const answer = await call(api.POST("/v1/auth/login", { body: { email, password } }));
+    if ("challenge" in answer) {
+      setChallenge(answer.challenge);
+      return;
+    }
+    session.accept(answer);
     navigate(next);
   });
+  if (challenge) return <SecondStep challenge={challenge} next={next} onRestart={() => setChallenge(undefined)} />;
   return (
     <section className="narrow">
       <h1>Sign in</h1>
@@ -39,6 +47,44 @@ export function Login() {
       </p>
       <p>
         <Link to="/forgot-password">Forgot your password?</Link>
+      </p>
+    </section>
+  );
+}
+
+/** The code an account with two-step sign-in asks for after its password. */
+function SecondStep({ challenge, next, onRestart }: { challenge: string; next: string; onRestart: () => void }) {
+  const [code, setCode] = useState("");
+  const { run: submit, busy, error } = useAction(async (event: FormEvent) => {
+    event.preventDefault();
+    session.accept(await call(api.POST("/v1/auth/login/two-factor", { body: { challenge, code } })));
+    navigate(next);
+  });
+  return (
+    <section className="narrow">
+      <h1>Sign in</h1>
+      <form onSubmit={(e) => void submit(e)} aria-label="Authenticator code">
+        <label>
+          Code from your authenticator app
+          <input
+            autoComplete="one-time-code"
+            inputMode="text"
+            required
+            maxLength={64}
+            value={code}
+            onChange={(e) => setCode(e.target.value)}
+          />
+          <span className="hint">Six digits, or one of your recovery codes.</span>
+        </label>
+        <ErrorBox error={error} />
+        <button type="submit" disabled={busy}>
+          {busy ? "Checking…" : "Sign in"}
+        </button>
+      </form>
+      <p>
+        <button type="button" className="link" onClick={onRestart}>
+          Start again
+        </button>
       </p>
     </section>
   );
