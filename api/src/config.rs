@@ -207,6 +207,17 @@ pub struct AuthConfig {
     pub external: Option<ExternalIdentity>,
     /// Svix signing secret (`whsec_…`) of the identity provider's webhooks.
     pub webhook_secret: Option<Secret>,
+    /// What the provider's `user.deleted` does here (`EASEL_IDENTITY_DELETED_USERS`).
+    pub deleted_users: DeletedUsers,
+}
+
+/// What happens to an account its identity provider deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletedUsers {
+    /// Deleted and erased, as when the person deletes it here (`POST /v1/me/deletion`).
+    Erase,
+    /// Only disabled: its images, collections and profile stay.
+    Disable,
 }
 
 /// An external identity provider whose JWTs we accept (Clerk, Auth0, Keycloak …).
@@ -772,12 +783,23 @@ fn auth_config(
             reason: "expected a Svix signing secret starting with whsec_".to_owned(),
         });
     }
+    let deleted_users = parse_with(
+        "EASEL_IDENTITY_DELETED_USERS",
+        get("EASEL_IDENTITY_DELETED_USERS"),
+        "erase",
+        |v| match v {
+            "erase" => Ok(DeletedUsers::Erase),
+            "disable" => Ok(DeletedUsers::Disable),
+            _ => Err("expected erase or disable".to_owned()),
+        },
+    )?;
     Ok(AuthConfig {
         jwt_secret,
         access_token_ttl,
         refresh_token_ttl,
         external,
         webhook_secret,
+        deleted_users,
     })
 }
 

@@ -10,8 +10,13 @@ use std::sync::atomic::Ordering;
 const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 async fn app_with(idp: &FakeIdp) -> TestApp {
+    app_with_settings(idp, &[]).await
+}
+
+async fn app_with_settings(idp: &FakeIdp, extra: &[(&'static str, &str)]) -> TestApp {
     let mut settings = idp.settings();
     settings.push(("EASEL_IDENTITY_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()));
+    settings.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     TestApp::spawn_with(&settings).await
 }
 
@@ -171,9 +176,9 @@ async fn deliver(
 }
 
 #[tokio::test]
-async fn identity_webhooks_apply_each_event_once_and_deletion_disables() {
+async fn identity_webhooks_apply_each_event_once_and_deletion_disables_when_asked() {
     let idp = FakeIdp::start().await;
-    let app = app_with(&idp).await;
+    let app = app_with_settings(&idp, &[("EASEL_IDENTITY_DELETED_USERS", "disable")]).await;
     let now = chrono::Utc::now().timestamp();
 
     let created = deliver(
@@ -224,6 +229,72 @@ async fn identity_webhooks_apply_each_event_once_and_deletion_disables() {
             .await,
         1,
         "kept, disabled"
+    );
+}
+
+/// By default the provider's deletion erases the account as a deletion here would: its public
+/// image leaves the gallery, and a token issued before finds the account closed.
+#[tokio::test]
+async fn a_user_the_provider_deleted_is_erased() {
+    let idp = FakeIdp::start().await;
+    let app = app_with(&idp).await;
+    let now = chrono::Utc::now().timestamp();
+    let token = idp.rs256(&idp.claims("user_ada"));
+    let generated = app
+        .send(
+            app.request(Method::POST, "/v1/generations")
+                .bearer_auth(&token)
+                .header("prefer", "wait=30")
+                .json(&json!({"prompt": "a farewell", "model": "easel-sketch", "visibility": "public"})),
+        )
+        .await;
+    assert_eq!(generated.status, 200, "{}", generated.text);
+    let image = generated.json["images"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        app.call(Method::GET, &format!("/v1/images/{image}"), None, None)
+            .await
+            .status,
+        200
+    );
+
+    let deleted = deliver(
+        &app,
+        "msg_del",
+        now,
+        &json!({"type": "user.deleted", "data": {"id": "user_ada", "deleted": true}}),
+    )
+    .await;
+    assert_eq!(deleted.json["applied"], true, "{}", deleted.text);
+    app.call(Method::GET, &format!("/v1/images/{image}"), None, None)
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(
+        app.count(
+            "users WHERE external_subject = 'user_ada' AND deleted_at IS NOT NULL \
+             AND erased_at IS NOT NULL AND email IS NULL AND username LIKE 'deleted-%'"
+        )
+        .await,
+        1,
+        "closed, erased, and nothing that names the person left"
+    );
+    app.call(Method::GET, "/v1/me", Some(&token), None)
+        .await
+        .assert_problem(401, "account_disabled");
+    assert_eq!(
+        app.count("users").await,
+        1,
+        "no new account from the old token"
+    );
+    // The ledger still verifies: the generation's charge stays as the record of the money.
+    let mut conn = app.db().await;
+    assert!(
+        easel::credits::store::mismatches(&mut conn)
+            .await
+            .expect("verify")
+            .is_empty()
     );
 }
 

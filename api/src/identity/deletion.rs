@@ -26,25 +26,37 @@ pub async fn delete_account(
     principal.require_person()?;
     let mut conn = state.pool.get().await?;
     let user = service::confirm_password(state, &mut conn, principal, password, "password").await?;
-    // The id's random end: the placeholder cannot be guessed in advance, so nobody can hold it.
-    let simple = user.id.0.simple().to_string();
-    let placeholder = format!("deleted-{}", &simple[simple.len() - 24..]);
-    conn.transaction::<_, ApiError, _>(async |conn| {
-        if store::mark_deleted(conn, user.id, &placeholder).await? {
-            store::revoke_user_sessions(conn, user.id, "account_deleted").await?;
-            store::revoke_user_api_keys(conn, user.id).await?;
-            store::forget_two_factor(conn, user.id).await?;
-        }
-        Ok(())
-    })
-    .await?;
+    conn.transaction::<_, ApiError, _>(async |conn| Ok(close(conn, user.id).await?))
+        .await?;
     tracing::info!(user.id = %user.id, "account deleted");
     drop(conn);
-    // The account is closed; if erasing fails now, the watchdog finishes it.
-    if let Err(e) = erase(state, user.id).await {
-        tracing::warn!(user.id = %user.id, error = %e, "erasing a deleted account was cut short");
-    }
+    erase_now(state, user.id).await;
     Ok(())
+}
+
+/// The first step, in the caller's transaction: the account is marked deleted and shut, and what
+/// names the person leaves it. False when it was closed already.
+pub async fn close(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user: UserId,
+) -> diesel::QueryResult<bool> {
+    // The id's random end: the placeholder cannot be guessed in advance, so nobody can hold it.
+    let simple = user.0.simple().to_string();
+    let placeholder = format!("deleted-{}", &simple[simple.len() - 24..]);
+    if !store::mark_deleted(conn, user, &placeholder).await? {
+        return Ok(false);
+    }
+    store::revoke_user_sessions(conn, user, "account_deleted").await?;
+    store::revoke_user_api_keys(conn, user).await?;
+    store::forget_two_factor(conn, user).await?;
+    Ok(true)
+}
+
+/// The second step for an account just closed. If it fails now, the watchdog finishes it.
+pub async fn erase_now(state: &AppState, user: UserId) {
+    if let Err(e) = erase(state, user).await {
+        tracing::warn!(user.id = %user, error = %e, "erasing a deleted account was cut short");
+    }
 }
 
 /// Erases what a deleted account made; true once nothing of it is left running. Safe to run again.

@@ -184,7 +184,8 @@ pub async fn mark_deleted(
             users::deleted_at.eq(diesel::dsl::now),
             users::disabled_at.eq(diesel::dsl::now),
             users::email.eq(None::<String>),
-            users::external_subject.eq(None::<String>),
+            // The provider's id for the person stays (an opaque id, never shown): a token it issued
+            // before the deletion then finds this closed account, rather than make a new one.
             users::username.eq(placeholder),
             users::display_name.eq(None::<String>),
             users::bio.eq(None::<String>),

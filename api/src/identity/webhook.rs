@@ -3,6 +3,7 @@
 use super::service::{self, ProviderProfile};
 use super::store::{self, UserChangeset};
 use crate::app::AppState;
+use crate::config::DeletedUsers;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::signature;
 use actix_web::http::header::HeaderMap;
@@ -71,8 +72,11 @@ pub async fn receive(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
     let event: Event = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("not an identity event: {e}")))?;
     let mut conn = state.pool.get().await?;
+    let erase = state.config.auth.deleted_users == DeletedUsers::Erase;
+    // The account to erase once the transaction has closed it.
+    let mut closed = None;
     // The event id is recorded in the same transaction as its effect: a retry finds it and stops.
-    conn.transaction::<_, ApiError, _>(async |conn| {
+    let applied = conn.transaction::<_, ApiError, _>(async |conn| {
         if !store::record_identity_event(conn, &delivery.id, &event.event_type).await? {
             return Ok(false);
         }
@@ -91,6 +95,13 @@ pub async fn receive(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
                     store::update_user(conn, user.id, &changes).await?;
                 }
             }
+            ("user.deleted", Some(user)) if erase => {
+                // As if the person had deleted it here: closed now, erased after the commit.
+                if super::deletion::close(conn, user.id).await? {
+                    closed = Some(user.id);
+                    tracing::info!(user.id = %user.id, "account deleted by the identity provider");
+                }
+            }
             ("user.deleted", Some(user)) => {
                 // Disabled, not deleted: the ledger, purchases and images keep their owner.
                 let changes = UserChangeset {
@@ -105,5 +116,10 @@ pub async fn receive(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
         }
         Ok(true)
     })
-    .await
+    .await?;
+    drop(conn);
+    if let Some(user) = closed {
+        super::deletion::erase_now(state, user).await;
+    }
+    Ok(applied)
 }
