@@ -377,3 +377,88 @@ async fn deleting_the_account_or_the_operator_takes_the_key_away() {
     assert_eq!(login(&app, "forgetful").await.status, 200);
     assert!(!two_factor_on(&app, &token).await);
 }
+
+/// Each change to how an account signs in is mailed to its owner, so one they did not make is
+/// noticed: the password changed, two-step sign-in on, a recovery code used, new codes, and off.
+#[tokio::test]
+async fn every_change_to_signing_in_is_mailed_to_the_owner() {
+    let smtp = easel_tests::smtp::SmtpServer::start().await;
+    let app = TestApp::spawn_with(&[
+        ("EASEL_SMTP_URL", smtp.url().as_str()),
+        ("EASEL_MAIL_FROM", "Easel <no-reply@easel.test>"),
+        ("EASEL_PUBLIC_URL", "https://easel.test"),
+        ("EASEL_RATE_LIMIT_AUTH_PER_MINUTE", "1000"),
+        ("EASEL_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE", "1000"),
+    ])
+    .await;
+    let token = signup(&app, "noticed").await;
+    let to = "<noticed@example.com>";
+
+    let changed = app
+        .call(
+            Method::PUT,
+            "/v1/me/password",
+            Some(&token),
+            Some(
+                json!({"current_password": "password-noticed", "new_password": "password-noticed"}),
+            ),
+        )
+        .await;
+    assert_eq!(changed.status, 204, "{}", changed.text);
+    let mail = smtp
+        .wait_for_mail(to, "Your Easel password was changed", 0)
+        .await;
+    let text = mail.text();
+    assert!(
+        text.contains("Account: noticed") && text.contains("https://easel.test/forgot-password"),
+        "{text}"
+    );
+
+    let (_, codes) = turn_on(&app, &token, "noticed").await;
+    smtp.wait_for_mail(to, "Two-step sign-in is on", 0).await;
+    let challenge = login(&app, "noticed").await.json["challenge"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(second_step(&app, &challenge, &codes[0]).await.status, 200);
+    smtp.wait_for_mail(to, "A recovery code was used to sign in", 0)
+        .await;
+    let renewed = app
+        .call(
+            Method::POST,
+            "/v1/me/two-factor/recovery-codes",
+            Some(&token),
+            Some(json!({"password": "password-noticed"})),
+        )
+        .await;
+    assert_eq!(renewed.status, 201);
+    smtp.wait_for_mail(to, "New Easel recovery codes", 0).await;
+    let off = app
+        .call(
+            Method::POST,
+            "/v1/me/two-factor/removal",
+            Some(&token),
+            Some(json!({"password": "password-noticed"})),
+        )
+        .await;
+    assert_eq!(off.status, 204);
+    smtp.wait_for_mail(to, "Two-step sign-in was turned off", 0)
+        .await;
+    // Turning off what was off changes nothing and tells nobody.
+    let again = app
+        .call(
+            Method::POST,
+            "/v1/me/two-factor/removal",
+            Some(&token),
+            Some(json!({"password": "password-noticed"})),
+        )
+        .await;
+    assert_eq!(again.status, 204);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let offs = smtp
+        .mails()
+        .iter()
+        .filter(|m| m.header("subject").as_deref() == Some("Two-step sign-in was turned off"))
+        .count();
+    assert_eq!(offs, 1);
+}

@@ -58,7 +58,7 @@ pub async fn request(
     if let Some(old) = &user.email {
         mails.push((old.clone(), "Your Easel email is being changed", notice));
     }
-    send_later(state, user.id, mails);
+    super::notices::send_later(state, user.id, mails);
     Ok(())
 }
 
@@ -89,7 +89,7 @@ pub async fn request_verification(state: &AppState, principal: &Principal) -> Re
     }
     let link = confirmation_link(state, &mut conn, user.id, &email).await?;
     let body = confirmation_mail(&user.username, &link, false);
-    send_later(
+    super::notices::send_later(
         state,
         user.id,
         vec![(email, "Confirm your Easel email", body)],
@@ -106,7 +106,7 @@ pub async fn verify_after_signup(state: &AppState, conn: &mut AsyncPgConnection,
     match confirmation_link(state, conn, user.id, &email).await {
         Ok(link) => {
             let body = confirmation_mail(&user.username, &link, false);
-            send_later(
+            super::notices::send_later(
                 state,
                 user.id,
                 vec![(email, "Confirm your Easel email", body)],
@@ -144,18 +144,6 @@ fn confirmation_mail(username: &str, link: &str, change: bool) -> String {
          Open this link within {LINK_TTL_HOURS} hours to confirm it:\n\n{link}\n\n\
          If you did not ask, ignore this message: nothing changes.\n"
     )
-}
-
-/// Sends `mails` (to, subject, body) after the answer, logging what fails.
-fn send_later(state: &AppState, user: UserId, mails: Vec<(String, &'static str, String)>) {
-    let mailer = state.mailer.clone();
-    tokio::spawn(async move {
-        for (to, subject, body) in mails {
-            if let Err(e) = mailer.send(&to, subject, body).await {
-                tracing::warn!(user.id = %user, error = %e, "account mail not sent");
-            }
-        }
-    });
 }
 
 /// Makes a requested change of email, with the token from the link mailed to the new address.

@@ -8,6 +8,7 @@ pub mod deletion;
 pub mod domain;
 pub mod email_change;
 pub mod external;
+pub mod notices;
 pub mod password;
 pub mod principal;
 pub mod reset;

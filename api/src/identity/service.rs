@@ -372,6 +372,12 @@ pub async fn change_password(
         })
         .await?;
     tracing::info!(user.id = %user.id, sessions_ended = ended, "password changed");
+    super::notices::security_notice(
+        state,
+        &user,
+        "Your Easel password was changed",
+        "The password of your Easel account was changed, and every other device was signed out.",
+    );
     Ok(())
 }
 

@@ -10,7 +10,7 @@
 
 use super::principal::Principal;
 use super::types::{RecoveryCodes, TokenResponse, TwoFactorChallenge, TwoFactorSetup};
-use super::{UserId, service, store};
+use super::{UserId, notices, service, store};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode, FieldError};
 use chrono::Utc;
@@ -62,10 +62,15 @@ pub fn code_at(secret: &[u8], step: i64) -> u32 {
     word % 1_000_000
 }
 
+/// Six digits: an app's code (anything else is taken as a recovery code).
+fn is_app_code(code: &str) -> bool {
+    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// The step of `code` if it is the code of the current step or either next to it (clocks drift),
 /// and later than `used` (a code works once).
 pub fn matching_step(secret: &[u8], code: &str, now: i64, used: i64) -> Option<i64> {
-    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_app_code(code) {
         return None;
     }
     let given: u32 = code.parse().ok()?;
@@ -181,6 +186,15 @@ pub async fn confirm(
     })
     .await?;
     tracing::info!(user.id = %user, "two-step sign-in turned on");
+    if let Some(account) = store::find_user(&mut conn, user).await? {
+        notices::security_notice(
+            state,
+            &account,
+            "Two-step sign-in is on",
+            "Two-step sign-in was turned on for your Easel account: signing in now takes a code \
+             from your authenticator app, or one of your recovery codes.",
+        );
+    }
     Ok(RecoveryCodes { codes })
 }
 
@@ -192,14 +206,25 @@ pub async fn remove(
 ) -> Result<(), ApiError> {
     principal.require_person()?;
     let mut conn = state.pool.get().await?;
-    service::confirm_password(state, &mut conn, principal, password, "password").await?;
-    let user = principal.user_id;
+    let account =
+        service::confirm_password(state, &mut conn, principal, password, "password").await?;
+    let user = account.id;
+    let was_on = account.two_factor_at.is_some();
     conn.transaction::<_, ApiError, _>(async |conn| {
         store::forget_two_factor(conn, user).await?;
         Ok(())
     })
     .await?;
-    tracing::info!(user.id = %user, "two-step sign-in turned off");
+    if was_on {
+        tracing::info!(user.id = %user, "two-step sign-in turned off");
+        notices::security_notice(
+            state,
+            &account,
+            "Two-step sign-in was turned off",
+            "Two-step sign-in was turned off for your Easel account: its password alone signs in \
+             again.",
+        );
+    }
     Ok(())
 }
 
@@ -219,6 +244,12 @@ pub async fn renew_recovery_codes(
     }
     let (codes, hashes) = new_recovery_codes();
     store::replace_recovery_codes(&mut conn, user.id, &hashes).await?;
+    notices::security_notice(
+        state,
+        &user,
+        "New Easel recovery codes",
+        "New recovery codes were made for your Easel account; the old ones no longer work.",
+    );
     Ok(RecoveryCodes { codes })
 }
 
@@ -286,7 +317,7 @@ pub async fn finish(
     let code = code.trim();
     let accepted = conn
         .transaction::<_, ApiError, _>(async |conn| {
-            if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+            if is_app_code(code) {
                 let Some((secret, used)) = store::lock_two_factor_secret(conn, user).await? else {
                     return Ok(false);
                 };
@@ -299,15 +330,21 @@ pub async fn finish(
                 };
             }
             let hash = super::tokens::sha256(&normal_recovery_code(code));
-            let used = store::use_recovery_code(conn, user, &hash).await?;
-            if used {
-                tracing::info!(user.id = %user, "a recovery code was used to sign in");
-            }
-            Ok(used)
+            Ok(store::use_recovery_code(conn, user, &hash).await?)
         })
         .await?;
     if !accepted {
         return Err(wrong_code("code"));
+    }
+    if !is_app_code(code) {
+        tracing::info!(user.id = %user, "a recovery code was used to sign in");
+        notices::security_notice(
+            state,
+            &account,
+            "A recovery code was used to sign in",
+            "One of your Easel recovery codes was used to sign in to your account. Each works \
+             once; make new ones on your Account page if few are left.",
+        );
     }
     service::start_session(state, &mut conn, &account, device).await
 }
