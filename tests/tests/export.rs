@@ -308,6 +308,13 @@ async fn a_link_works_only_as_made_while_its_session_lasts() {
     assert!(!session.is_empty(), "{url}");
     refused(url.replace(&format!("session={session}&"), "")).await;
 
+    // Ten downloads an hour: each reads every file of the account.
+    for _ in 0..9 {
+        assert_eq!(app.get(&url).await.status().as_u16(), 200);
+    }
+    let limited = app.send(app.request(Method::GET, &url)).await;
+    limited.assert_problem(429, "rate_limited");
+
     // Signed out: the link ends with the session.
     app.execute("UPDATE sessions SET revoked_at = now()").await;
     refused(url).await;

@@ -26,6 +26,9 @@ use zip::{CompressionMethod, ZipWriter};
 /// How long a download link works.
 pub const LINK_TTL_SECS: i64 = 15 * 60;
 
+/// Downloads an account may start per hour: each reads every file it has.
+const DOWNLOADS_PER_HOUR: u32 = 10;
+
 /// Rows read per query while the archive is written.
 const PAGE: i64 = 100;
 
@@ -105,7 +108,19 @@ pub async fn open(
     if !signed || now > expires || expires - now > LINK_TTL_SECS {
         return Err(ApiError::not_found("link"));
     }
-    crate::identity::service::principal_of_link(state, user, session).await
+    let principal = crate::identity::service::principal_of_link(state, user, session).await?;
+    let decision = state.rate_limits.hit(
+        &format!("export:{user}"),
+        DOWNLOADS_PER_HOUR,
+        std::time::Duration::from_secs(3600),
+    );
+    if !decision.allowed {
+        return Err(crate::http::rate_limit::too_many(
+            &decision,
+            "downloads of this account's data",
+        ));
+    }
+    Ok(principal)
 }
 
 /// `principal`'s archive as a stream of bytes. It is written on a blocking thread (the zip writer

@@ -55,6 +55,7 @@ pub struct ExportQuery {
     responses(
         (status = 200, description = "The archive", content((crate::generation::types::FileBytes = "application/zip"))),
         (status = 404, description = "No such link: altered, expired, or its session ended", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "More than 10 downloads of this account's data this hour", body = crate::error::Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/exports/{user}")]
