@@ -1,9 +1,10 @@
 //! "Forgot your password?": a link by email that sets a new one.
 //!
 //! Asking answers the same whether or not an account has the email, so it tells nobody which
-//! emails have accounts; the mail goes out after the answer. The link carries a random token of
-//! which only the hash is kept; it works once, within [`LINK_TTL_MINUTES`], and using it signs
-//! the account out everywhere (whoever knew the old password is shut out).
+//! emails have accounts, nor in its time: the link is recorded and mailed after the answer. The
+//! link carries a random token of which only the hash is kept; it works once, within
+//! [`LINK_TTL_MINUTES`], and using it signs the account out everywhere (whoever knew the old
+//! password is shut out).
 
 use super::domain::{Email, Password};
 use super::{password, service, store, tokens};
@@ -35,9 +36,9 @@ pub async fn request(state: &AppState, email: &str) -> Result<(), ApiError> {
         tracing::info!("password reset asked for an email without a password account");
         return Ok(());
     };
+    drop(conn);
     let (token, hash) = tokens::new_opaque_token();
     let expires_at = Utc::now() + chrono::Duration::minutes(LINK_TTL_MINUTES);
-    store::insert_password_reset(&mut conn, &hash, user.id, expires_at).await?;
     let link = format!(
         "{}/reset-password?token={token}",
         state.config.public_url.trim_end_matches('/')
@@ -49,11 +50,22 @@ pub async fn request(state: &AppState, email: &str) -> Result<(), ApiError> {
          If you did not ask, ignore this message: your password stays as it is.\n",
         username = user.username,
     );
-    // After the answer: how long the mail server takes must not tell who has an account.
+    // The link is recorded and mailed after the answer: an email with an account then answers
+    // in the time of one without (a look-up), so the time tells nobody which emails have one.
     let mailer = state.mailer.clone();
+    let pool = state.pool.clone();
     let to = email.as_str().to_owned();
     let user_id = user.id;
     tokio::spawn(async move {
+        let recorded = async {
+            let mut conn = pool.get().await?;
+            store::insert_password_reset(&mut conn, &hash, user_id, expires_at).await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = recorded.await {
+            tracing::warn!(user.id = %user_id, error = %e, "password reset link not recorded");
+            return;
+        }
         match mailer.send(&to, "Reset your Easel password", body).await {
             Ok(()) => tracing::info!(user.id = %user_id, "password reset link sent"),
             Err(e) => {
