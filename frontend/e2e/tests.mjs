@@ -637,6 +637,10 @@ export const tests = {
     await third.getByRole("button", { name: "Sign in" }).click();
     await third.getByRole("link", { name: `@${name}` }).waitFor();
 
+    // The Account page counts the codes left: one was used.
+    await page.reload();
+    await page.getByTestId("codes-left").getByText("9 recovery codes left.").waitFor();
+
     // Off again: the password alone signs in.
     await page.getByRole("region", { name: "Two-step sign-in" }).getByLabel("Password").fill(`password-${name}`);
     await page.getByRole("button", { name: "Turn off" }).click();

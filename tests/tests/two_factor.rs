@@ -76,6 +76,18 @@ async fn second_step(app: &TestApp, challenge: &str, code: &str) -> Reply {
     .await
 }
 
+/// `GET /v1/me/two-factor`: on or off, and the recovery codes left.
+async fn status(app: &TestApp, token: &str) -> (bool, i64) {
+    let reply = app
+        .call(Method::GET, "/v1/me/two-factor", Some(token), None)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    (
+        reply.json["enabled"] == true,
+        reply.json["recovery_codes_left"].as_i64().unwrap_or(-1),
+    )
+}
+
 async fn two_factor_on(app: &TestApp, token: &str) -> bool {
     let me = app.call(Method::GET, "/v1/me", Some(token), None).await;
     assert_eq!(me.status, 200, "{}", me.text);
@@ -243,6 +255,7 @@ async fn a_password_alone_no_longer_signs_in_once_two_factor_is_on() {
     second_step(&app, &challenge, &codes[0])
         .await
         .assert_problem(422, "validation_failed");
+    assert_eq!(status(&app, &token).await, (true, 9));
 
     // New codes replace the old: an unused old one stops working.
     let renewed = app
@@ -254,6 +267,7 @@ async fn a_password_alone_no_longer_signs_in_once_two_factor_is_on() {
         )
         .await;
     assert_eq!(renewed.status, 201, "{}", renewed.text);
+    assert_eq!(status(&app, &token).await, (true, 10));
     second_step(&app, &challenge, &codes[1])
         .await
         .assert_problem(422, "validation_failed");
@@ -291,6 +305,7 @@ async fn a_password_alone_no_longer_signs_in_once_two_factor_is_on() {
         .await;
     assert_eq!(removed.status, 204, "{}", removed.text);
     assert!(!two_factor_on(&app, &token).await);
+    assert_eq!(status(&app, &token).await, (false, 0));
     assert_eq!(app.count("two_factor_secrets").await, 0);
     assert_eq!(app.count("recovery_codes").await, 0);
     assert_eq!(login(&app, "guarded").await.status, 200);

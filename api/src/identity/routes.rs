@@ -6,7 +6,7 @@ use super::types::{
     DevicePage, EmailChangeConfirmation, EmailChangeRequest, LoginRequest, Me, PasswordAgain,
     PasswordResetConfirmation, PasswordResetRequest, RecoveryCodes, RefreshRequest, SignupRequest,
     TokenResponse, TwoFactorChallenge, TwoFactorCode, TwoFactorLogin, TwoFactorSetup,
-    UpdateMeRequest, WebhookAck,
+    TwoFactorStatus, UpdateMeRequest, WebhookAck,
 };
 use super::{ApiKeyId, Scope, SessionId, service, store, two_factor};
 use crate::app::AppState;
@@ -35,6 +35,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(update_me)
         .service(update_password)
         .service(create_account_deletion)
+        .service(get_two_factor)
         .service(create_two_factor)
         .service(create_two_factor_confirmation)
         .service(create_two_factor_removal)
@@ -161,6 +162,22 @@ pub async fn create_two_factor_login(
 ) -> Result<HttpResponse, ApiError> {
     let tokens = two_factor::finish(&state, &body.challenge, &body.code, &device_of(&req)).await?;
     Ok(with_tokens(HttpResponse::Ok(), &state, tokens))
+}
+
+/// Whether signing in to my account takes an authenticator code, and how many recovery codes are
+/// left.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = []), ("api_key" = ["read"])),
+    responses((status = 200, description = "Two-step sign-in", body = TwoFactorStatus))
+)]
+#[get("/v1/me/two-factor")]
+pub async fn get_two_factor(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<web::Json<TwoFactorStatus>, ApiError> {
+    principal.require(Scope::Read)?;
+    Ok(web::Json(two_factor::status(&state, &principal).await?))
 }
 
 /// Start turning on two-step sign-in (my password again): a new key for an authenticator app.

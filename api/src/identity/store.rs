@@ -882,6 +882,22 @@ pub async fn replace_recovery_codes(
     .await
 }
 
+/// How many of `user`'s recovery codes are unused.
+pub async fn recovery_codes_left(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Left {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        left: i64,
+    }
+    let row: Left = diesel::sql_query(
+        "SELECT count(*) AS left FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user)
+    .get_result(conn)
+    .await?;
+    Ok(row.left)
+}
+
 /// Uses up one of `user`'s recovery codes; false when it is not theirs or was used.
 pub async fn use_recovery_code(
     conn: &mut AsyncPgConnection,

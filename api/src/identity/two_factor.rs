@@ -9,7 +9,9 @@
 //! hour, so a stolen password alone cannot sign in.
 
 use super::principal::Principal;
-use super::types::{RecoveryCodes, TokenResponse, TwoFactorChallenge, TwoFactorSetup};
+use super::types::{
+    RecoveryCodes, TokenResponse, TwoFactorChallenge, TwoFactorSetup, TwoFactorStatus,
+};
 use super::{UserId, notices, service, store};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorCode, FieldError};
@@ -129,6 +131,23 @@ fn limit_codes(state: &AppState, user: UserId) -> Result<(), ApiError> {
             "codes for this account",
         ))
     }
+}
+
+/// Whether two-step sign-in is on for the caller, and the recovery codes left.
+pub async fn status(state: &AppState, principal: &Principal) -> Result<TwoFactorStatus, ApiError> {
+    let mut conn = state.pool.get().await?;
+    let user = store::find_user(&mut conn, principal.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("account"))?;
+    let left = match user.two_factor_at {
+        Some(_) => store::recovery_codes_left(&mut conn, user.id).await?,
+        None => 0,
+    };
+    Ok(TwoFactorStatus {
+        enabled: user.two_factor_at.is_some(),
+        enabled_at: user.two_factor_at,
+        recovery_codes_left: left,
+    })
 }
 
 /// Starts turning two-step sign-in on: a new secret for the authenticator app. Until a code from

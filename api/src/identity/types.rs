@@ -83,6 +83,16 @@ pub struct RecoveryCodes {
     pub codes: Vec<String>,
 }
 
+/// Whether my account asks for an authenticator code, and how many recovery codes are left.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TwoFactorStatus {
+    pub enabled: bool,
+    /// When it was turned on.
+    pub enabled_at: Option<DateTime<Utc>>,
+    /// Unused recovery codes (0 when off).
+    pub recovery_codes_left: i64,
+}
+
 /// The password was right; this account asks for a code too: send it with this challenge to
 /// `POST /v1/auth/login/two-factor` within five minutes.
 #[derive(Debug, Serialize, ToSchema)]

@@ -1013,7 +1013,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * Whether signing in to my account takes an authenticator code, and how many recovery codes are
+         *     left.
+         */
+        get: operations["get_two_factor"];
         put?: never;
         /**
          * Start turning on two-step sign-in (my password again): a new key for an authenticator app.
@@ -2358,6 +2362,20 @@ export interface components {
              * @example JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP
              */
             secret: string;
+        };
+        /** @description Whether my account asks for an authenticator code, and how many recovery codes are left. */
+        TwoFactorStatus: {
+            enabled: boolean;
+            /**
+             * Format: date-time
+             * @description When it was turned on.
+             */
+            enabled_at?: string | null;
+            /**
+             * Format: int64
+             * @description Unused recovery codes (0 when off).
+             */
+            recovery_codes_left: number;
         };
         /** @description What support changes on an account. */
         UpdateAdminUserRequest: {
@@ -5057,6 +5075,27 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    get_two_factor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Two-step sign-in */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TwoFactorStatus"];
                 };
             };
             default: components["responses"]["Problem"];

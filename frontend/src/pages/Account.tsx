@@ -148,6 +148,9 @@ function TwoFactor() {
     setCodes((await call(api.POST("/v1/me/two-factor/recovery-codes", { body: { password } }))).codes);
     setPassword("");
   });
+  // Read again after codes are made or used up here.
+  const status = useLoad(() => call(api.GET("/v1/me/two-factor")), [on, codes]);
+  const left = status.data?.recovery_codes_left;
   const remove = useAction(async () => {
     await call(api.POST("/v1/me/two-factor/removal", { body: { password } }));
     setPassword("");
@@ -219,6 +222,12 @@ function TwoFactor() {
     <section className="panel" aria-labelledby="two-factor-heading">
       <h2 id="two-factor-heading">Two-step sign-in</h2>
       <p data-testid="two-factor-on">On: signing in takes a code from your authenticator app.</p>
+      {left !== undefined && !codes && (
+        <p className={left <= 3 ? "error" : "muted small"} data-testid="codes-left">
+          {left === 1 ? "1 recovery code left." : `${left} recovery codes left.`}
+          {left <= 3 && " Make new ones before they run out."}
+        </p>
+      )}
       {recovery}
       <CurrentPassword value={password} onChange={setPassword} />
       <div className="row">
