@@ -209,6 +209,8 @@ pub struct AuthConfig {
     pub webhook_secret: Option<Secret>,
     /// What the provider's `user.deleted` does here (`EASEL_IDENTITY_DELETED_USERS`).
     pub deleted_users: DeletedUsers,
+    /// Support tools only for admins signed in with two steps (`EASEL_SUPPORT_TWO_FACTOR`).
+    pub support_two_factor: bool,
 }
 
 /// What happens to an account its identity provider deleted.
@@ -793,6 +795,20 @@ fn auth_config(
             _ => Err("expected erase or disable".to_owned()),
         },
     )?;
+    let support_two_factor = parse_with(
+        "EASEL_SUPPORT_TWO_FACTOR",
+        get("EASEL_SUPPORT_TWO_FACTOR"),
+        if environment == Environment::Production {
+            "required"
+        } else {
+            "optional"
+        },
+        |v| match v {
+            "required" => Ok(true),
+            "optional" => Ok(false),
+            _ => Err("expected required or optional".to_owned()),
+        },
+    )?;
     Ok(AuthConfig {
         jwt_secret,
         access_token_ttl,
@@ -800,6 +816,7 @@ fn auth_config(
         external,
         webhook_secret,
         deleted_users,
+        support_two_factor,
     })
 }
 
@@ -993,6 +1010,29 @@ mod tests {
             .err()
             .map(|e| e.variable);
         assert_eq!(err, Some("EASEL_JWT_SECRET"));
+    }
+
+    #[test]
+    fn support_tools_ask_for_two_steps_in_production_unless_told_otherwise()
+    -> Result<(), ConfigError> {
+        let secret = (
+            "EASEL_JWT_SECRET",
+            "a-production-secret-of-enough-length-0123456789",
+        );
+        assert!(!config(&[])?.auth.support_two_factor);
+        let production = config(&[("EASEL_ENV", "production"), secret])?;
+        assert!(production.auth.support_two_factor);
+        let relaxed = config(&[
+            ("EASEL_ENV", "production"),
+            secret,
+            ("EASEL_SUPPORT_TWO_FACTOR", "optional"),
+        ])?;
+        assert!(!relaxed.auth.support_two_factor);
+        let err = config(&[("EASEL_SUPPORT_TWO_FACTOR", "yes")])
+            .err()
+            .map(|e| e.variable);
+        assert_eq!(err, Some("EASEL_SUPPORT_TWO_FACTOR"));
+        Ok(())
     }
 
     #[test]

@@ -477,3 +477,58 @@ async fn every_change_to_signing_in_is_mailed_to_the_owner() {
         .count();
     assert_eq!(offs, 1);
 }
+
+/// With `EASEL_SUPPORT_TWO_FACTOR=required`, support tools take an admin session signed in with
+/// two steps: turning it on in a password-only session is not enough.
+#[tokio::test]
+async fn support_tools_can_require_a_session_signed_in_with_two_steps() {
+    let app = TestApp::spawn_with(&[
+        ("EASEL_SUPPORT_TWO_FACTOR", "required"),
+        ("EASEL_RATE_LIMIT_AUTH_PER_MINUTE", "1000"),
+        ("EASEL_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE", "1000"),
+    ])
+    .await;
+    let token = signup(&app, "support").await;
+    app.execute("UPDATE users SET role = 'admin' WHERE username = 'support'")
+        .await;
+    let tools = async |token: &str| {
+        app.call(Method::GET, "/v1/admin/generations", Some(token), None)
+            .await
+    };
+    let refused = tools(&token).await;
+    refused.assert_problem(403, "forbidden");
+    assert!(
+        refused.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("two steps")),
+        "{}",
+        refused.text
+    );
+    let (key, _) = turn_on(&app, &token, "support").await;
+    tools(&token).await.assert_problem(403, "forbidden");
+    let challenge = login(&app, "support").await.json["challenge"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let signed_in = second_step(&app, &challenge, &app_code(&key, 1)).await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.text);
+    let two_steps = signed_in.json["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let allowed = tools(&two_steps).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.text);
+    // Its refreshed tokens keep what the session proved.
+    let refresh = signed_in.json["refresh_token"].as_str().unwrap_or_default();
+    let refreshed = app
+        .call(
+            Method::POST,
+            "/v1/auth/refresh",
+            None,
+            Some(json!({"refresh_token": refresh})),
+        )
+        .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    let again = refreshed.json["access_token"].as_str().unwrap_or_default();
+    assert_eq!(tools(again).await.status, 200);
+}

@@ -176,7 +176,7 @@ pub async fn create_credit_adjustment(
     key: IdempotencyKey,
     body: Json<AdjustCreditsRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_support()?;
+    principal.require_support(&state.config.auth)?;
     let user = id.into_inner();
     idempotency::run(&state, principal.user_id, &key, &req, body.digest(), || async {
         let reason = parse_adjustment(&body)?;

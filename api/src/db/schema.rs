@@ -189,6 +189,7 @@ diesel::table! {
         user_agent -> Nullable<Text>,
         ip -> Nullable<Text>,
         last_active_at -> Timestamptz,
+        second_factor -> Bool,
     }
 }
 

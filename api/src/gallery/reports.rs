@@ -173,7 +173,7 @@ pub async fn list_admin_reports(
     principal: Principal,
     page: crate::http::extract::Query<PageParams>,
 ) -> Result<web::Json<Page<ReportedImage>>, ApiError> {
-    principal.require_support()?;
+    principal.require_support(&state.config.auth)?;
     Ok(web::Json(queue(&state, &page).await?))
 }
 
@@ -198,7 +198,7 @@ pub async fn create_image_moderation(
     id: web::Path<ImageId>,
     body: crate::http::extract::Json<ModerationRequest>,
 ) -> Result<web::Json<Moderation>, ApiError> {
-    principal.require_support()?;
+    principal.require_support(&state.config.auth)?;
     Ok(web::Json(
         decide(&state, principal.user_id, id.into_inner(), body.action).await?,
     ))

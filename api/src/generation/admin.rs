@@ -84,7 +84,7 @@ pub async fn list_admin_generations(
     principal: Principal,
     filter: crate::http::extract::Query<AdminGenerationFilter>,
 ) -> Result<web::Json<Page<AdminGeneration>>, ApiError> {
-    principal.require_support()?;
+    principal.require_support(&state.config.auth)?;
     Ok(web::Json(search(&state, filter.into_inner()).await?))
 }
 
@@ -152,7 +152,7 @@ pub async fn get_admin_generation(
     principal: Principal,
     id: web::Path<GenerationId>,
 ) -> Result<web::Json<AdminGeneration>, ApiError> {
-    principal.require_support()?;
+    principal.require_support(&state.config.auth)?;
     Ok(web::Json(one(&state, id.into_inner()).await?))
 }
 
@@ -174,7 +174,7 @@ pub async fn create_admin_generation_cancel(
     principal: Principal,
     id: web::Path<GenerationId>,
 ) -> Result<web::Json<AdminGeneration>, ApiError> {
-    principal.require_support()?;
+    principal.require_support(&state.config.auth)?;
     Ok(web::Json(
         cancel(&state, &principal, id.into_inner()).await?,
     ))

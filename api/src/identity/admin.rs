@@ -71,7 +71,7 @@ pub async fn get_admin_user(
     principal: Principal,
     user: web::Path<String>,
 ) -> Result<web::Json<AdminUser>, ApiError> {
-    principal.require_support()?;
+    principal.require_support(&state.config.auth)?;
     Ok(web::Json(look_up(&state, &user).await?))
 }
 
@@ -96,7 +96,7 @@ pub async fn update_admin_user(
     user: web::Path<UserId>,
     body: crate::http::extract::Json<UpdateAdminUserRequest>,
 ) -> Result<web::Json<AdminUser>, ApiError> {
-    principal.require_support()?;
+    principal.require_support(&state.config.auth)?;
     Ok(web::Json(
         update(&state, &principal, user.into_inner(), &body).await?,
     ))

@@ -3,6 +3,7 @@
 
 use super::{ApiKeyId, Role, Scope, SessionId, UserId};
 use crate::app::AppState;
+use crate::config::AuthConfig;
 use crate::error::{ApiError, ErrorCode};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
@@ -14,6 +15,9 @@ pub struct Principal {
     pub username: String,
     pub role: Role,
     pub via: Via,
+    /// Signed in with a code after the password (or through the identity provider, whose own
+    /// steps apply).
+    pub second_factor: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +50,19 @@ impl Principal {
         }
     }
 
-    /// Support tools: an admin, signed in as a person (never an API key, whatever its owner).
-    pub fn require_support(&self) -> Result<(), ApiError> {
+    /// Support tools: an admin, signed in as a person (never an API key, whatever its owner), and
+    /// with two steps when the server asks it (`EASEL_SUPPORT_TWO_FACTOR`).
+    pub fn require_support(&self, config: &AuthConfig) -> Result<(), ApiError> {
         self.require_person()?;
-        self.require_admin()
+        self.require_admin()?;
+        if config.support_two_factor && !self.second_factor {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "support tools need a session signed in with two steps: turn on two-step sign-in \
+                 on your Account page, then sign in again",
+            ));
+        }
+        Ok(())
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {

@@ -86,6 +86,7 @@ pub async fn start_session(
     conn: &mut AsyncPgConnection,
     user: &User,
     device: &store::Device,
+    sign_in: store::SignIn,
 ) -> Result<TokenResponse, ApiError> {
     let tokens = &state.identity.tokens;
     let session = SessionId::new();
@@ -93,7 +94,7 @@ pub async fn start_session(
         + chrono::Duration::from_std(tokens.refresh_ttl).unwrap_or(chrono::Duration::days(30));
     let (refresh, hash) = tokens::new_opaque_token();
     conn.transaction::<_, ApiError, _>(async |conn| {
-        store::insert_session(conn, session, user.id, expires_at, device).await?;
+        store::insert_session(conn, session, user.id, expires_at, device, sign_in).await?;
         store::insert_refresh_token(conn, &hash, session).await?;
         Ok(())
     })
@@ -127,7 +128,7 @@ pub async fn signup(
     let user = create_account(&mut conn, account).await?;
     tracing::info!(user.id = %user.id, "account created");
     super::email_change::verify_after_signup(state, &mut conn, &user).await;
-    start_session(state, &mut conn, &user, device).await
+    start_session(state, &mut conn, &user, device, store::SignIn::Password).await
 }
 
 fn invalid_credentials() -> ApiError {
@@ -174,7 +175,7 @@ pub async fn login(
         )));
     }
     Ok(Login::Tokens(
-        start_session(state, &mut conn, &user, device).await?,
+        start_session(state, &mut conn, &user, device, store::SignIn::Password).await?,
     ))
 }
 
@@ -586,7 +587,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Principal, Ap
         if user.disabled_at.is_some() {
             return Err(disabled());
         }
-        return Ok(principal(&user, Via::Session(session.id)));
+        return Ok(session_principal(&user, &session));
     }
     let Some(jwks) = &state.identity.external else {
         return Err(ApiError::new(
@@ -622,14 +623,18 @@ pub async fn principal_of_link(
     session: Option<SessionId>,
 ) -> Result<Principal, ApiError> {
     let gone = || ApiError::not_found("link");
-    let (user, via) = match session {
+    let found = match session {
         Some(session) => {
             let found = state.sessions.call(session).await.ok_or_else(|| {
                 ApiError::internal(anyhow::anyhow!("the session lookup's batch was lost"))
             })??;
             match found {
-                Some((row, owner)) if owner.id == user && row.revoked_at.is_none() => {
-                    (owner, Via::Session(row.id))
+                Some((row, owner))
+                    if owner.id == user
+                        && row.revoked_at.is_none()
+                        && owner.disabled_at.is_none() =>
+                {
+                    session_principal(&owner, &row)
                 }
                 _ => return Err(gone()),
             }
@@ -637,15 +642,14 @@ pub async fn principal_of_link(
         None => {
             let mut conn = state.pool.get().await?;
             match store::find_user(&mut conn, user).await? {
-                Some(owner) if owner.external_subject.is_some() => (owner, Via::ExternalProvider),
+                Some(owner) if owner.external_subject.is_some() && owner.disabled_at.is_none() => {
+                    principal(&owner, Via::ExternalProvider)
+                }
                 _ => return Err(gone()),
             }
         }
     };
-    if user.disabled_at.is_some() {
-        return Err(gone());
-    }
-    Ok(principal(&user, via))
+    Ok(found)
 }
 
 /// Looks sessions up in batches: every request signed in with a session checks its session, so
@@ -689,7 +693,17 @@ fn principal(user: &User, via: Via) -> Principal {
         user_id: user.id,
         username: user.username.clone(),
         role: Role::from_db(&user.role),
+        // An identity provider's sign-in has whatever steps the provider asks for.
+        second_factor: via == Via::ExternalProvider,
         via,
+    }
+}
+
+/// The principal of one of our sessions.
+fn session_principal(user: &User, session: &store::Session) -> Principal {
+    Principal {
+        second_factor: session.second_factor,
+        ..principal(user, Via::Session(session.id))
     }
 }
 

@@ -397,12 +397,22 @@ pub struct Device {
     pub ip: Option<String>,
 }
 
+/// How a new session proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignIn {
+    /// A password (or a new account's, or a reset link's).
+    Password,
+    /// A password and then an authenticator or recovery code.
+    TwoSteps,
+}
+
 pub async fn insert_session(
     conn: &mut AsyncPgConnection,
     id: SessionId,
     user: UserId,
     expires_at: DateTime<Utc>,
     device: &Device,
+    sign_in: SignIn,
 ) -> QueryResult<()> {
     diesel::insert_into(sessions::table)
         .values((
@@ -411,6 +421,7 @@ pub async fn insert_session(
             sessions::expires_at.eq(expires_at),
             sessions::user_agent.eq(device.user_agent.as_deref()),
             sessions::ip.eq(device.ip.as_deref()),
+            sessions::second_factor.eq(sign_in == SignIn::TwoSteps),
         ))
         .execute(conn)
         .await
@@ -474,6 +485,8 @@ pub struct Session {
     pub user_id: UserId,
     pub expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Signed in with a code after the password.
+    pub second_factor: bool,
 }
 
 /// A session as its owner sees it among their devices.

@@ -365,7 +365,7 @@ pub async fn finish(
              once; make new ones on your Account page if few are left.",
         );
     }
-    service::start_session(state, &mut conn, &account, device).await
+    service::start_session(state, &mut conn, &account, device, store::SignIn::TwoSteps).await
 }
 
 #[cfg(test)]
