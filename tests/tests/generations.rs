@@ -223,6 +223,16 @@ async fn a_change_to_a_generation_wakes_only_its_waiters() {
     assert!(woken.is_err(), "woken without a change");
 }
 
+/// `GET /v1/generations/{id}/events`, left open to be read as it comes.
+async fn open_events(app: &TestApp, token: &str, id: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(&format!("/v1/generations/{id}/events")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("events")
+}
+
 /// A worker that meets a busy provider hands the job straight back to the queue. Its stream says
 /// "starting" only once a job stays taken up, so it does not flicker between the two.
 #[tokio::test]
@@ -237,13 +247,7 @@ async fn a_job_handed_straight_back_does_not_leave_the_queue_in_its_stream() {
     )
     .await;
     let id = id_of(&accepted);
-    let mut stream = app
-        .client
-        .get(app.url(&format!("/v1/generations/{id}/events")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("events");
+    let mut stream = open_events(&app, &token, &id).await;
     let first = stream
         .chunk()
         .await
@@ -1451,13 +1455,7 @@ async fn events_stream_progress_to_the_end_and_resume_after_the_last_seen() {
     )
     .await;
     let id = id_of(&accepted);
-    let stream = app
-        .client
-        .get(app.url(&format!("/v1/generations/{id}/events")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("events");
+    let stream = open_events(&app, &token, &id).await;
     assert_eq!(stream.status().as_u16(), 200);
     assert_eq!(
         stream

@@ -66,6 +66,17 @@ async fn login(app: &TestApp, name: &str) -> Reply {
     .await
 }
 
+/// A POST that gives the account's password again.
+async fn with_password(app: &TestApp, token: &str, path: &str, password: &str) -> Reply {
+    app.call(
+        Method::POST,
+        path,
+        Some(token),
+        Some(json!({"password": password})),
+    )
+    .await
+}
+
 async fn second_step(app: &TestApp, challenge: &str, code: &str) -> Reply {
     app.call(
         Method::POST,
@@ -96,14 +107,7 @@ async fn two_factor_on(app: &TestApp, token: &str) -> bool {
 
 /// Turns it on for `name`; the key and the recovery codes.
 async fn turn_on(app: &TestApp, token: &str, name: &str) -> (String, Vec<String>) {
-    let setup = app
-        .call(
-            Method::POST,
-            "/v1/me/two-factor",
-            Some(token),
-            Some(json!({"password": format!("password-{name}")})),
-        )
-        .await;
+    let setup = with_password(app, token, "/v1/me/two-factor", &format!("password-{name}")).await;
     assert_eq!(setup.status, 201, "{}", setup.text);
     let key = setup.json["secret"].as_str().unwrap_or_default().to_owned();
     let confirmed = app
@@ -131,24 +135,12 @@ async fn a_password_alone_no_longer_signs_in_once_two_factor_is_on() {
     let token = signup(&app, "guarded").await;
 
     // The password again, or nothing starts.
-    app.call(
-        Method::POST,
-        "/v1/me/two-factor",
-        Some(&token),
-        Some(json!({"password": "not it at all"})),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
+    with_password(&app, &token, "/v1/me/two-factor", "not it at all")
+        .await
+        .assert_problem(422, "validation_failed");
     assert_eq!(app.count("two_factor_secrets").await, 0);
 
-    let setup = app
-        .call(
-            Method::POST,
-            "/v1/me/two-factor",
-            Some(&token),
-            Some(json!({"password": "password-guarded"})),
-        )
-        .await;
+    let setup = with_password(&app, &token, "/v1/me/two-factor", "password-guarded").await;
     assert_eq!(setup.status, 201, "{}", setup.text);
     let key = setup.json["secret"].as_str().unwrap_or_default().to_owned();
     assert_eq!(key.len(), 32, "160 bits: {key}");
@@ -258,14 +250,13 @@ async fn a_password_alone_no_longer_signs_in_once_two_factor_is_on() {
     assert_eq!(status(&app, &token).await, (true, 9));
 
     // New codes replace the old: an unused old one stops working.
-    let renewed = app
-        .call(
-            Method::POST,
-            "/v1/me/two-factor/recovery-codes",
-            Some(&token),
-            Some(json!({"password": "password-guarded"})),
-        )
-        .await;
+    let renewed = with_password(
+        &app,
+        &token,
+        "/v1/me/two-factor/recovery-codes",
+        "password-guarded",
+    )
+    .await;
     assert_eq!(renewed.status, 201, "{}", renewed.text);
     assert_eq!(status(&app, &token).await, (true, 10));
     second_step(&app, &challenge, &codes[1])
@@ -275,34 +266,23 @@ async fn a_password_alone_no_longer_signs_in_once_two_factor_is_on() {
     assert_eq!(second_step(&app, &challenge, fresh).await.status, 200);
 
     // Starting again while on would swap the key behind the person's back.
-    app.call(
-        Method::POST,
-        "/v1/me/two-factor",
-        Some(&token),
-        Some(json!({"password": "password-guarded"})),
-    )
-    .await
-    .assert_problem(409, "conflict");
+    with_password(&app, &token, "/v1/me/two-factor", "password-guarded")
+        .await
+        .assert_problem(409, "conflict");
 
     // Off, with the password: the key and codes go, the password alone signs in again, and an
     // open challenge is void.
-    app.call(
-        Method::POST,
-        "/v1/me/two-factor/removal",
-        Some(&token),
-        Some(json!({"password": "wrong password"})),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
+    with_password(&app, &token, "/v1/me/two-factor/removal", "wrong password")
+        .await
+        .assert_problem(422, "validation_failed");
     assert!(two_factor_on(&app, &token).await);
-    let removed = app
-        .call(
-            Method::POST,
-            "/v1/me/two-factor/removal",
-            Some(&token),
-            Some(json!({"password": "password-guarded"})),
-        )
-        .await;
+    let removed = with_password(
+        &app,
+        &token,
+        "/v1/me/two-factor/removal",
+        "password-guarded",
+    )
+    .await;
     assert_eq!(removed.status, 204, "{}", removed.text);
     assert!(!two_factor_on(&app, &token).await);
     assert_eq!(status(&app, &token).await, (false, 0));
@@ -353,14 +333,9 @@ async fn guessing_codes_stops_at_the_hourly_limit_and_keys_cannot_change_it() {
         .unwrap_or_default()
         .to_owned();
     for path in ["/v1/me/two-factor/removal", "/v1/me/two-factor"] {
-        app.call(
-            Method::POST,
-            path,
-            Some(&api_key),
-            Some(json!({"password": "password-targeted"})),
-        )
-        .await
-        .assert_problem(403, "insufficient_scope");
+        with_password(&app, &api_key, path, "password-targeted")
+            .await
+            .assert_problem(403, "insufficient_scope");
     }
     assert!(two_factor_on(&app, &token).await);
 }
@@ -438,36 +413,33 @@ async fn every_change_to_signing_in_is_mailed_to_the_owner() {
     assert_eq!(second_step(&app, &challenge, &codes[0]).await.status, 200);
     smtp.wait_for_mail(to, "A recovery code was used to sign in", 0)
         .await;
-    let renewed = app
-        .call(
-            Method::POST,
-            "/v1/me/two-factor/recovery-codes",
-            Some(&token),
-            Some(json!({"password": "password-noticed"})),
-        )
-        .await;
+    let renewed = with_password(
+        &app,
+        &token,
+        "/v1/me/two-factor/recovery-codes",
+        "password-noticed",
+    )
+    .await;
     assert_eq!(renewed.status, 201);
     smtp.wait_for_mail(to, "New Easel recovery codes", 0).await;
-    let off = app
-        .call(
-            Method::POST,
-            "/v1/me/two-factor/removal",
-            Some(&token),
-            Some(json!({"password": "password-noticed"})),
-        )
-        .await;
+    let off = with_password(
+        &app,
+        &token,
+        "/v1/me/two-factor/removal",
+        "password-noticed",
+    )
+    .await;
     assert_eq!(off.status, 204);
     smtp.wait_for_mail(to, "Two-step sign-in was turned off", 0)
         .await;
     // Turning off what was off changes nothing and tells nobody.
-    let again = app
-        .call(
-            Method::POST,
-            "/v1/me/two-factor/removal",
-            Some(&token),
-            Some(json!({"password": "password-noticed"})),
-        )
-        .await;
+    let again = with_password(
+        &app,
+        &token,
+        "/v1/me/two-factor/removal",
+        "password-noticed",
+    )
+    .await;
     assert_eq!(again.status, 204);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let offs = smtp
