@@ -288,6 +288,21 @@ async fn a_user_the_provider_deleted_is_erased() {
         1,
         "no new account from the old token"
     );
+    // A late update from the provider does not put a name back on it.
+    let late = deliver(
+        &app,
+        "msg_late",
+        now,
+        &user_event("user.updated", "user_ada"),
+    )
+    .await;
+    assert_eq!(late.json["applied"], true, "{}", late.text);
+    assert_eq!(
+        app.count("users WHERE display_name IS NOT NULL OR email IS NOT NULL")
+            .await,
+        0,
+        "still nameless"
+    );
     // The ledger still verifies: the generation's charge stays as the record of the money.
     let mut conn = app.db().await;
     assert!(

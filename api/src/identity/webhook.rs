@@ -82,6 +82,10 @@ pub async fn receive(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Resu
         }
         let existing = store::find_user_by(conn, store::UserKey::Subject(&event.data.id)).await?;
         match (event.event_type.as_str(), existing) {
+            // A deleted account stays closed and nameless, whatever comes after.
+            (other, Some(user)) if user.deleted_at.is_some() => {
+                tracing::debug!(user.id = %user.id, event_type = other, "identity event for a deleted account ignored");
+            }
             ("user.created" | "user.updated", None) => {
                 service::create_external_user(conn, &event.data.id, &event.data.profile()).await?;
             }
