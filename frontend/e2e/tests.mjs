@@ -617,6 +617,10 @@ export const tests = {
     await page.getByTestId("two-factor-on").waitFor();
     const codes = await page.getByTestId("recovery-codes").locator("code").allTextContents();
     assert.equal(codes.length, 10);
+    const saving = page.waitForEvent("download");
+    await page.getByRole("button", { name: "Save as a text file" }).click();
+    const saved = readFileSync(await (await saving).path(), "utf8");
+    assert.ok(codes.every((code) => saved.includes(code)), saved);
     await shot(page, "two-factor-codes");
 
     // Another browser: the password alone is not enough, the app's next code is.

@@ -236,6 +236,24 @@ async fn a_password_alone_no_longer_signs_in_once_two_factor_is_on() {
         "the web app's refresh cookie is set as at login"
     );
     assert_eq!(app.count("sessions").await, sessions + 1);
+    // The devices list tells the sessions that signed in with two steps from the others.
+    let devices = app
+        .call(
+            Method::GET,
+            "/v1/me/sessions",
+            signed_in.json["access_token"].as_str(),
+            None,
+        )
+        .await;
+    let steps: Vec<(bool, bool)> = devices.json["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|d| (d["current"] == true, d["second_factor"] == true))
+        .collect();
+    assert!(steps.contains(&(true, true)), "{}", devices.text);
+    assert!(steps.contains(&(false, false)), "{}", devices.text);
     second_step(&app, &challenge, &next)
         .await
         .assert_problem(422, "validation_failed");

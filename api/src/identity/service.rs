@@ -442,6 +442,7 @@ pub async fn list_devices(
             expires_at: row.expires_at,
             user_agent: row.user_agent,
             ip: row.ip,
+            second_factor: row.second_factor,
         })
         .collect();
     Ok(crate::db::cursor::Page::from_rows(

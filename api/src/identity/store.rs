@@ -497,6 +497,7 @@ pub struct DeviceRow {
     pub created_at: DateTime<Utc>,
     pub last_active_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    pub second_factor: bool,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
 }

@@ -238,6 +238,8 @@ pub struct Device {
     pub user_agent: Option<String>,
     /// The address it signed in from, as this server saw it.
     pub ip: Option<String>,
+    /// It signed in with a code after the password.
+    pub second_factor: bool,
     /// This is the session asking.
     pub current: bool,
 }

@@ -1694,6 +1694,8 @@ export interface components {
              * @description When it last renewed its access (every few minutes while in use).
              */
             last_active_at: string;
+            /** @description It signed in with a code after the password. */
+            second_factor: boolean;
             /** @description The `User-Agent` it signed in with (at most 256 characters). */
             user_agent?: string | null;
         };

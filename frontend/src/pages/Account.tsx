@@ -119,6 +119,16 @@ function ChangeEmail() {
   );
 }
 
+/** Saves recovery codes as a text file, made in the browser: they never travel again. */
+function saveCodes(codes: string[], username: string) {
+  const text = `Easel recovery codes for ${username}\nEach signs in once in place of the authenticator app's code.\n\n${codes.join("\n")}\n`;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+  link.download = `easel-recovery-codes-${username}.txt`;
+  link.click();
+  URL.revokeObjectURL(link.href);
+}
+
 /** Two-step sign-in: an authenticator app's code after the password. */
 function TwoFactor() {
   const [on, setOn] = useState(session.user?.two_factor ?? false);
@@ -170,6 +180,9 @@ function TwoFactor() {
           </li>
         ))}
       </ul>
+      <button type="button" onClick={() => saveCodes(codes, session.user?.username ?? "account")}>
+        Save as a text file
+      </button>
     </div>
   );
   if (setup) {
@@ -268,7 +281,8 @@ function Devices() {
               <strong title={d.user_agent ?? undefined}>{deviceName(d.user_agent)}</strong>
               <span className="muted small">
                 {" "}
-                {d.ip ? `from ${d.ip} · ` : ""}signed in {dateTime(d.created_at)} · last active {dateTime(d.last_active_at)}
+                {d.ip ? `from ${d.ip} · ` : ""}signed in {dateTime(d.created_at)}
+                {d.second_factor ? " with two steps" : ""} · last active {dateTime(d.last_active_at)}
               </span>
             </span>
             {d.current ? (
