@@ -1,4 +1,4 @@
-//! A fake Stripe API at the HTTP boundary: the Checkout Session calls Easel makes, answered with
+//! A fake Stripe API at the HTTP boundary: the Checkout Session and Refund calls Easel makes, answered with
 //! Stripe's own published object shapes (tests/support/fixtures/stripe), form-encoded requests as
 //! Stripe takes them, and events signed exactly as Stripe signs them (`Stripe-Signature`).
 
@@ -15,6 +15,7 @@ fn fixture(name: &str) -> Value {
         "checkout_session" => include_str!("fixtures/stripe/checkout_session.json"),
         "event" => include_str!("fixtures/stripe/event.json"),
         "charge" => include_str!("fixtures/stripe/charge.json"),
+        "refund" => include_str!("fixtures/stripe/refund.json"),
         _ => include_str!("fixtures/stripe/dispute.json"),
     };
     serde_json::from_str(text).expect("fixture")
@@ -29,6 +30,10 @@ pub struct Ledger {
     pub sessions: Vec<Value>,
     /// Every create call: its form fields and its Idempotency-Key.
     pub creates: Vec<CreateCall>,
+    /// Refunds made, in order (one per idempotency key, as Stripe keeps them).
+    pub refunds: Vec<Value>,
+    /// Every refund call: its form fields and its Idempotency-Key.
+    pub refund_calls: Vec<CreateCall>,
 }
 
 pub struct FakeStripe {
@@ -165,6 +170,58 @@ async fn list_sessions(
     HttpResponse::Ok().json(json!({"object": "list", "data": all, "has_more": has_more, "url": "/v1/checkout/sessions"}))
 }
 
+/// `POST /v1/refunds` of a whole payment, as Stripe answers it: a repeated idempotency key gets the
+/// first refund back, not a second one.
+async fn create_refund(
+    req: HttpRequest,
+    ledger: web::Data<Arc<Mutex<Ledger>>>,
+    form: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    if !authorized(&req) {
+        return unauthorized();
+    }
+    let form = form.into_inner();
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut ledger = ledger.lock().expect("lock");
+    ledger.refund_calls.push((form.clone(), key.clone()));
+    if let Some(key) = &key
+        && let Some(previous) = ledger
+            .refunds
+            .iter()
+            .find(|r| r["metadata"]["_idempotency_key"] == json!(key))
+    {
+        return HttpResponse::Ok().json(previous);
+    }
+    let Some(payment_intent) = field(&form, "payment_intent").map(str::to_owned) else {
+        return HttpResponse::BadRequest().json(
+            json!({"error": {"message": "Missing required param: payment_intent.", "type": "invalid_request_error"}}),
+        );
+    };
+    let Some(amount) = ledger
+        .sessions
+        .iter()
+        .find(|s| s["payment_intent"] == json!(payment_intent))
+        .map(|s| s["amount_total"].clone())
+    else {
+        return HttpResponse::NotFound().json(
+            json!({"error": {"message": format!("No such payment_intent: '{payment_intent}'"), "type": "invalid_request_error"}}),
+        );
+    };
+    let mut refund = fixture("refund");
+    refund["id"] = json!(format!("re_easel{:04}", ledger.refunds.len() + 1));
+    refund["amount"] = amount;
+    refund["payment_intent"] = json!(payment_intent);
+    refund["reason"] = json!(field(&form, "reason"));
+    refund["metadata"] =
+        json!({"purchase_id": field(&form, "metadata[purchase_id]"), "_idempotency_key": key});
+    ledger.refunds.push(refund.clone());
+    HttpResponse::Ok().json(refund)
+}
+
 impl FakeStripe {
     pub async fn start() -> Self {
         let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -176,6 +233,7 @@ impl FakeStripe {
                 .app_data(data.clone())
                 .route("/v1/checkout/sessions", web::post().to(create_session))
                 .route("/v1/checkout/sessions", web::get().to(list_sessions))
+                .route("/v1/refunds", web::post().to(create_refund))
         })
         .workers(1)
         .listen(listener)

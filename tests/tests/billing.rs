@@ -668,3 +668,82 @@ async fn development_payments_never_complete_a_real_stripe_checkout() {
         "pending"
     );
 }
+
+/// A payment that completes after its buyer deleted the account (a delayed payment method, or a
+/// checkout left open) is refunded through Stripe, once; the refund's event takes the credits back
+/// as for any refund. One paid before the deletion is not: the person was told its credits go.
+#[tokio::test]
+async fn a_payment_completed_after_the_account_was_deleted_is_refunded() {
+    let stripe = FakeStripe::start().await;
+    let app = spawn(&stripe).await;
+    let delete = async |who: &Buyer, name: &str| {
+        let deleted = app
+            .call(
+                Method::POST,
+                "/v1/me/deletion",
+                Some(&who.token),
+                Some(json!({"password": format!("password-{name}")})),
+            )
+            .await;
+        assert_eq!(deleted.status, 204, "{}", deleted.text);
+    };
+
+    // Paid, then deleted: kept as the person was warned.
+    let earlier = buyer(&app, "earlier").await;
+    let (_, session) = checkout(&app, &stripe, &earlier, "starter").await;
+    let paid_first = stripe.complete(&session, true);
+    let completed = stripe.event("checkout.session.completed", paid_first);
+    assert_eq!(deliver(&app, &stripe, &completed).await.status, 200);
+    delete(&earlier, "earlier").await;
+
+    // Deleted, then paid: refunded.
+    let gone = buyer(&app, "gone").await;
+    let (purchase, session) = checkout(&app, &stripe, &gone, "starter").await;
+    delete(&gone, "gone").await;
+    let paid = stripe.complete(&session, true);
+    let completed = stripe.event("checkout.session.completed", paid.clone());
+    assert_eq!(deliver(&app, &stripe, &completed).await.status, 200);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app
+        .count("purchases WHERE refund_requested_at IS NOT NULL")
+        .await
+        == 0
+    {
+        assert!(std::time::Instant::now() < until, "no refund was asked for");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A few more watchdog rounds: asked once, and only for that payment.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    {
+        let ledger = stripe.ledger();
+        assert_eq!(ledger.refund_calls.len(), 1, "asked once");
+        assert_eq!(
+            ledger.refund_calls[0].1.as_deref(),
+            Some(format!("easel-refund-{purchase}").as_str())
+        );
+        let refund = &ledger.refunds[0];
+        assert_eq!(refund["payment_intent"], paid["payment_intent"]);
+        assert_eq!(refund["amount"], paid["amount_total"]);
+        assert_eq!(refund["reason"], "requested_by_customer");
+        assert_eq!(refund["metadata"]["purchase_id"], purchase.as_str());
+    }
+
+    // Stripe's word of the refund takes the credits back from the closed account.
+    let refunded = stripe.event(
+        "charge.refunded",
+        stripe.charge(&paid, paid["amount_total"].as_i64().unwrap_or_default()),
+    );
+    assert_eq!(deliver(&app, &stripe, &refunded).await.status, 200);
+    assert_eq!(
+        app.count(&format!(
+            "purchases WHERE id = '{purchase}' AND credits_granted = credits \
+             AND credits_clawed_back = credits AND refunded_cents = amount_cents"
+        ))
+        .await,
+        1
+    );
+    let verified = easel::credits::store::mismatches(&mut app.db().await)
+        .await
+        .expect("verify");
+    assert!(verified.is_empty(), "{verified:?}");
+}

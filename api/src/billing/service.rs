@@ -315,6 +315,14 @@ async fn settle(conn: &mut AsyncPgConnection, mut purchase: PurchaseRow) -> Resu
     };
     let mut granted = 0;
     if purchase.credits_granted == 0 {
+        // Granted all the same, so that the refund's own event takes them back as for any refund.
+        let closed = crate::identity::store::find_user(conn, purchase.user_id)
+            .await?
+            .is_none_or(|user| user.deleted_at.is_some());
+        if closed {
+            changes.refund_due = Some(true);
+            tracing::warn!(purchase.id = %purchase.id, "paid after its buyer deleted the account; it will be refunded");
+        }
         credits::grant(
             conn,
             purchase.user_id,
@@ -344,13 +352,33 @@ async fn settle(conn: &mut AsyncPgConnection, mut purchase: PurchaseRow) -> Resu
         changes.credits_clawed_back = Some(owed);
         tracing::info!(purchase.id = %purchase.id, credits = owed - purchase.credits_clawed_back, "credits clawed back after a refund or dispute");
     }
-    if changes.credits_granted.is_some()
+    if changes.refund_due.is_some()
+        || changes.credits_granted.is_some()
         || changes.credits_clawed_back.is_some()
         || changes.refunded_cents.is_some()
     {
         store::update(conn, purchase.id, &changes).await?;
     }
     Ok(granted)
+}
+
+/// Asks Stripe to refund every payment that completed after its buyer deleted the account. Each
+/// refund carries an idempotency key of its purchase, so asking again (a crash before it was
+/// recorded) refunds nothing twice. Returns how many were asked for.
+pub async fn refund_closed_accounts(state: &AppState) -> anyhow::Result<usize> {
+    let Some(stripe) = &state.stripe else {
+        return Ok(0);
+    };
+    let mut conn = state.pool.get().await?;
+    let due = store::refunds_due(&mut conn, 20).await?;
+    let mut asked = 0;
+    for (purchase, payment_intent) in due {
+        let refund = stripe.refund(purchase, &payment_intent).await?;
+        store::refund_requested(&mut conn, purchase).await?;
+        tracing::info!(purchase.id = %purchase, refund = %refund, "refund asked of Stripe for a deleted account's payment");
+        asked += 1;
+    }
+    Ok(asked)
 }
 
 /// `easel admin reconcile-payments`: compares Stripe's Checkout Sessions since `since` with our

@@ -141,11 +141,13 @@ pub struct PurchaseChangeset {
     pub credits_granted: Option<i64>,
     pub credits_clawed_back: Option<i64>,
     pub paid_at: Option<DateTime<Utc>>,
+    pub refund_due: Option<bool>,
 }
 
 impl PurchaseChangeset {
     fn is_empty(&self) -> bool {
-        self.status.is_none()
+        self.refund_due.is_none()
+            && self.status.is_none()
             && self.stripe_session_id.is_none()
             && self.stripe_payment_intent.is_none()
             && self.refunded_cents.is_none()
@@ -237,4 +239,31 @@ pub async fn record_event(
         .execute(conn)
         .await?;
     Ok(inserted == 1)
+}
+
+/// Paid purchases of deleted accounts whose refund Stripe has not been asked for yet, with their
+/// payment.
+pub async fn refunds_due(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> QueryResult<Vec<(PurchaseId, String)>> {
+    purchases::table
+        .filter(purchases::refund_due)
+        .filter(purchases::refund_requested_at.is_null())
+        .filter(purchases::stripe_payment_intent.is_not_null())
+        .select((
+            purchases::id,
+            purchases::stripe_payment_intent.assume_not_null(),
+        ))
+        .order(purchases::id)
+        .limit(limit)
+        .load(conn)
+        .await
+}
+
+pub async fn refund_requested(conn: &mut AsyncPgConnection, id: PurchaseId) -> QueryResult<usize> {
+    diesel::update(purchases::table.find(id))
+        .set(purchases::refund_requested_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
 }

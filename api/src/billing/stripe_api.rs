@@ -1,6 +1,7 @@
 //! The Stripe calls we make, through async-stripe: create a Checkout Session, and list sessions for
 //! reconciliation. `EASEL_STRIPE_API_BASE` points it elsewhere (tests use a fake Stripe).
 
+use super::PurchaseId;
 use super::packages::Package;
 use super::store::PurchaseRow;
 use crate::config::BillingConfig;
@@ -91,6 +92,32 @@ impl StripeApi {
             .send(&self.client)
             .await
             .map_err(failed)
+    }
+
+    /// Refunds a purchase's payment in full; the refund's id. The idempotency key is the
+    /// purchase's, so a repeated call returns the first refund.
+    pub async fn refund(
+        &self,
+        purchase: PurchaseId,
+        payment_intent: &str,
+    ) -> anyhow::Result<String> {
+        let key = stripe::IdempotencyKey::new(format!("easel-refund-{purchase}"))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let form = HashMap::from([
+            ("payment_intent", payment_intent.to_owned()),
+            ("reason", "requested_by_customer".to_owned()),
+            ("metadata[purchase_id]", purchase.to_string()),
+        ]);
+        let refund: stripe_shared::Refund = stripe_client_core::RequestBuilder::new(
+            stripe_client_core::StripeMethod::Post,
+            "/refunds",
+        )
+        .form(&form)
+        .customize()
+        .request_strategy(stripe::RequestStrategy::Idempotent(key))
+        .send(&self.client)
+        .await?;
+        Ok(refund.id.to_string())
     }
 
     /// Every Checkout Session created since `since` (Unix seconds), following Stripe's pages.

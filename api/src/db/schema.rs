@@ -232,6 +232,8 @@ diesel::table! {
         created_at -> Timestamptz,
         paid_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        refund_due -> Bool,
+        refund_requested_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -897,10 +897,24 @@ async fn wait_for_room(runner: &Runner, row: &GenerationRow, message: &str) {
     }
 }
 
+/// How long refunds wait after Stripe failed to take one, rather than ask every tick.
+const REFUND_RETRY: Duration = Duration::from_secs(60);
+
 async fn watchdog(state: Arc<AppState>) {
     let mut tick = tokio::time::interval(state.config.generation.watchdog_interval);
+    let mut refunds_after = tokio::time::Instant::now();
     loop {
         tick.tick().await;
+        if tokio::time::Instant::now() >= refunds_after {
+            match crate::billing::service::refund_closed_accounts(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purchases = n, "refunds asked for deleted accounts"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "refunding a deleted account's payment failed; retrying in a minute");
+                    refunds_after = tokio::time::Instant::now() + REFUND_RETRY;
+                }
+            }
+        }
         if let Err(e) = sweep(&state).await {
             tracing::warn!(error = %e, "watchdog sweep failed");
         }
