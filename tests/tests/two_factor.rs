@@ -522,3 +522,38 @@ async fn support_tools_can_require_a_session_signed_in_with_two_steps() {
     let again = refreshed.json["access_token"].as_str().unwrap_or_default();
     assert_eq!(tools(again).await.status, 200);
 }
+
+/// Two sign-ins racing with the same code, or the same recovery code: one gets in, the other is
+/// refused, because the code is used up under a lock.
+#[tokio::test]
+async fn one_code_sent_twice_at_once_signs_in_once() {
+    let app = spawn().await;
+    let token = signup(&app, "racer").await;
+    let (key, codes) = turn_on(&app, &token, "racer").await;
+    let challenge = async || {
+        login(&app, "racer").await.json["challenge"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (one, two) = (challenge().await, challenge().await);
+    for code in [app_code(&key, 1), codes[0].clone()] {
+        let (a, b) = tokio::join!(
+            second_step(&app, &one, &code),
+            second_step(&app, &two, &code)
+        );
+        let mut statuses = [a.status, b.status];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 422], "{} / {}", a.text, b.text);
+    }
+    // However two uses of one step interleave, the second finds it used: a compare-and-set.
+    let me = app.call(Method::GET, "/v1/me", Some(&token), None).await;
+    let user = easel::identity::UserId(
+        uuid::Uuid::parse_str(me.json["id"].as_str().unwrap_or_default()).expect("id"),
+    );
+    let mut conn = app.db().await;
+    let step = i64::MAX / 2;
+    let first = easel::identity::store::use_two_factor_step(&mut conn, user, step).await;
+    let again = easel::identity::store::use_two_factor_step(&mut conn, user, step).await;
+    assert_eq!((first.ok(), again.ok()), (Some(true), Some(false)));
+}

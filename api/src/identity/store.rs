@@ -838,16 +838,21 @@ pub async fn two_factor_on(conn: &mut AsyncPgConnection, user: UserId) -> QueryR
         .await
 }
 
+/// Uses up time step `step` of `user`'s codes; false when it or a later one was used already
+/// (a compare-and-set, so a code cannot be used twice however the calls interleave).
 pub async fn use_two_factor_step(
     conn: &mut AsyncPgConnection,
     user: UserId,
     step: i64,
-) -> QueryResult<usize> {
-    diesel::sql_query("UPDATE two_factor_secrets SET last_step = $2 WHERE user_id = $1")
-        .bind::<diesel::sql_types::Uuid, _>(user)
-        .bind::<diesel::sql_types::BigInt, _>(step)
-        .execute(conn)
-        .await
+) -> QueryResult<bool> {
+    let used = diesel::sql_query(
+        "UPDATE two_factor_secrets SET last_step = $2 WHERE user_id = $1 AND last_step < $2",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(user)
+    .bind::<diesel::sql_types::BigInt, _>(step)
+    .execute(conn)
+    .await?;
+    Ok(used == 1)
 }
 
 /// Two-step sign-in on (from now) or off.

@@ -198,7 +198,9 @@ pub async fn confirm(
         }
         let step = matching_step(&secret, code.trim(), Utc::now().timestamp(), used)
             .ok_or_else(|| wrong_code("code"))?;
-        store::use_two_factor_step(conn, user, step).await?;
+        if !store::use_two_factor_step(conn, user, step).await? {
+            return Err(wrong_code("code"));
+        }
         store::turn_two_factor(conn, user, true).await?;
         store::replace_recovery_codes(conn, user, &hashes).await?;
         Ok(())
@@ -341,10 +343,7 @@ pub async fn finish(
                     return Ok(false);
                 };
                 return match matching_step(&secret, code, now, used) {
-                    Some(step) => {
-                        store::use_two_factor_step(conn, user, step).await?;
-                        Ok(true)
-                    }
+                    Some(step) => Ok(store::use_two_factor_step(conn, user, step).await?),
                     None => Ok(false),
                 };
             }
