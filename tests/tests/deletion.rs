@@ -239,6 +239,21 @@ async fn deleting_an_account_closes_it_at_once_and_erases_what_it_made() {
         1
     );
 
+    // Where it signed in from is forgotten.
+    let closed = "sessions s JOIN users u ON u.id = s.user_id WHERE u.deleted_at IS NOT NULL";
+    assert_eq!(
+        app.count(&format!(
+            "{closed} AND (s.ip IS NOT NULL OR s.user_agent IS NOT NULL)"
+        ))
+        .await,
+        0
+    );
+    assert!(app.count(closed).await > 0, "the rows stay, nameless");
+    assert!(
+        app.count("sessions WHERE ip IS NOT NULL").await > 0,
+        "others' are kept"
+    );
+
     // The photos are gone, files and all; the generation stays, without its input.
     assert_eq!(app.count("uploads").await, 0);
     assert_eq!(app.count("generation_inputs").await, 0);

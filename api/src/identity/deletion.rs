@@ -2,7 +2,7 @@
 //!
 //! 1. At once, in one transaction: the account is marked deleted and shut (disabled, every
 //!    session and API key revoked), and what names the person leaves it (email, username,
-//!    profile, password). The email and username are free again.
+//!    profile, password, two-step key, and the addresses and browsers its sessions came from). The email and username are free again.
 //! 2. Then [`erase`]: its running generations are canceled with their refunds, and its images,
 //!    uploaded photos, collections, likes, prompts, webhooks and stored idempotent answers go. If that is cut
 //!    short (a crash, or a submission that slipped in as the account closed), the watchdog's
@@ -47,6 +47,7 @@ pub async fn close(
         return Ok(false);
     }
     store::revoke_user_sessions(conn, user, "account_deleted").await?;
+    store::forget_devices(conn, user).await?;
     store::revoke_user_api_keys(conn, user).await?;
     store::forget_two_factor(conn, user).await?;
     Ok(true)

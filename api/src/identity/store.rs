@@ -613,6 +613,18 @@ pub async fn revoke_user_sessions(
     revoke_sessions_but(conn, user, None, reason).await
 }
 
+/// Forgets where `user`'s sessions came from (address and browser), keeping the rows that tell a
+/// reused refresh token from an unknown one.
+pub async fn forget_devices(conn: &mut AsyncPgConnection, user: UserId) -> QueryResult<usize> {
+    diesel::update(sessions::table.filter(sessions::user_id.eq(user)))
+        .set((
+            sessions::ip.eq(None::<String>),
+            sessions::user_agent.eq(None::<String>),
+        ))
+        .execute(conn)
+        .await
+}
+
 /// Ends every session of `user` except `kept` (the one asking, when it is a session).
 pub async fn revoke_sessions_but(
     conn: &mut AsyncPgConnection,
