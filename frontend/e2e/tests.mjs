@@ -641,9 +641,12 @@ export const tests = {
     await third.getByRole("button", { name: "Sign in" }).click();
     await third.getByRole("link", { name: `@${name}` }).waitFor();
 
-    // The Account page counts the codes left: one was used.
+    // The Account page counts the codes left: one was used; and its activity shows the sign-ins.
     await page.reload();
     await page.getByTestId("codes-left").getByText("9 recovery codes left.").waitFor();
+    await page.getByTestId("activity").getByText("Signed in with a recovery code").waitFor();
+    await page.getByTestId("activity").getByText("Two-step sign-in turned on").waitFor();
+    await shot(page, "account-activity");
 
     // Off again: the password alone signs in.
     await page.getByRole("region", { name: "Two-step sign-in" }).getByLabel("Password").fill(`password-${name}`);

@@ -1516,3 +1516,142 @@ async fn a_new_accounts_email_is_confirmed_by_a_mailed_link() {
     .await
     .assert_problem(409, "conflict");
 }
+
+/// The account's security events: sign-ins (and a wrong password) with the browser and address
+/// they came from, and the changes made by a session, newest first; nobody else's; erased with the
+/// account.
+#[tokio::test]
+async fn my_security_events_show_sign_ins_and_changes_newest_first() {
+    let app = TestApp::spawn_with(&[
+        ("EASEL_RATE_LIMIT_AUTH_PER_MINUTE", "1000"),
+        ("EASEL_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE", "1000"),
+    ])
+    .await;
+    app.signup("watchful").await;
+    let sign_in = async |password: &str| {
+        app.send(
+            app.request(Method::POST, "/v1/auth/login")
+                .header("user-agent", "Firefox/140.0")
+                .json(&json!({"email": "watchful@example.com", "password": password})),
+        )
+        .await
+    };
+    assert_eq!(sign_in("not the password").await.status, 401);
+    let signed_in = sign_in("password-watchful").await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.text);
+    let session = token(&signed_in.json);
+    let changed = app
+        .call(
+            Method::PUT,
+            "/v1/me/password",
+            Some(&session),
+            Some(json!({"current_password": "password-watchful", "new_password": "password-watchful-2"})),
+        )
+        .await;
+    assert_eq!(changed.status, 204, "{}", changed.text);
+    let key = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&session),
+            Some(json!({"name": "script", "scopes": ["read"]})),
+        )
+        .await;
+    let key_id = key.json["id"].as_str().unwrap_or_default().to_owned();
+    let revoked = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/me/api-keys/{key_id}"),
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 204);
+
+    let events = app
+        .call(Method::GET, "/v1/me/security-events", Some(&session), None)
+        .await;
+    assert_eq!(events.status, 200, "{}", events.text);
+    let list = events.json["data"].as_array().cloned().unwrap_or_default();
+    let activities: Vec<&str> = list.iter().filter_map(|e| e["activity"].as_str()).collect();
+    assert_eq!(
+        activities,
+        [
+            "api_key_revoked",
+            "api_key_created",
+            "password_changed",
+            "signed_in",
+            "wrong_password"
+        ]
+    );
+    let wrong = &list[4];
+    assert_eq!(wrong["user_agent"], "Firefox/140.0");
+    assert_eq!(wrong["ip"], "127.0.0.1");
+    assert_eq!(wrong["current"], false);
+    // A change made by this session shows where the session signed in from.
+    assert_eq!(list[2]["current"], true);
+    assert_eq!(list[2]["user_agent"], "Firefox/140.0");
+
+    // Pages follow the cursor.
+    let first = app
+        .call(
+            Method::GET,
+            "/v1/me/security-events?limit=3",
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(first.json["has_more"], true);
+    let cursor = first.json["next_cursor"].as_str().unwrap_or_default();
+    let rest = app
+        .call(
+            Method::GET,
+            &format!("/v1/me/security-events?limit=3&cursor={cursor}"),
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(rest.json["data"].as_array().map(Vec::len), Some(2));
+
+    // Nobody else's, and not to a program.
+    let stranger = app.signup("stranger").await;
+    let theirs = app
+        .call(
+            Method::GET,
+            "/v1/me/security-events",
+            Some(&token(&stranger)),
+            None,
+        )
+        .await;
+    assert_eq!(theirs.json["data"], json!([]));
+    let key = app
+        .call(
+            Method::POST,
+            "/v1/me/api-keys",
+            Some(&session),
+            Some(json!({"name": "reader", "scopes": ["read"]})),
+        )
+        .await;
+    let key = key.json["key"].as_str().unwrap_or_default().to_owned();
+    app.call(Method::GET, "/v1/me/security-events", Some(&key), None)
+        .await
+        .assert_problem(403, "insufficient_scope");
+
+    // Erased with the account.
+    let deleted = app
+        .call(
+            Method::POST,
+            "/v1/me/deletion",
+            Some(&session),
+            Some(json!({"password": "password-watchful-2"})),
+        )
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    assert_eq!(
+        app.count(
+            "security_events e JOIN users u ON u.id = e.user_id WHERE u.deleted_at IS NOT NULL"
+        )
+        .await,
+        0
+    );
+}

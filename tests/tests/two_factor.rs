@@ -283,6 +283,26 @@ async fn a_password_alone_no_longer_signs_in_once_two_factor_is_on() {
     let fresh = renewed.json["codes"][0].as_str().unwrap_or_default();
     assert_eq!(second_step(&app, &challenge, fresh).await.status, 200);
 
+    // The account's security events tell the steps apart.
+    let events = app
+        .call(Method::GET, "/v1/me/security-events", Some(&token), None)
+        .await;
+    let activities: Vec<String> = events.json["data"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e["activity"].as_str().map(str::to_owned))
+        .collect();
+    for expected in [
+        "two_factor_on",
+        "signed_in",
+        "signed_in_with_recovery_code",
+        "recovery_codes_renewed",
+    ] {
+        assert!(activities.iter().any(|a| a == expected), "{activities:?}");
+    }
+
     // Starting again while on would swap the key behind the person's back.
     with_password(&app, &token, "/v1/me/two-factor", "password-guarded")
         .await

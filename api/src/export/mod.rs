@@ -10,6 +10,7 @@ pub mod routes;
 use crate::app::AppState;
 use crate::db::cursor::{Page, PageParams};
 use crate::error::ApiError;
+use crate::identity::activity;
 use crate::identity::principal::Via;
 use crate::identity::{Principal, SessionId, UserId};
 use bytes::Bytes;
@@ -120,6 +121,14 @@ pub async fn open(
             "downloads of this account's data",
         ));
     }
+    let mut conn = state.pool.get().await?;
+    activity::record(
+        &mut conn,
+        user,
+        activity::Activity::DataDownloaded,
+        activity::Source::Principal(&principal),
+    )
+    .await;
     Ok(principal)
 }
 

@@ -928,6 +928,11 @@ async fn watchdog(state: Arc<AppState>) {
             Ok(n) => tracing::info!(accounts = n, "deleted accounts erased"),
             Err(e) => tracing::warn!(error = %e, "erasing deleted accounts failed"),
         }
+        match crate::identity::activity::purge(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "old security events purged"),
+            Err(e) => tracing::warn!(error = %e, "security event purge failed"),
+        }
         match crate::inputs::service::purge(&state).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(uploads = n, "unused uploads purged"),

@@ -84,6 +84,7 @@ pub async fn erase(state: &AppState, user: UserId) -> anyhow::Result<bool> {
             generation::store::blank_prompts(conn, user).await?;
             generation::webhooks::forget(conn, user).await?;
             crate::http::idempotency::forget(conn, user).await?;
+            super::activity::forget(conn, user).await?;
             // A generation submitted as the account closed may still be running: erase again
             // once it has ended (the watchdog will).
             let done = generation::store::active_of(conn, user).await?.is_empty();

@@ -2,6 +2,7 @@
 //! keys, an optional external identity provider (JWKS + Svix webhooks), and the `Principal`
 //! extractor every protected handler takes.
 
+pub mod activity;
 pub mod admin;
 pub mod api_keys;
 pub mod deletion;

@@ -102,6 +102,13 @@ pub async fn confirm(state: &AppState, token: &str, new_password: &str) -> Resul
         return Err(not_working());
     };
     tracing::info!(user.id = %user, "password reset");
+    super::activity::record(
+        &mut conn,
+        user,
+        super::activity::Activity::PasswordReset,
+        super::activity::Source::Link,
+    )
+    .await;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use super::types::{
     TokenResponse, TwoFactorChallenge, TwoFactorCode, TwoFactorLogin, TwoFactorSetup,
     TwoFactorStatus, UpdateMeRequest, WebhookAck,
 };
-use super::{ApiKeyId, Scope, SessionId, service, store, two_factor};
+use super::{ApiKeyId, Scope, SessionId, activity, service, store, two_factor};
 use crate::app::AppState;
 use crate::db::cursor::{Page, PageParams};
 use crate::error::{ApiError, ErrorCode};
@@ -35,6 +35,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(update_me)
         .service(update_password)
         .service(create_account_deletion)
+        .service(list_security_events)
         .service(get_two_factor)
         .service(create_two_factor)
         .service(create_two_factor_confirmation)
@@ -162,6 +163,27 @@ pub async fn create_two_factor_login(
 ) -> Result<HttpResponse, ApiError> {
     let tokens = two_factor::finish(&state, &body.challenge, &body.code, &device_of(&req)).await?;
     Ok(with_tokens(HttpResponse::Ok(), &state, tokens))
+}
+
+/// What happened to how my account signs in, newest first: sign-ins, wrong passwords, password and
+/// two-step changes, API keys, devices signed out and data downloads, each with the address and
+/// browser it came from. Kept 180 days. People only: not API keys.
+#[utoipa::path(
+    tag = "account",
+    security(("session" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of events", body = activity::SecurityEventPage),
+        (status = 403, description = "An API key", body = crate::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/me/security-events")]
+pub async fn list_security_events(
+    state: web::Data<AppState>,
+    principal: Principal,
+    page: crate::http::extract::Query<PageParams>,
+) -> Result<web::Json<Page<activity::SecurityEvent>>, ApiError> {
+    Ok(web::Json(activity::list(&state, &principal, &page).await?))
 }
 
 /// Whether signing in to my account takes an authenticator code, and how many recovery codes are

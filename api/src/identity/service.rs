@@ -1,5 +1,6 @@
 //! Identity logic: accounts, sessions, API keys, authentication, the provider's users.
 
+use super::activity::{self, Activity, Source};
 use super::domain::{Email, Password, Username};
 use super::external::ExternalClaims;
 use super::principal::{Principal, Via};
@@ -162,6 +163,15 @@ pub async fn login(
     let user = store::find_user_by(&mut conn, store::UserKey::Email(email.as_str())).await?;
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     if !password::verify(password_input.to_owned(), stored).await? {
+        if let Some(user) = user.as_ref().filter(|u| u.password_hash.is_some()) {
+            activity::record(
+                &mut conn,
+                user.id,
+                Activity::WrongPassword,
+                Source::Device(device),
+            )
+            .await;
+        }
         return Err(invalid_credentials());
     }
     let user = user.ok_or_else(invalid_credentials)?;
@@ -174,9 +184,15 @@ pub async fn login(
             state, user.id, now,
         )));
     }
-    Ok(Login::Tokens(
-        start_session(state, &mut conn, &user, device, store::SignIn::Password).await?,
-    ))
+    let tokens = start_session(state, &mut conn, &user, device, store::SignIn::Password).await?;
+    activity::record(
+        &mut conn,
+        user.id,
+        Activity::SignedIn,
+        Source::Device(device),
+    )
+    .await;
+    Ok(Login::Tokens(tokens))
 }
 
 /// Counts one try at something guessable or mailable for one account (logins, passwords given
@@ -373,6 +389,13 @@ pub async fn change_password(
         })
         .await?;
     tracing::info!(user.id = %user.id, sessions_ended = ended, "password changed");
+    activity::record(
+        &mut conn,
+        user.id,
+        Activity::PasswordChanged,
+        Source::Principal(principal),
+    )
+    .await;
     super::notices::security_notice(
         state,
         &user,
@@ -471,6 +494,13 @@ pub async fn sign_out_device(
     if !store::revoke_own_session(&mut conn, principal.user_id, id, "signed_out_by_owner").await? {
         return Err(ApiError::not_found("session"));
     }
+    activity::record(
+        &mut conn,
+        principal.user_id,
+        Activity::DeviceSignedOut,
+        Source::Principal(principal),
+    )
+    .await;
     Ok(())
 }
 
@@ -541,6 +571,13 @@ pub async fn create_api_key(
     let mut conn = state.pool.get().await?;
     let row = store::insert_api_key(&mut conn, &new).await?;
     tracing::info!(user.id = %principal.user_id, api_key.id = %row.id, "API key created");
+    activity::record(
+        &mut conn,
+        principal.user_id,
+        Activity::ApiKeyCreated,
+        Source::Principal(principal),
+    )
+    .await;
     Ok(CreatedApiKey {
         api_key: api_key(row),
         key: secret.key,
@@ -558,6 +595,13 @@ pub async fn revoke_api_key(
         0 => Err(ApiError::not_found("API key")),
         _ => {
             tracing::info!(user.id = %principal.user_id, api_key.id = %id, "API key revoked");
+            activity::record(
+                &mut conn,
+                principal.user_id,
+                Activity::ApiKeyRevoked,
+                Source::Principal(principal),
+            )
+            .await;
             Ok(())
         }
     }

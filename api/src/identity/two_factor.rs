@@ -8,6 +8,7 @@
 //! A code works once (the last step used is kept), and wrong codes are limited per account by the
 //! hour, so a stolen password alone cannot sign in.
 
+use super::activity::{self, Activity, Source};
 use super::principal::Principal;
 use super::types::{
     RecoveryCodes, TokenResponse, TwoFactorChallenge, TwoFactorSetup, TwoFactorStatus,
@@ -207,6 +208,13 @@ pub async fn confirm(
     })
     .await?;
     tracing::info!(user.id = %user, "two-step sign-in turned on");
+    activity::record(
+        &mut conn,
+        user,
+        Activity::TwoFactorOn,
+        Source::Principal(principal),
+    )
+    .await;
     if let Some(account) = store::find_user(&mut conn, user).await? {
         notices::security_notice(
             state,
@@ -238,6 +246,13 @@ pub async fn remove(
     .await?;
     if was_on {
         tracing::info!(user.id = %user, "two-step sign-in turned off");
+        activity::record(
+            &mut conn,
+            user,
+            Activity::TwoFactorOff,
+            Source::Principal(principal),
+        )
+        .await;
         notices::security_notice(
             state,
             &account,
@@ -265,6 +280,13 @@ pub async fn renew_recovery_codes(
     }
     let (codes, hashes) = new_recovery_codes();
     store::replace_recovery_codes(&mut conn, user.id, &hashes).await?;
+    activity::record(
+        &mut conn,
+        user.id,
+        Activity::RecoveryCodesRenewed,
+        Source::Principal(principal),
+    )
+    .await;
     notices::security_notice(
         state,
         &user,
@@ -354,6 +376,14 @@ pub async fn finish(
     if !accepted {
         return Err(wrong_code("code"));
     }
+    let how = if is_app_code(code) {
+        Activity::SignedIn
+    } else {
+        Activity::SignedInWithRecoveryCode
+    };
+    let tokens =
+        service::start_session(state, &mut conn, &account, device, store::SignIn::TwoSteps).await?;
+    activity::record(&mut conn, user, how, Source::Device(device)).await;
     if !is_app_code(code) {
         tracing::info!(user.id = %user, "a recovery code was used to sign in");
         notices::security_notice(
@@ -364,7 +394,7 @@ pub async fn finish(
              once; make new ones on your Account page if few are left.",
         );
     }
-    service::start_session(state, &mut conn, &account, device, store::SignIn::TwoSteps).await
+    Ok(tokens)
 }
 
 #[cfg(test)]

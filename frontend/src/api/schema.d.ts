@@ -969,6 +969,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/me/security-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What happened to how my account signs in, newest first: sign-ins, wrong passwords, password and
+         *     two-step changes, API keys, devices signed out and data downloads, each with the address and
+         *     browser it came from. Kept 180 days. People only: not API keys.
+         */
+        get: operations["list_security_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/me/sessions": {
         parameters: {
             query?: never;
@@ -1344,6 +1365,11 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description What happened.
+         * @enum {string}
+         */
+        Activity: "signed_in" | "signed_in_with_recovery_code" | "wrong_password" | "password_changed" | "password_reset" | "two_factor_on" | "two_factor_off" | "recovery_codes_renewed" | "api_key_created" | "api_key_revoked" | "device_signed_out" | "data_downloaded";
         AdjustCreditsRequest: {
             /**
              * Format: int64
@@ -2278,6 +2304,25 @@ export interface components {
          * @enum {string}
          */
         Scope: "generate" | "read" | "billing";
+        /** @description One event as its owner sees it. */
+        SecurityEvent: {
+            activity: components["schemas"]["Activity"];
+            /** Format: date-time */
+            created_at: string;
+            /** @description It was this session. */
+            current: boolean;
+            /** Format: uuid */
+            id: string;
+            /** @description The address it came from, as this server saw it (unknown for emailed links). */
+            ip?: string | null;
+            /** @description The browser or program it came from. */
+            user_agent?: string | null;
+        };
+        SecurityEventPage: {
+            data: components["schemas"]["SecurityEvent"][];
+            has_more: boolean;
+            next_cursor?: string | null;
+        };
         /**
          * Format: uuid
          * @description One login: the family of refresh tokens issued from it.
@@ -4988,6 +5033,41 @@ export interface operations {
             };
             /** @description Too many attempts for this account (`rate_limited`) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    list_security_events: {
+        parameters: {
+            query?: {
+                /** @description How many items to return, 1–100 (default 20). */
+                limit?: number;
+                /** @description `next_cursor` from the previous page; omit for the first page. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityEventPage"];
+                };
+            };
+            /** @description An API key */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

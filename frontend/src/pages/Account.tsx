@@ -56,6 +56,7 @@ export function Account() {
       <ChangeEmail />
       <TwoFactor />
       <Devices key={changes} />
+      <Activity key={`activity-${changes}`} />
       <DownloadData />
       <DeleteAccount />
     </section>
@@ -292,6 +293,49 @@ function Devices() {
                 Sign out
               </button>
             )}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+const ACTIVITY_WORDS: Record<string, string> = {
+  signed_in: "Signed in",
+  signed_in_with_recovery_code: "Signed in with a recovery code",
+  wrong_password: "A wrong password was given",
+  password_changed: "Password changed",
+  password_reset: "Password set from an emailed link",
+  two_factor_on: "Two-step sign-in turned on",
+  two_factor_off: "Two-step sign-in turned off",
+  recovery_codes_renewed: "New recovery codes made",
+  api_key_created: "API key created",
+  api_key_revoked: "API key revoked",
+  device_signed_out: "A device was signed out",
+  data_downloaded: "Data downloaded",
+};
+
+/** The account's recent security events, so a sign-in or change its owner did not make shows. */
+function Activity() {
+  const events = useLoad(() => call(api.GET("/v1/me/security-events", { params: { query: { limit: 10 } } })), []);
+  return (
+    <section className="panel" aria-labelledby="activity-heading">
+      <h2 id="activity-heading">Recent activity</h2>
+      {events.loading && <Loading />}
+      <ErrorBox error={events.error} />
+      <ul className="keys">
+        {(events.data?.data ?? []).map((e) => (
+          <li key={e.id} className="row" data-testid="activity">
+            <span className="grow">
+              <strong>{ACTIVITY_WORDS[e.activity] ?? e.activity}</strong>
+              <span className="muted small">
+                {" "}
+                {dateTime(e.created_at)}
+                {e.user_agent ? ` · ${deviceName(e.user_agent)}` : ""}
+                {e.ip ? ` · from ${e.ip}` : ""}
+                {e.current ? " · this device" : ""}
+              </span>
+            </span>
           </li>
         ))}
       </ul>
