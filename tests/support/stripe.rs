@@ -62,6 +62,21 @@ fn unauthorized() -> HttpResponse {
     )
 }
 
+fn idempotency_key(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The object an earlier call with this idempotency key made: Stripe answers a repeated key with
+/// the first response.
+fn answered<'a>(made: &'a [Value], key: Option<&str>) -> Option<&'a Value> {
+    let key = key?;
+    made.iter()
+        .find(|o| o["metadata"]["_idempotency_key"] == json!(key))
+}
+
 async fn create_session(
     req: HttpRequest,
     ledger: web::Data<Arc<Mutex<Ledger>>>,
@@ -71,20 +86,10 @@ async fn create_session(
         return unauthorized();
     }
     let form = form.into_inner();
-    let key = req
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let key = idempotency_key(&req);
     let mut ledger = ledger.lock().expect("lock");
     ledger.creates.push((form.clone(), key.clone()));
-    // Stripe answers a repeated idempotency key with the first response.
-    if let Some(key) = &key
-        && let Some(previous) = ledger
-            .sessions
-            .iter()
-            .find(|s| s["metadata"]["_idempotency_key"] == json!(key))
-    {
+    if let Some(previous) = answered(&ledger.sessions, key.as_deref()) {
         return HttpResponse::Ok().json(previous);
     }
     let n = ledger.sessions.len() + 1;
@@ -181,19 +186,10 @@ async fn create_refund(
         return unauthorized();
     }
     let form = form.into_inner();
-    let key = req
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let key = idempotency_key(&req);
     let mut ledger = ledger.lock().expect("lock");
     ledger.refund_calls.push((form.clone(), key.clone()));
-    if let Some(key) = &key
-        && let Some(previous) = ledger
-            .refunds
-            .iter()
-            .find(|r| r["metadata"]["_idempotency_key"] == json!(key))
-    {
+    if let Some(previous) = answered(&ledger.refunds, key.as_deref()) {
         return HttpResponse::Ok().json(previous);
     }
     let Some(payment_intent) = field(&form, "payment_intent").map(str::to_owned) else {
