@@ -3,10 +3,10 @@
 //!
 //! Turning it on takes the password ([`begin`]: a new secret, shown once as a key and an
 //! `otpauth://` link), then a first code from the app ([`confirm`]: on, and the recovery codes,
-//! shown once). With it on, a right password at login answers a [`Challenge`] (signed, good for
+//! shown once). With it on, a right password at login answers a [`challenge`] (signed, good for
 //! five minutes) instead of tokens, and the challenge with a code makes the session ([`finish`]).
-//! A code works once (the last step used is kept), and wrong codes are limited per account by the
-//! hour, so a stolen password alone cannot sign in.
+//! A code works once (the last step used is kept), and the codes an account may try are limited
+//! by the hour, so a stolen password alone cannot sign in.
 
 use super::activity::{self, Activity, Source};
 use super::principal::Principal;
@@ -26,8 +26,8 @@ const STEP_SECS: i64 = 30;
 pub const CHALLENGE_TTL_SECS: i64 = 5 * 60;
 /// Recovery codes made at a time.
 const RECOVERY_CODES: usize = 10;
-/// Wrong codes an account may send per hour (a token bucket): with three codes valid at any time,
-/// guessing one takes hundreds of thousands of tries.
+/// Codes an account may try per hour, right or wrong (a token bucket): with three codes valid at
+/// any time, guessing one takes hundreds of thousands of tries, and a person signs in far less.
 const CODES_PER_HOUR: u32 = 20;
 
 const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
