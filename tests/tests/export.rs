@@ -112,6 +112,11 @@ async fn the_archive_holds_my_account_generations_images_collections_and_ledger(
         )
         .await;
     assert!(added.status < 300, "{}", added.text);
+    // A photo uploaded to generate from goes too, as it was sent.
+    let photo = easel::providers::local::sample_png("my own photo", 96, 64, 3).expect("png");
+    let uploaded = app.upload(&token, "me.png", &photo).await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text);
+    let upload_id = uploaded.json["id"].as_str().unwrap_or_default().to_owned();
     // Someone else's work stays out of it.
     let stranger = signup(&app, "stranger").await;
     let theirs = generated(&app, &stranger, "not yours", 1).await;
@@ -178,6 +183,7 @@ async fn the_archive_holds_my_account_generations_images_collections_and_ledger(
         served.to_vec(),
         "the file as it was made, byte for byte"
     );
+    assert_eq!(entries[&format!("uploads/{upload_id}.png")], photo);
     let files: Vec<&String> = entries
         .keys()
         .filter(|k| k.starts_with("images/"))
@@ -209,6 +215,9 @@ async fn the_archive_holds_my_account_generations_images_collections_and_ledger(
         "{ledger:?}"
     );
     assert_eq!(entries["purchases.jsonl"], b"");
+    // The download itself is the newest security event.
+    let events = lines(&entries["security-events.jsonl"]);
+    assert_eq!(events[0]["activity"], "data_downloaded", "{events:?}");
 }
 
 /// A file storage has lost is named in MISSING.txt; the rest of the archive is whole.

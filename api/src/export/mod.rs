@@ -44,9 +44,11 @@ account.json        your account as GET /v1/me shows it, and when this archive w
 generations.jsonl   every generation, newest first, one JSON object per line (as the API shows them)
 images.jsonl        every image you have, newest first, with `file`: where its file is in here
 images/             the image files themselves, as they were made (PNG, WebP, or glTF for 3D)
+uploads/            the photos you uploaded to generate from (a generation's `image_input` names one)
 collections.jsonl   your collections, each with `image_ids` in the collection's order
 credits.jsonl       your credit ledger, newest first: grants, spending, refunds and purchases
 purchases.jsonl     your purchases of credits
+security-events.jsonl  sign-ins and changes to how your account signs in, newest first
 
 Images you deleted are not here. Other people's images in your collections are listed by id in
 collections.jsonl; their files are not here.
@@ -305,7 +307,7 @@ fn write_archive(
         })
     })?;
     // Files storage has lost are listed at the end rather than end the whole archive.
-    let mut missing = Vec::new();
+    let mut missing: Vec<uuid::Uuid> = Vec::new();
     each_page(runtime, my_images, |images| {
         let ids: Vec<_> = images.iter().map(|image| image.id).collect();
         let files = runtime.block_on(async {
@@ -326,7 +328,7 @@ fn write_archive(
                     }
                     tracing::error!(image.id = %image.id, hash = %file.content_hash,
                         "an exported image's file is missing from storage");
-                    missing.push(image.id);
+                    missing.push(image.id.0);
                     continue;
                 }
             };
@@ -341,6 +343,31 @@ fn write_archive(
         }
         Ok(())
     })?;
+
+    // The photos uploaded as inputs, each under its id: a generation's `image_input` names it.
+    let uploads = runtime.block_on(async {
+        let mut conn = state.pool.get().await?;
+        anyhow::Ok(crate::inputs::store::uploads_in_full(&mut conn, principal.user_id).await?)
+    })?;
+    for upload in uploads {
+        let bytes = match runtime.block_on(state.storage.get("uploads", &upload.content_hash)) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                if runtime.block_on(state.storage.exists("uploads", &upload.content_hash))? {
+                    return Err(e);
+                }
+                missing.push(upload.id.0);
+                continue;
+            }
+        };
+        let name = format!(
+            "uploads/{}.{}",
+            upload.id.0,
+            crate::storage::extension_of(&upload.content_type)
+        );
+        zip.start_file(name, options(CompressionMethod::Stored, upload.created_at))?;
+        zip.write_all(&bytes)?;
+    }
 
     zip.start_file("collections.jsonl", text)?;
     each_page(
@@ -393,12 +420,19 @@ fn write_archive(
         },
     )?;
 
+    zip.start_file("security-events.jsonl", text)?;
+    each_page(
+        runtime,
+        |page| async move { activity::list(state, principal, &page).await },
+        |events| events.iter().try_for_each(|event| line(&mut zip, event)),
+    )?;
+
     if !missing.is_empty() {
         zip.start_file("MISSING.txt", text)?;
         writeln!(
             zip,
-            "The files of these images are missing from storage, so they are not here. The \
-             operator can look for them with `easel admin verify-files`:"
+            "The files of these images and uploads (by id) are missing from storage, so they are \
+             not here. The operator can look for them with `easel admin verify-files`:"
         )?;
         for id in missing {
             writeln!(zip, "{id}")?;

@@ -232,6 +232,19 @@ pub async fn upload_file_in_use(conn: &mut AsyncPgConnection, hash: &str) -> Que
     .await
 }
 
+/// `owner`'s uploads, oldest first (for the owner's data export).
+pub async fn uploads_in_full(
+    conn: &mut AsyncPgConnection,
+    owner: UserId,
+) -> QueryResult<Vec<UploadRow>> {
+    uploads::table
+        .filter(uploads::user_id.eq(owner))
+        .order(uploads::id)
+        .select(UploadRow::as_select())
+        .load(conn)
+        .await
+}
+
 /// `owner`'s uploads, with their files' hashes (a deleted account's, to erase).
 pub async fn uploads_of(
     conn: &mut AsyncPgConnection,
