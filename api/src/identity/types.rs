@@ -105,10 +105,14 @@ pub struct TwoFactorChallenge {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TwoFactorLogin {
-    /// `challenge` from the login's 202.
+    /// `challenge` from the login's 202: the account's id, the expiry and a signature.
+    #[schema(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[0-9]{1,19}\.[0-9a-f]{64}$"
+    )]
     pub challenge: String,
-    /// The six digits the authenticator app shows, or one of the recovery codes.
-    #[schema(example = "123456", max_length = 64)]
+    /// The six digits the authenticator app shows, or one of the recovery codes (`xxxxx-xxxxx`;
+    /// case, spaces and dashes do not matter).
+    #[schema(example = "123456", pattern = "^[ A-Za-z0-9-]{1,64}$")]
     pub code: String,
 }
 

@@ -2389,10 +2389,11 @@ export interface components {
         };
         /** @description The second step of signing in. */
         TwoFactorLogin: {
-            /** @description `challenge` from the login's 202. */
+            /** @description `challenge` from the login's 202: the account's id, the expiry and a signature. */
             challenge: string;
             /**
-             * @description The six digits the authenticator app shows, or one of the recovery codes.
+             * @description The six digits the authenticator app shows, or one of the recovery codes (`xxxxx-xxxxx`;
+             *     case, spaces and dashes do not matter).
              * @example 123456
              */
             code: string;
