@@ -112,17 +112,13 @@ pub async fn open(
         return Err(ApiError::not_found("link"));
     }
     let principal = crate::identity::service::principal_of_link(state, user, session).await?;
-    let decision = state.rate_limits.hit(
+    crate::http::rate_limit::enforce(
+        state.rate_limits.as_ref(),
         &format!("export:{user}"),
         DOWNLOADS_PER_HOUR,
-        std::time::Duration::from_secs(3600),
-    );
-    if !decision.allowed {
-        return Err(crate::http::rate_limit::too_many(
-            &decision,
-            "downloads of this account's data",
-        ));
-    }
+        crate::http::rate_limit::HOUR,
+        "downloads of this account's data",
+    )?;
     let mut conn = state.pool.get().await?;
     activity::record(
         &mut conn,
@@ -257,6 +253,50 @@ fn line(zip: &mut Zip<'_>, value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a stored file goes in the archive: `folder/<id>.<extension of its type>`.
+fn entry_name(folder: &str, id: uuid::Uuid, content_type: &str) -> String {
+    format!(
+        "{folder}/{id}.{}",
+        crate::storage::extension_of(content_type)
+    )
+}
+
+/// A file in storage (an image's original, an upload) to put in the archive.
+struct Stored<'a> {
+    kind: &'static str,
+    hash: &'a str,
+    name: String,
+    made: DateTime<Utc>,
+    /// Its image's or upload's id, for `MISSING.txt`.
+    id: uuid::Uuid,
+}
+
+/// Adds a stored file as it is (images are compressed already). One storage has lost is noted in
+/// `missing` instead; any other failure to read it ends the archive.
+fn add_stored(
+    zip: &mut Zip<'_>,
+    runtime: &Handle,
+    state: &AppState,
+    file: Stored<'_>,
+    missing: &mut Vec<uuid::Uuid>,
+) -> anyhow::Result<()> {
+    let bytes = match runtime.block_on(state.storage.get(file.kind, file.hash)) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            if runtime.block_on(state.storage.exists(file.kind, file.hash))? {
+                return Err(e);
+            }
+            tracing::error!(id = %file.id, kind = file.kind, hash = file.hash,
+                "an exported file is missing from storage");
+            missing.push(file.id);
+            return Ok(());
+        }
+    };
+    zip.start_file(file.name, options(CompressionMethod::Stored, file.made))?;
+    zip.write_all(&bytes)?;
+    Ok(())
+}
+
 fn write_archive(
     runtime: &Handle,
     state: &AppState,
@@ -296,11 +336,7 @@ fn write_archive(
     zip.start_file("images.jsonl", text)?;
     each_page(runtime, my_images, |images| {
         images.into_iter().try_for_each(|image| {
-            let file = format!(
-                "images/{}.{}",
-                image.id,
-                crate::storage::extension_of(&image.content_type)
-            );
+            let file = entry_name("images", image.id.0, &image.content_type);
             let mut value = serde_json::to_value(image)?;
             value["file"] = file.into();
             line(&mut zip, &value)
@@ -308,6 +344,8 @@ fn write_archive(
     })?;
     // Files storage has lost are listed at the end rather than end the whole archive.
     let mut missing: Vec<uuid::Uuid> = Vec::new();
+    // A second pass over the same pages: the archive is written one entry at a time, and
+    // images.jsonl had to be whole before the first file.
     each_page(runtime, my_images, |images| {
         let ids: Vec<_> = images.iter().map(|image| image.id).collect();
         let files = runtime.block_on(async {
@@ -320,26 +358,14 @@ fn write_archive(
             let Some(file) = files.iter().find(|f| f.id == image.id) else {
                 continue; // deleted since the page was read
             };
-            let bytes = match runtime.block_on(state.storage.get("originals", &file.content_hash)) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    if runtime.block_on(state.storage.exists("originals", &file.content_hash))? {
-                        return Err(e);
-                    }
-                    tracing::error!(image.id = %image.id, hash = %file.content_hash,
-                        "an exported image's file is missing from storage");
-                    missing.push(image.id.0);
-                    continue;
-                }
+            let stored = Stored {
+                kind: "originals",
+                hash: &file.content_hash,
+                name: entry_name("images", image.id.0, &image.content_type),
+                made: image.created_at,
+                id: image.id.0,
             };
-            let name = format!(
-                "images/{}.{}",
-                image.id,
-                crate::storage::extension_of(&image.content_type)
-            );
-            // Images are compressed already: stored as they are.
-            zip.start_file(name, options(CompressionMethod::Stored, image.created_at))?;
-            zip.write_all(&bytes)?;
+            add_stored(&mut zip, runtime, state, stored, &mut missing)?;
         }
         Ok(())
     })?;
@@ -350,23 +376,14 @@ fn write_archive(
         anyhow::Ok(crate::inputs::store::uploads_in_full(&mut conn, principal.user_id).await?)
     })?;
     for upload in uploads {
-        let bytes = match runtime.block_on(state.storage.get("uploads", &upload.content_hash)) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                if runtime.block_on(state.storage.exists("uploads", &upload.content_hash))? {
-                    return Err(e);
-                }
-                missing.push(upload.id.0);
-                continue;
-            }
+        let stored = Stored {
+            kind: "uploads",
+            hash: &upload.content_hash,
+            name: entry_name("uploads", upload.id.0, &upload.content_type),
+            made: upload.created_at,
+            id: upload.id.0,
         };
-        let name = format!(
-            "uploads/{}.{}",
-            upload.id.0,
-            crate::storage::extension_of(&upload.content_type)
-        );
-        zip.start_file(name, options(CompressionMethod::Stored, upload.created_at))?;
-        zip.write_all(&bytes)?;
+        add_stored(&mut zip, runtime, state, stored, &mut missing)?;
     }
 
     zip.start_file("collections.jsonl", text)?;

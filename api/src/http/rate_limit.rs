@@ -84,6 +84,23 @@ impl RateLimitStore for InMemoryStore {
 }
 
 pub const MINUTE: Duration = Duration::from_secs(60);
+pub const HOUR: Duration = Duration::from_secs(3600);
+
+/// Counts one `what` for `key` against `limit` per `period`: the 429 when it is spent.
+pub fn enforce(
+    store: &dyn RateLimitStore,
+    key: &str,
+    limit: u32,
+    period: Duration,
+    what: &str,
+) -> Result<(), ApiError> {
+    let decision = store.hit(key, limit, period);
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(too_many(&decision, what))
+    }
+}
 
 /// Adds the `RateLimit-*` headers (and `Retry-After` when refused) to a response's headers.
 pub fn apply_headers(headers: &mut actix_web::http::header::HeaderMap, decision: &Decision) {

@@ -199,16 +199,13 @@ pub async fn login(
 /// again, reset links, confirmation links) against `EASEL_RATE_LIMIT_LOGIN_PER_ACCOUNT_PER_MINUTE`,
 /// whatever address it comes from: guessing spread over many addresses still stops.
 pub fn limit_per_account(state: &AppState, key: &str, what: &str) -> Result<(), ApiError> {
-    let decision = state.rate_limits.hit(
+    rate_limit::enforce(
+        state.rate_limits.as_ref(),
         key,
         state.config.rate_limits.login_per_account,
         rate_limit::MINUTE,
-    );
-    if decision.allowed {
-        Ok(())
-    } else {
-        Err(rate_limit::too_many(&decision, what))
-    }
+        what,
+    )
 }
 
 fn disabled() -> ApiError {

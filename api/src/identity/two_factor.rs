@@ -119,19 +119,13 @@ fn wrong_code(field: &str) -> ApiError {
 
 /// Counts one code tried for `user`, by the hour.
 fn limit_codes(state: &AppState, user: UserId) -> Result<(), ApiError> {
-    let decision = state.rate_limits.hit(
+    crate::http::rate_limit::enforce(
+        state.rate_limits.as_ref(),
         &format!("two-factor:{user}"),
         CODES_PER_HOUR,
-        std::time::Duration::from_secs(3600),
-    );
-    if decision.allowed {
-        Ok(())
-    } else {
-        Err(crate::http::rate_limit::too_many(
-            &decision,
-            "codes for this account",
-        ))
-    }
+        crate::http::rate_limit::HOUR,
+        "codes for this account",
+    )
 }
 
 /// Whether two-step sign-in is on for the caller, and the recovery codes left.
