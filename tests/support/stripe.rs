@@ -34,6 +34,8 @@ pub struct Ledger {
     pub refunds: Vec<Value>,
     /// Every refund call: its form fields and its Idempotency-Key.
     pub refund_calls: Vec<CreateCall>,
+    /// Refund calls fail as Stripe does when it is down (500 `api_error`).
+    pub refunds_fail: bool,
 }
 
 pub struct FakeStripe {
@@ -189,6 +191,10 @@ async fn create_refund(
     let key = idempotency_key(&req);
     let mut ledger = ledger.lock().expect("lock");
     ledger.refund_calls.push((form.clone(), key.clone()));
+    if ledger.refunds_fail {
+        return HttpResponse::InternalServerError()
+            .json(json!({"error": {"message": "An unknown error occurred", "type": "api_error"}}));
+    }
     if let Some(previous) = answered(&ledger.refunds, key.as_deref()) {
         return HttpResponse::Ok().json(previous);
     }

@@ -747,3 +747,47 @@ async fn a_payment_completed_after_the_account_was_deleted_is_refunded() {
         .expect("verify");
     assert!(verified.is_empty(), "{verified:?}");
 }
+
+/// While Stripe fails to refund, nothing is recorded as asked, the purchase stays due, and Stripe
+/// is not asked again at every watchdog round (the next try waits a minute).
+#[tokio::test]
+async fn a_refund_stripe_refuses_stays_due_and_is_not_hammered() {
+    let stripe = FakeStripe::start().await;
+    stripe.ledger().refunds_fail = true;
+    let app = spawn(&stripe).await;
+    let gone = buyer(&app, "unrefunded").await;
+    let (purchase, session) = checkout(&app, &stripe, &gone, "starter").await;
+    let deleted = app
+        .call(
+            Method::POST,
+            "/v1/me/deletion",
+            Some(&gone.token),
+            Some(json!({"password": "password-unrefunded"})),
+        )
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    let paid = stripe.complete(&session, true);
+    let completed = stripe.event("checkout.session.completed", paid);
+    assert_eq!(deliver(&app, &stripe, &completed).await.status, 200);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while stripe.ledger().refund_calls.is_empty() {
+        assert!(std::time::Instant::now() < until, "no refund was tried");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Several watchdog rounds (one a second here).
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    assert_eq!(
+        stripe.ledger().refund_calls.len(),
+        1,
+        "tried once, then waits"
+    );
+    assert!(stripe.ledger().refunds.is_empty());
+    assert_eq!(
+        app.count(&format!(
+            "purchases WHERE id = '{purchase}' AND refund_due AND refund_requested_at IS NULL"
+        ))
+        .await,
+        1,
+        "still due, not recorded as asked"
+    );
+}

@@ -577,3 +577,66 @@ async fn one_code_sent_twice_at_once_signs_in_once() {
     let again = easel::identity::store::use_two_factor_step(&mut conn, user, step).await;
     assert_eq!((first.ok(), again.ok()), (Some(true), Some(false)));
 }
+
+/// The two-step refusals change nothing: a confirmation with nothing set up, new codes with a
+/// wrong password or with it off, and second steps with wrong codes (no session is made).
+#[tokio::test]
+async fn refused_two_step_requests_change_nothing() {
+    let app = spawn().await;
+    let token = signup(&app, "careful").await;
+    let confirmed = app
+        .call(
+            Method::POST,
+            "/v1/me/two-factor/confirmation",
+            Some(&token),
+            Some(json!({"code": "123456"})),
+        )
+        .await;
+    confirmed.assert_problem(409, "conflict");
+    with_password(
+        &app,
+        &token,
+        "/v1/me/two-factor/recovery-codes",
+        "password-careful",
+    )
+    .await
+    .assert_problem(409, "conflict");
+    assert_eq!(status(&app, &token).await, (false, 0));
+    assert_eq!(app.count("two_factor_secrets").await, 0);
+    assert_eq!(app.count("recovery_codes").await, 0);
+
+    let (key, codes) = turn_on(&app, &token, "careful").await;
+    let hashes =
+        "SELECT string_agg(encode(code_hash, 'hex'), ',' ORDER BY code_hash) FROM recovery_codes";
+    let before = app.text(hashes).await;
+    with_password(
+        &app,
+        &token,
+        "/v1/me/two-factor/recovery-codes",
+        "not the password",
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    assert_eq!(app.text(hashes).await, before, "the codes are the same");
+    assert_eq!(status(&app, &token).await, (true, 10));
+
+    let sessions = app.count("sessions").await;
+    let challenge = login(&app, "careful").await.json["challenge"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let right = app_code(&key, 1);
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    for code in [wrong, "zzzzz-zzzzz", "", "1234567"] {
+        second_step(&app, &challenge, code)
+            .await
+            .assert_problem(422, "validation_failed");
+    }
+    assert_eq!(app.count("sessions").await, sessions, "no session made");
+    assert_eq!(status(&app, &token).await, (true, 10), "no code used");
+    assert!(second_step(&app, &challenge, &codes[0]).await.status == 200);
+}
